@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   create .venv, install spinefe with its extras, run the main job (results/)
+#   make test   same bootstrap, then the whole test suite, serial and on 2 MPI ranks
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Per-run JIT and mesh caches: separate processes must not share a FEniCS JIT cache (see docs).
+export XDG_CACHE_HOME ?= $(CURDIR)/.cache/run-$(shell date +%s)-$$PPID
+MPI_TIMEOUT ?= 900
+
+.PHONY: demo test test-serial test-mpi venv lint benchmark clean
+
+$(VENV)/.installed: pyproject.toml
+	@py=$$(scripts/find-python.sh) || exit 1; \
+	  echo "using $$py"; \
+	  [ -x $(PY) ] || "$$py" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dolfinx,test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/spinefe mesh --out results/default
+	@echo "main job done: results/default/{summary.json,segment.png,mesh.xdmf}"
+
+test: venv test-serial test-mpi
+
+test-serial: venv
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# Every mpiexec runs under a timeout: a rank stuck in a collective fails in minutes, not hours.
+test-mpi: venv
+	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider --with-mpi -m mpi tests
+
+lint: venv
+	$(VENV)/bin/ruff check spinefe dosimetry tests benchmarks
+
+benchmark: venv
+	$(PY) benchmarks/mesh_sizes.py
+
+clean:
+	rm -rf .cache results

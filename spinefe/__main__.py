@@ -1,0 +1,7 @@
+"""`python -m spinefe` runs the command line (so `mpiexec -n N python -m spinefe ...` works)."""
+
+import sys
+
+from spinefe.cli import main
+
+sys.exit(main())

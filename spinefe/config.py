@@ -1,0 +1,284 @@
+"""Validated, frozen configuration of a spinefe run (TOML in, pydantic models out).
+
+Every field has a unit in its name and a description that cites the source of its default (keys
+of `anatomy.SOURCES`). Unknown keys are rejected. `load_config` turns any validation failure into a
+`ConfigError` whose message names the key and the allowed range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Positive = Annotated[float, Field(gt=0.0)]
+Vec3 = tuple[float, float, float]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the key and the allowed values."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Vertebra(_Section):
+    """Dimensions of one lumbar vertebra (mm, degrees)."""
+
+    endplate_width_mm: Positive = Field(description="body (upper endplate) width, left-right [panjabi1992]")
+    endplate_depth_mm: Positive = Field(description="body depth, anterior-posterior [representative; remus2021]")
+    anterior_height_mm: Positive = Field(description="body height at the anterior wall [bonczar2024]")
+    posterior_height_mm: Positive = Field(
+        description="body height at the posterior wall [panjabi1992]"
+    )
+    posterior_concavity_depth_mm: float = Field(
+        ge=0.0, description="depth of the kidney-shaped posterior wall concavity [representative]"
+    )
+    posterior_concavity_radius_mm: Positive = Field(
+        description="radius of the posterior wall concavity [representative]"
+    )
+    pedicle_width_mm: Positive = Field(description="pedicle width, transverse [panjabi1992]")
+    pedicle_height_mm: Positive = Field(description="pedicle height, sagittal [representative]")
+    pedicle_transverse_angle_deg: float = Field(
+        ge=0.0, le=45.0, description="medial convergence of the pedicle axis [representative]"
+    )
+    canal_width_mm: Positive = Field(description="spinal canal width [panjabi1992]")
+    canal_depth_mm: Positive = Field(description="spinal canal depth [panjabi1992]")
+    lamina_thickness_mm: Positive = Field(description="lamina thickness [representative]")
+    transverse_process_span_mm: Positive = Field(
+        description="transverse process width, tip to tip [representative]"
+    )
+    transverse_process_height_mm: Positive = Field(description="transverse process height [representative]")
+    spinous_process_length_mm: Positive = Field(
+        description="spinous process length behind the lamina [representative]"
+    )
+    spinous_process_height_mm: Positive = Field(description="spinous process height [representative]")
+    spinous_process_width_mm: Positive = Field(description="spinous process thickness [representative]")
+    articular_process_thickness_mm: Positive = Field(
+        description="thickness of the articular processes normal to the facet [representative]"
+    )
+
+    @property
+    def mean_height_mm(self) -> float:
+        return 0.5 * (self.anterior_height_mm + self.posterior_height_mm)
+
+
+class Layers(_Section):
+    """Thin tissue layers (mm)."""
+
+    cortical_shell_mm: Positive = Field(1.5, description="cortical shell thickness [paper]")
+    bony_endplate_mm: Positive = Field(0.5, description="bony endplate thickness [paper]")
+    cartilage_mm: Positive = Field(0.3, description="facet articular cartilage thickness [paper]")
+
+
+class Disc(_Section):
+    """L4-L5 intervertebral disc."""
+
+    anterior_height_mm: Positive = Field(12.0, description="disc height at the anterior wall [disc]")
+    posterior_height_mm: Positive = Field(8.0, description="disc height at the posterior wall [disc]")
+    nucleus_fraction: float = Field(
+        0.35, gt=0.0, lt=1.0, description="nucleus volume / disc volume, 0.30-0.40 [paper]"
+    )
+
+
+class Facets(_Section):
+    """L4-L5 facet joints (left and right mirror each other)."""
+
+    angle_deg: float = Field(
+        45.0, gt=0.0, lt=90.0, description="joint plane angle to the sagittal plane, 40-50 typical [facets]"
+    )
+    gap_mm: Positive = Field(0.5, description="joint gap between the cartilage layers [remus2021]")
+    width_mm: Positive = Field(14.7, description="articular surface width [panjabi1993]")
+    height_mm: Positive = Field(
+        10.0, description="articular surface height; 16.2 mm measured [panjabi1993], reduced so "
+        "that L4 and L5 posterior elements clear each other in this block geometry")
+
+
+class Lesion(_Section):
+    """Metastatic lesion in the L4 body: an axis-aligned ellipsoid."""
+
+    enabled: bool = Field(True, description="model the lesion")
+    centre_mm: Vec3 = Field((0.0, 0.0, 18.0), description="centre, LPS (mm)")
+    radii_mm: tuple[Positive, Positive, Positive] = Field(
+        (12.0, 9.0, 8.0), description="semi-axes along x, y, z (mm)"
+    )
+    cortical_breach: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of the cortical wall circumference, over the lesion height, "
+        "that the lesion replaces (0 = intact shell)",
+    )
+
+
+class Seed(_Section):
+    """One implanted seed: capsule centre and axis direction (LPS, mm)."""
+
+    position_mm: Vec3
+    direction: Vec3 = (0.0, 0.0, 1.0)
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, v: Vec3) -> Vec3:
+        if float(np.linalg.norm(v)) < 1e-9:
+            raise ValueError("must be a non-zero vector, e.g. [0, 1, 0]")
+        return v
+
+    @property
+    def unit_direction(self) -> np.ndarray:
+        d = np.asarray(self.direction, float)
+        return d / np.linalg.norm(d)
+
+
+class SeedCapsule(_Section):
+    """Titanium capsule of the I-125 seeds (model 6711 type)."""
+
+    diameter_mm: Positive = Field(0.8, description="capsule outer diameter [tg43-i125]")
+    length_mm: Positive = Field(4.5, description="capsule length [tg43-i125]")
+
+
+class Regions(_Section):
+    """Optional dose-only regions."""
+
+    canal: bool = Field(True, description="mesh the spinal canal (organ at risk)")
+    envelope: bool = Field(False, description="mesh a soft-tissue envelope around the segment")
+    envelope_margin_mm: Positive = Field(10.0, description="envelope margin around the bones")
+
+
+class Mesh(_Section):
+    """Mesh resolution and generator."""
+
+    size_mm: float = Field(1.0, ge=0.2, le=5.0, description="global element size h")
+    seed_size_mm: float = Field(0.3, ge=0.05, le=2.0, description="element size at the seeds")
+    lesion_size_factor: float = Field(
+        0.6, gt=0.0, le=1.0, description="element size at the lesion boundary, as a fraction of h"
+    )
+    layer_aspect: float = Field(
+        2.5, ge=1.0, le=10.0,
+        description="largest element size in thin layers, as a multiple of their thickness",
+    )
+    algorithm: Literal["hxt", "delaunay"] = Field("hxt", description="3D mesher")
+    threads: int = Field(
+        1, ge=0, description="gmsh threads on rank 0; 1 gives the same mesh on every run, "
+        "0 = cores / MPI size (faster, but HXT with threads is not bit-reproducible)")
+
+
+class Config(_Section):
+    """A complete L4-L5 model: anatomy, pathology, implant, mesh."""
+
+    L4: Vertebra = Field(default_factory=lambda: default_vertebra("L4"))
+    L5: Vertebra = Field(default_factory=lambda: default_vertebra("L5"))
+    layers: Layers = Field(default_factory=Layers)
+    disc: Disc = Field(default_factory=Disc)
+    facets: Facets = Field(default_factory=Facets)
+    lesion: Lesion = Field(default_factory=Lesion)
+    seed_capsule: SeedCapsule = Field(default_factory=SeedCapsule)
+    seeds: tuple[Seed, ...] = Field(default_factory=lambda: default_seeds())
+    regions: Regions = Field(default_factory=Regions)
+    mesh: Mesh = Field(default_factory=Mesh)
+
+    @model_validator(mode="after")
+    def _geometry_is_consistent(self) -> Config:
+        from spinefe.layout import check_layout
+
+        check_layout(self)
+        return self
+
+    def hash(self, *sections: str) -> str:
+        """SHA-256 (16 hex digits) of the canonical JSON of the whole config or some sections."""
+        data = self.model_dump(mode="json")
+        if sections:
+            data = {k: data[k] for k in sections}
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: Defaults per vertebra. Sources (anatomy.SOURCES): body width, posterior height, canal width
+#: and depth, pedicle width (mean of left and right) from Panjabi 1992 [panjabi1992]; anterior
+#: height from the pooled review [bonczar2024]. The remaining values (body depth, pedicle height
+#: and angle, processes, concavity) are representative values [representative] chosen to give a
+#: recognisable segment; override them for a specific patient.
+_VERTEBRA_DEFAULTS: dict[str, dict[str, float]] = {
+    "L4": dict(
+        endplate_width_mm=46.6, endplate_depth_mm=35.0, anterior_height_mm=26.9,
+        posterior_height_mm=24.1, posterior_concavity_depth_mm=2.5,
+        posterior_concavity_radius_mm=14.0, pedicle_width_mm=14.0, pedicle_height_mm=15.0,
+        pedicle_transverse_angle_deg=12.0, canal_width_mm=25.4, canal_depth_mm=18.6,
+        lamina_thickness_mm=6.0, transverse_process_span_mm=76.0,
+        transverse_process_height_mm=9.0, spinous_process_length_mm=26.0,
+        spinous_process_height_mm=16.0, spinous_process_width_mm=7.0,
+        articular_process_thickness_mm=7.0,
+    ),
+    "L5": dict(
+        endplate_width_mm=47.3, endplate_depth_mm=35.0, anterior_height_mm=27.4,
+        posterior_height_mm=22.9, posterior_concavity_depth_mm=2.5,
+        posterior_concavity_radius_mm=14.0, pedicle_width_mm=18.6, pedicle_height_mm=14.0,
+        pedicle_transverse_angle_deg=20.0, canal_width_mm=27.1, canal_depth_mm=19.7,
+        lamina_thickness_mm=6.0, transverse_process_span_mm=82.0,
+        transverse_process_height_mm=10.0, spinous_process_length_mm=22.0,
+        spinous_process_height_mm=14.0, spinous_process_width_mm=7.0,
+        articular_process_thickness_mm=7.0,
+    ),
+}
+
+
+def default_vertebra(level: str) -> Vertebra:
+    return Vertebra(**_VERTEBRA_DEFAULTS[level])
+
+
+def default_seeds() -> tuple[Seed, ...]:
+    """A representative low-activity (0.3-0.6 mCi) bilateral pattern: 16 seeds.
+
+    Two transpedicular needles per side converge 10 degrees medially; each carries four seeds at
+    6 mm spacing in and around the default lesion (paper Table 1: 15-25 seeds, bilateral, dense).
+    """
+    seeds = []
+    angle = np.radians(10.0)
+    for side in (+1.0, -1.0):
+        direction = np.array([-side * np.sin(angle), -np.cos(angle), 0.0])
+        for x_entry, z in ((10.0, 15.0), (5.0, 21.0)):
+            start = np.array([side * x_entry, 8.0, z])
+            for k in range(4):
+                centre = start + (3.0 + 6.0 * k) * direction
+                seeds.append(Seed(position_mm=tuple(np.round(centre, 3)),
+                                  direction=tuple(np.round(direction, 6))))
+    return tuple(seeds)
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `spinefe config default` lists all keys)"
+        lines.append(f"{key}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def parse_config(data: dict) -> Config:
+    """Validate a plain mapping; raises ConfigError naming every bad key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate CONFIG.toml; None gives the built-in default segment."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(data)

@@ -1,0 +1,53 @@
+"""MPI helpers: run serial work on rank 0 with errors reaching every rank, rank-0 logging."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from mpi4py import MPI
+
+T = TypeVar("T")
+
+
+def on_root(comm: MPI.Comm, fn: Callable[[], T]) -> T | None:
+    """Call `fn` on rank 0; if it raises, raise the same exception on every rank.
+
+    The result is returned on rank 0 only (None elsewhere). Use it around serial work (gmsh,
+    file writing) that precedes a collective call, so that a failure on rank 0 cannot leave the
+    other ranks waiting in the collective forever.
+    """
+    result, error = None, None
+    if comm.rank == 0:
+        try:
+            result = fn()
+        except Exception as exc:  # re-raised below, on all ranks
+            error = exc
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise error
+    return result
+
+
+class _RankFilter(logging.Filter):
+    def __init__(self, rank: int, all_ranks: bool) -> None:
+        super().__init__()
+        self.rank, self.all_ranks = rank, all_ranks
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.rank = self.rank
+        return self.all_ranks or self.rank == 0
+
+
+def setup_logging(comm: MPI.Comm, level: int = logging.INFO, all_ranks: bool = False) -> None:
+    """One stderr handler for the `spinefe` loggers; only rank 0 logs unless `all_ranks`."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_RankFilter(comm.rank, all_ranks))
+    fmt = "[%(rank)d] %(levelname)s %(message)s" if all_ranks else "%(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    for name in ("spinefe", "dosimetry"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False

@@ -1,0 +1,75 @@
+"""Shared fixtures: coarse segments, meshed once per session and cached in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from spinefe.config import Config, Seed, parse_config
+
+#: Coarse element size for the tests (mm): the whole segment meshes in seconds.
+TEST_H = 2.5
+
+
+def coarse(**sections) -> Config:
+    """The default segment at test resolution, with some sections replaced (plain dicts)."""
+    data = Config().model_dump(mode="json")
+    data["mesh"]["size_mm"] = TEST_H
+    data["mesh"]["seed_size_mm"] = 0.5
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    return parse_config(data)
+
+
+def analytic_shape() -> Config:
+    """No lesion, one axial seed in the L4 trabecular core: volumes with closed forms."""
+    seed = Seed(position_mm=(0.0, -2.0, 18.0), direction=(0.0, 0.0, 1.0))
+    return coarse(lesion={"enabled": False}, seeds=[seed.model_dump(mode="json")],
+                  mesh={"seed_size_mm": 0.3})
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One mesh cache per test session, shared by all ranks."""
+    comm = MPI.COMM_WORLD
+    path = str(tmp_path_factory.mktemp("mesh-cache")) if comm.rank == 0 else None
+    return Path(comm.bcast(path, root=0))
+
+
+@pytest.fixture(scope="session")
+def default_model(cache_dir):
+    from spinefe.mesh import build_mesh
+
+    return build_mesh(coarse(), MPI.COMM_WORLD, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def analytic_model(cache_dir):
+    from spinefe.mesh import build_mesh
+
+    return build_mesh(analytic_shape(), MPI.COMM_WORLD, cache_dir)
+
+
+def spinefe_cmd(*args: str, ranks: int = 1) -> list[str]:
+    """Command line for the CLI, under `mpiexec -n ranks` (with a timeout) when ranks > 1."""
+    cmd = [sys.executable, "-m", "spinefe", *args]
+    if ranks > 1:
+        mpiexec = str(Path(sys.executable).parent / "mpiexec")
+        cmd = ["timeout", "-k", "5", "300", mpiexec, "-n", str(ranks), *cmd]
+    return cmd
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict:
+    """Environment for CLI subprocesses: own caches, no inherited MPI rank variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "MPI"))}
+    env["SPINEFE_CACHE"] = str(tmp_path / "cache")
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    return env

@@ -1,0 +1,84 @@
+"""Configuration: defaults, the commented TOML round trip, and every bad input of the issue."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+
+from spinefe.config import Config, ConfigError, parse_config
+from spinefe.config_toml import default_toml
+from spinefe.layout import segment_layout
+
+
+def _with(path: str, value) -> dict:
+    """The default config as a dict with one key (dotted path, list indices allowed) replaced."""
+    data = Config().model_dump(mode="json")
+    *parents, last = path.split(".")
+    node = data
+    for p in parents:
+        node = node[int(p)] if p.isdigit() else node[p]
+    node[int(last) if last.isdigit() else last] = value
+    return data
+
+
+def test_default_toml_round_trips():
+    text = default_toml()
+    assert text.count("[[seeds]]") == len(Config().seeds)
+    assert parse_config(tomllib.loads(text)) == Config()
+    assert "[panjabi1992]" in text and "(> 0.0)" in text
+
+
+def test_hash_is_stable_and_sensitive():
+    assert Config().hash() == Config().hash()
+    other = parse_config(_with("layers.cortical_shell_mm", 1.4))
+    assert other.hash() != Config().hash()
+    assert other.hash("lesion") == Config().hash("lesion")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("layers.cortical_shel_mm", 1.5, "layers.cortical_shel_mm: unknown key"),
+        ("layers.cortical_shell_mm", -1.0, "layers.cortical_shell_mm: Input should be greater than 0"),
+        ("layers.bony_endplate_mm", 0.0, "layers.bony_endplate_mm: Input should be greater than 0"),
+        ("layers.cartilage_mm", 0.0, "layers.cartilage_mm: Input should be greater than 0"),
+        ("disc.nucleus_fraction", 1.2, "disc.nucleus_fraction: Input should be less than 1"),
+        ("disc.nucleus_fraction", 0.0, "disc.nucleus_fraction: Input should be greater than 0"),
+        ("lesion.centre_mm", [0.0, -15.0, 18.0], "reaches outside the L4 vertebral body"),
+        ("lesion.radii_mm", [30.0, 9.0, 8.0], "reaches outside the L4 vertebral body"),
+        ("seeds.0.position_mm", [40.0, 0.0, 18.0], "seeds.0.position_mm: seed 0"),
+        ("seeds.0.position_mm", [0.0, 25.0, 18.0], "seed 0 lies in the spinal canal"),
+        ("seeds.1.position_mm", [9.0, 3.0, 15.3], "seeds.0 and seeds.1 overlap"),
+        ("seeds.2.direction", [0.0, 0.0, 0.0], "seeds.2.direction: must be a non-zero vector"),
+    ],
+)
+def test_bad_input_names_the_key(path, value, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_config(_with(path, value))
+    assert expected in str(err.value)
+
+
+def test_seed_outside_bone_in_disc_is_rejected():
+    with pytest.raises(ConfigError, match="not entirely inside bone"):
+        parse_config(_with("seeds.0.position_mm", [0.0, 0.0, 0.0]))  # disc mid-plane
+
+
+def test_layout_is_a_stacked_segment():
+    lay = segment_layout(Config())
+    # L5 below the disc below L4, endplates shared exactly.
+    assert lay.L4.body.inferior == lay.disc.superior
+    assert lay.L5.body.superior == lay.disc.inferior
+    assert lay.L5.body.inferior.z(0) < lay.disc.inferior.z(0) < lay.disc.superior.z(0)
+    assert lay.disc.superior.z(0) < lay.L4.body.superior.z(0)
+    # Lordotic disc: anterior taller than posterior.
+    assert lay.disc.superior.z(-17.5) - lay.disc.inferior.z(-17.5) == pytest.approx(12.0)
+    # Landmarks: every ligament of the paper, each fibre with an L4 end above its L5 end.
+    for name in ("ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL", "SSL"):
+        for p4, p5 in lay.landmarks[name]:
+            assert p4[2] > p5[2], name
+    # Facet joint normals are unit and point posteromedially (from L5 to L4 surface).
+    for joint in lay.facets:
+        assert np.linalg.norm(joint.normal) == pytest.approx(1.0)
+        assert joint.normal[1] > 0 and joint.normal[0] * joint.centre[0] < 0
