@@ -43,10 +43,14 @@ def _table(model: BaseModel, lines: list[str]) -> None:
 
 
 def default_toml() -> str:
-    """The default segment as TOML with a comment (unit, range, source) above every key."""
-    cfg = Config()
+    """The built-in default segment as commented TOML (`spinefe config default`)."""
+    return config_toml(Config())
+
+
+def config_toml(cfg: Config) -> str:
+    """`cfg` as TOML with a comment (unit, range, source) above every key."""
     lines = [
-        "# spinefe segment configuration: the built-in default L4-L5 segment.",
+        "# spinefe segment configuration (L4-L5).",
         "# Units are in the key names (mm, deg); frame DICOM LPS (+x left, +y posterior,",
         "# +z superior), origin at the centre of the L4-L5 disc mid-plane.",
         "# Unknown keys are rejected. Sources cited in [brackets]:",
@@ -56,8 +60,7 @@ def default_toml() -> str:
     for name, info in Config.model_fields.items():
         value = getattr(cfg, name)
         if name == "seeds":
-            lines += ["", "# Seeds: capsule centre (mm) and axis direction (any length, not zero).",
-                      "# Default: representative bilateral 0.3-0.6 mCi pattern, 16 seeds."]
+            lines += ["", "# Seeds: capsule centre (mm) and axis direction (any length, not zero)."]
             for seed in value:
                 lines += ["[[seeds]]", f"position_mm = {_value(seed.position_mm)}",
                           f"direction = {_value(seed.direction)}"]

@@ -237,10 +237,41 @@ def _faces_on_joint_plane(vol: list[int], centre, normal, offset: float) -> list
     return faces
 
 
+def _overlaps(a: list[float], b: list[float]) -> bool:
+    return all(a[i] <= b[i + 3] and b[i] <= a[i + 3] for i in range(3))
+
+
+def _make_disjoint(parts: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
+    """Cut every part by all parts of higher priority (earlier in the list).
+
+    Done before the fragment, so that the surfaces of a lower-priority part (the canal, say) are
+    not imprinted inside the bone that overrides it: imprints leave sliver faces and elements.
+    """
+    taken: list[tuple[int, int]] = []
+    boxes: dict[int, list[float]] = {}
+    result = []
+    for name, tags in parts:
+        kept = []
+        for tag in tags:
+            box = occ.getBoundingBox(3, tag)
+            tools = [dt for dt in taken if _overlaps(box, boxes[dt[1]])]
+            if tools:
+                out, _ = occ.cut([(3, tag)], tools, removeObject=True, removeTool=False)
+                kept += [t for d, t in out if d == 3]
+            else:
+                kept.append(tag)
+        for t in kept:
+            boxes[t] = occ.getBoundingBox(3, t)
+        taken += [(3, t) for t in kept]
+        result.append((name, kept))
+    return result
+
+
 def build_model(cfg: Config) -> ModelInfo:
     """Add the segment to the current gmsh model, with physical groups; rank 0 only."""
     layout = segment_layout(cfg)
     parts, s = _parts(cfg, layout)
+    parts = _make_disjoint(parts)
     flat = [(3, t) for _, tags in parts for t in tags]
     owner_of_input = [name for name, tags in parts for _ in tags]
     _, pieces_of_input = occ.fragment(flat[:1], flat[1:])
@@ -249,7 +280,7 @@ def build_model(cfg: Config) -> ModelInfo:
     owner: dict[int, str] = {}
     for name, pieces in zip(owner_of_input, pieces_of_input, strict=True):
         for dim, tag in pieces:
-            if dim == 3 and tag not in owner:  # inputs are in priority order
+            if dim == 3 and tag not in owner:  # inputs are disjoint and in priority order
                 owner[tag] = name
     groups: dict[str, list[int]] = {}
     for tag, name in sorted(owner.items()):
@@ -288,6 +319,9 @@ def set_mesh_size(cfg: Config) -> None:
     gmsh.option.setNumber("Mesh.MeshSizeMin", min(cfg.mesh.seed_size_mm, h) * 0.5)
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    # 12 elements per full turn on curved surfaces: resolves the 0.4 mm seed radius (a capsule
+    # meshed with 8 segments around loses 6 % of its volume) and changes nothing at bone radii.
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 12)
     groups = {gmsh.model.getPhysicalName(d, t): (d, t) for d, t in gmsh.model.getPhysicalGroups()}
 
     def boundary_of(names: list[str]) -> list[int]:

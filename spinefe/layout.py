@@ -32,10 +32,10 @@ POSTERIOR_CLEARANCE_MM = 1.5
 #: Smallest gap between two seed capsules, so the mesher can place an element between them (mm).
 SEED_CLEARANCE_MM = 0.1
 #: How far the canal's ellipse reaches into the surrounding bone before the bone cuts it (mm).
-CANAL_OVERLAP_MM = 1.0
+CANAL_OVERLAP_MM = 2.0
 #: The disc section is the L4 section inset by this much, so that its rim never touches the rim of
 #: either body tangentially (tangent contacts give degenerate elements) (mm).
-DISC_INSET_MM = 1.0
+DISC_INSET_MM = 0.5
 
 
 @dataclass(frozen=True)
@@ -242,16 +242,19 @@ def segment_layout(cfg: Config) -> SegmentLayout:
             u_bone, u_bone + T4, z_lo, z4_lam_bot + 3.0)
         # Processes of the neighbouring joints (L3-L4, L5-S1): bone only, no partner.
         z4_top = float(L4.body.superior.z(y_f))
+        # Articular processes overlap the lamina only, never a pedicle: a box corner through the
+        # curved pedicle surface meshes badly at coarse sizes.
+        p4, p5 = L4.parts["pedicle.left"], L5.parts["pedicle.left"]
         L4.parts[f"articular_superior.{side}"] = joint_box(
-            -u_bone - T4, -u_bone, L4.pedicle_centre_z, z4_top + 4.0)
+            -u_bone - T4, -u_bone, L4.pedicle_centre_z + p4.major + 1.0, z4_top + 4.0)
         z5_bot = float(L5.body.inferior.z(y_f))
         L5.parts[f"articular_inferior.{side}"] = joint_box(
-            u_bone, u_bone + T5, z5_bot - 4.0, L5.pedicle_centre_z)
+            u_bone, u_bone + T5, z5_bot - 4.0, L5.pedicle_centre_z - p5.major - 1.0)
 
     for lay, v in ((L4, cfg.L4), (L5, cfg.L5)):
         x_lam = 0.5 * v.canal_width_mm + v.pedicle_width_mm
         ped = lay.parts["pedicle.left"]
-        z_top = lay.pedicle_centre_z + ped.major
+        z_top = lay.pedicle_centre_z + ped.major + 3.0
         if lay is L4:
             z_bot = z4_lam_bot
         else:

@@ -192,7 +192,7 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
 def cell_volumes(mesh: dolfinx.mesh.Mesh) -> np.ndarray:
     """Volumes (mm^3) of the owned tetrahedra."""
     n = mesh.topology.index_map(3).size_local
-    x = mesh.geometry.x[mesh.geometry.dofmap[:n]]
+    x = mesh.geometry.x[mesh.geometry.dofmaps[0][:n]]
     e = x[:, 1:, :] - x[:, :1, :]
     return np.abs(np.linalg.det(e)) / 6.0
 
@@ -200,7 +200,7 @@ def cell_volumes(mesh: dolfinx.mesh.Mesh) -> np.ndarray:
 def cell_quality(mesh: dolfinx.mesh.Mesh) -> np.ndarray:
     """Radius ratio 3 r_in / r_circ of the owned tetrahedra (1 = regular, 0 = degenerate)."""
     n = mesh.topology.index_map(3).size_local
-    x = mesh.geometry.x[mesh.geometry.dofmap[:n]]
+    x = mesh.geometry.x[mesh.geometry.dofmaps[0][:n]]
     vol = cell_volumes(mesh)
     faces = [(1, 2, 3), (0, 2, 3), (0, 1, 3), (0, 1, 2)]
     area = sum(0.5 * np.linalg.norm(np.cross(x[:, j] - x[:, i], x[:, k] - x[:, i]), axis=1)

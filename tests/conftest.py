@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,11 +38,18 @@ def analytic_shape() -> Config:
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    """One mesh cache per test session, shared by all ranks."""
+def cache_dir():
+    """One mesh cache per test session, made on rank 0 and shared by all ranks.
+
+    (Not tmp_path_factory: under mpiexec every rank would make and clean its own numbered dir.)
+    """
     comm = MPI.COMM_WORLD
-    path = str(tmp_path_factory.mktemp("mesh-cache")) if comm.rank == 0 else None
-    return Path(comm.bcast(path, root=0))
+    path = tempfile.mkdtemp(prefix="spinefe-test-cache-") if comm.rank == 0 else None
+    path = Path(comm.bcast(path, root=0))
+    yield path
+    comm.barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

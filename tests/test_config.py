@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spinefe.config import Config, ConfigError, parse_config
-from spinefe.config_toml import default_toml
+from spinefe.config_toml import config_toml, default_toml
 from spinefe.layout import segment_layout
 
 
@@ -27,6 +27,8 @@ def test_default_toml_round_trips():
     text = default_toml()
     assert text.count("[[seeds]]") == len(Config().seeds)
     assert parse_config(tomllib.loads(text)) == Config()
+    other = parse_config(_with("lesion.enabled", False))
+    assert parse_config(tomllib.loads(config_toml(other))) == other
     assert "[panjabi1992]" in text and "(> 0.0)" in text
 
 

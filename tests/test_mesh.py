@@ -1,0 +1,157 @@
+"""The meshed segment: regions, volumes against closed forms, layer thicknesses, seeds, surfaces.
+
+Run serially and on 2 ranks (`make test-mpi` selects `-m parallel`); every quantity is reduced over MPI, so the same
+assertions hold on any number of ranks. Tolerances: at h = 2.5 mm a curved boundary of radius R
+is represented by chords with sagitta h^2 / (8 R) (about 0.02 mm at R = 30 mm), so volumes bounded
+by curved surfaces agree with closed forms to well under 1 %; planar layers are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+import dolfinx_solver  # noqa: F401
+import dolfinx.geometry
+
+from conftest import analytic_shape, coarse
+from spinefe import regions as R
+from spinefe.layout import segment_layout
+from spinefe.mesh import build_mesh, mesh_summary
+
+pytestmark = pytest.mark.parallel
+
+
+def kidney_area_centroid(sec, n: int = 200001) -> tuple[float, float]:
+    """Area (mm^2) and centroid y (mm) of a kidney section, by its chord lengths in x."""
+    x = np.linspace(-sec.a, sec.a, n)
+    half = sec.b * np.sqrt(np.clip(1 - (x / sec.a) ** 2, 0, None))
+    lo, hi = sec.yc - half, sec.yc + half
+    notch = np.where(np.abs(x) < sec.rk,
+                     sec.concavity_centre_y - np.sqrt(np.clip(sec.rk**2 - x**2, 0, None)), np.inf)
+    hi = np.minimum(hi, notch)
+    length = np.clip(hi - lo, 0, None)
+    area = np.trapezoid(length, x)
+    y_c = np.trapezoid(length * 0.5 * (hi + lo), x) / area
+    return float(area), float(y_c)
+
+
+def prism_volume(body) -> float:
+    """A prism with planar ends: area x height at the section centroid."""
+    area, y_c = kidney_area_centroid(body.section)
+    return area * float(body.superior.z(y_c) - body.inferior.z(y_c))
+
+
+def regions_at(model, points: np.ndarray) -> np.ndarray:
+    """Region tag at each point (-1 outside the mesh), identical on every rank."""
+    mesh = model.mesh
+    n = mesh.topology.index_map(3).size_local
+    tree = dolfinx.geometry.bb_tree(mesh, 3, entities=np.arange(n, dtype=np.int32))
+    cand = dolfinx.geometry.compute_collisions_points(tree, points)
+    cells = dolfinx.geometry.compute_colliding_cells(mesh, cand, points)
+    tag_of_cell = np.full(n, -1)
+    keep = model.cell_tags.indices < n
+    tag_of_cell[model.cell_tags.indices[keep]] = model.cell_tags.values[keep]
+    local = np.array([tag_of_cell[cells.links(i)[0]] if len(cells.links(i)) else -1
+                      for i in range(len(points))])
+    return model.comm.allreduce(local, op=MPI.MAX)
+
+
+def run_length(model, tag: int, start, stop, n: int = 4001) -> float:
+    """Length (mm) of the part of the segment start-stop that lies in region `tag`."""
+    s = np.linspace(0, 1, n)[:, None]
+    pts = np.asarray(start) + s * (np.asarray(stop) - np.asarray(start))
+    inside = regions_at(model, pts) == tag
+    return float(inside.sum() / (n - 1) * np.linalg.norm(np.subtract(stop, start)))
+
+
+def test_all_regions_and_surfaces_present(default_model):
+    summary = mesh_summary(default_model)
+    expected = set(R.vertebra_regions("L4") + R.vertebra_regions("L5"))
+    expected |= {R.LESION, R.SEEDS, R.NUCLEUS, R.ANNULUS, R.CANAL}
+    expected |= {R.cartilage(s, lv) for s in R.SIDES for lv in R.VERTEBRAE}
+    assert set(summary["regions"]) == expected
+    for name, r in summary["regions"].items():
+        assert r["cells"] > 0 and r["volume_mm3"] > 0, name
+    surfaces = {R.L4_SUPERIOR, R.L5_INFERIOR}
+    surfaces |= {R.contact_surface(s, lv) for s in R.SIDES for lv in R.VERTEBRAE}
+    assert set(summary["surfaces"]) == surfaces
+    for name, s in summary["surfaces"].items():
+        assert s["facets"] > 0, name
+    assert summary["min_quality"] > 0
+    assert sum(summary["cells_per_rank"]) == summary["cells"]
+
+
+def test_region_volumes_match_closed_forms(analytic_model):
+    cfg = analytic_shape()
+    lay = segment_layout(cfg)
+    vol = {k: v["volume_mm3"] for k, v in mesh_summary(analytic_model)["regions"].items()}
+    L4_body = sum(vol[f"L4.{p}"] for p in R.BODY_PARTS) + vol[R.SEEDS]
+    assert L4_body == pytest.approx(prism_volume(lay.L4.body), rel=5e-3)
+    assert vol["L4.trabecular"] + vol[R.SEEDS] == pytest.approx(prism_volume(lay.L4.core), rel=5e-3)
+    L5_body = sum(vol[f"L5.{p}"] for p in R.BODY_PARTS)
+    assert L5_body == pytest.approx(prism_volume(lay.L5.body), rel=5e-3)
+    assert vol[R.NUCLEUS] + vol[R.ANNULUS] == pytest.approx(prism_volume(lay.disc), rel=5e-3)
+    # Cartilage layers are planar boxes: exact up to round-off.
+    f = cfg.facets
+    box = f.width_mm * f.height_mm * cfg.layers.cartilage_mm
+    for side in R.SIDES:
+        for level in R.VERTEBRAE:
+            assert vol[R.cartilage(side, level)] == pytest.approx(box, rel=1e-9)
+
+
+def test_nucleus_fraction_within_one_percent(default_model, analytic_model):
+    for model in (default_model, analytic_model):
+        fraction = mesh_summary(model)["nucleus_fraction"]
+        assert fraction == pytest.approx(0.35, rel=0.01)
+
+
+def test_seed_volume_within_five_percent(analytic_model):
+    cfg = analytic_shape()
+    r, length = 0.5 * cfg.seed_capsule.diameter_mm, cfg.seed_capsule.length_mm
+    meshed = mesh_summary(analytic_model)["regions"][R.SEEDS]["volume_mm3"]
+    assert meshed == pytest.approx(np.pi * r**2 * length, rel=0.05)
+
+
+def test_layer_thickness_measured_on_mesh(analytic_model):
+    cfg = analytic_shape()
+    lay = segment_layout(cfg)
+    sec = lay.L4.body.section
+    z_mid = 0.5 * float(lay.L4.body.inferior.z(-sec.b) + lay.L4.body.superior.z(-sec.b))
+    # Cortical shell on the anterior mid-line (an ellipse axis: exact thickness there).
+    shell = run_length(analytic_model, analytic_model.tag("L4.cortical"),
+                       (0.0, -sec.b - 1.0, z_mid), (0.0, -sec.b + 4.0, z_mid))
+    assert shell == pytest.approx(cfg.layers.cortical_shell_mm, abs=0.05)
+    # Bony endplates, vertically through the body, off the seed.
+    x, y = 8.0, 0.0
+    top = float(lay.L4.body.superior.z(y))
+    ep = run_length(analytic_model, analytic_model.tag("L4.endplate_superior"),
+                    (x, y, top - 3.0), (x, y, top + 1.0))
+    # Vertical run through a plane tilted by the slope: thickness / cos(tilt).
+    tilt = np.arctan(lay.L4.body.superior.slope)
+    assert ep * np.cos(tilt) == pytest.approx(cfg.layers.bony_endplate_mm, abs=0.02)
+
+
+def test_same_mesh_on_one_and_two_ranks(default_model):
+    """The distributed mesh equals the serial one: counts and region volumes."""
+    comm = MPI.COMM_WORLD
+    parallel = mesh_summary(default_model)
+    serial = None
+    if comm.rank == 0:  # COMM_SELF: no collective across ranks inside this branch
+        serial = mesh_summary(build_mesh(coarse(), MPI.COMM_SELF, None))
+    serial = comm.bcast(serial, root=0)
+    assert parallel["cells"] == serial["cells"]
+    for name, r in serial["regions"].items():
+        assert parallel["regions"][name]["cells"] == r["cells"]
+        assert parallel["regions"][name]["volume_mm3"] == pytest.approx(r["volume_mm3"], rel=1e-12)
+
+
+def test_cache_reproduces_the_mesh(default_model, cache_dir):
+    again = build_mesh(coarse(), MPI.COMM_WORLD, cache_dir)
+    assert again.meta["cache"] == "hit"
+    a, b = mesh_summary(default_model), mesh_summary(again)
+    assert a["cells"] == b["cells"] and a["vertices"] == b["vertices"]
+    for name in a["regions"]:
+        assert a["regions"][name]["cells"] == b["regions"][name]["cells"]
+    assert b["landmarks"] == a["landmarks"]
