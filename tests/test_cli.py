@@ -1,0 +1,82 @@
+"""The command line: help, default config, bad input (exit 2, no traceback, all ranks), main job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+
+from conftest import TEST_H, spinefe_cmd
+
+
+def run(args, env, ranks=1):
+    return subprocess.run(spinefe_cmd(*args, ranks=ranks), env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_help_lists_commands(cli_env):
+    out = run(["--help"], cli_env)
+    assert out.returncode == 0
+    for word in ("config", "mesh", "mpiexec -n 2 python -m spinefe"):
+        assert word in out.stdout
+
+
+def test_config_default_is_valid_toml(cli_env, tmp_path):
+    out = run(["config", "default"], cli_env)
+    assert out.returncode == 0
+    tomllib.loads(out.stdout)
+    path = tmp_path / "c.toml"
+    path.write_text(out.stdout)
+    check = run(["config", "check", str(path)], cli_env)
+    assert check.returncode == 0 and "valid" in check.stdout
+
+
+BAD = {
+    "unknown key": ("[layers]\ncortical_shel_mm = 1.0\n", "layers.cortical_shel_mm"),
+    "zero thickness": ("[layers]\nbony_endplate_mm = 0\n", "layers.bony_endplate_mm"),
+    "seed in canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\n", "seeds.0.position_mm"),
+}
+
+
+def _bad_input_fails_cleanly(cli_env, tmp_path, ranks):
+    for label, (text, key) in BAD.items():
+        path = tmp_path / "bad.toml"
+        path.write_text(text)
+        out_dir = tmp_path / f"out-{ranks}"
+        res = run(["mesh", str(path), "--out", str(out_dir)], cli_env, ranks=ranks)
+        assert res.returncode == 2, (label, res.returncode, res.stderr)
+        assert key in res.stderr, label
+        assert "Traceback" not in res.stderr, label
+        assert res.stderr.count("invalid configuration") == 1, label  # rank 0 only
+        assert not out_dir.exists(), label  # nothing written, nothing overwritten
+
+
+def test_bad_input_exit_2_serial(cli_env, tmp_path):
+    _bad_input_fails_cleanly(cli_env, tmp_path, ranks=1)
+
+
+def test_bad_input_ends_both_ranks(cli_env, tmp_path):
+    _bad_input_fails_cleanly(cli_env, tmp_path, ranks=2)
+
+
+def test_error_during_geometry_ends_both_ranks(cli_env, tmp_path):
+    """A failure found on rank 0 only (inside gmsh work) reaches rank 1: exit 2, no hang."""
+    path = tmp_path / "nucleus.toml"
+    path.write_text("[disc]\nnucleus_fraction = 0.95\n")
+    res = run(["mesh", str(path), "--out", str(tmp_path / "o"), "--no-cache"], cli_env, ranks=2)
+    assert res.returncode == 2, res.stderr
+    assert "disc.nucleus_fraction" in res.stderr
+
+
+def test_mesh_main_job_on_two_ranks(cli_env, tmp_path):
+    cfg = tmp_path / "coarse.toml"
+    cfg.write_text(f"[mesh]\nsize_mm = {TEST_H}\nseed_size_mm = 0.5\n")
+    out = tmp_path / "out"
+    res = run(["mesh", str(cfg), "--out", str(out)], cli_env, ranks=2)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mpi_size"] == 2 and len(summary["cells_per_rank"]) == 2
+    assert summary["regions"]["L4.lesion"]["cells"] > 0
+    assert set(summary["landmarks"]) >= {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL", "SSL"}
+    assert (out / "segment.png").stat().st_size > 10_000
+    assert (out / "mesh.xdmf").exists() and (out / "mesh.h5").exists()
