@@ -22,8 +22,11 @@ from spinefe.config_toml import config_toml
 
 def seeds_25() -> list[dict]:
     """25 seeds on a 5 x 5 grid (x 4 mm apart, z 3 mm apart) in the default lesion, along y."""
-    return [Seed(position_mm=(x, 0.0, z), direction=(0.0, 1.0, 0.0)).model_dump(mode="json")
-            for x in (-8.0, -4.0, 0.0, 4.0, 8.0) for z in (12.0, 15.0, 18.0, 21.0, 24.0)]
+    return [
+        Seed(position_mm=(x, 0.0, z), direction=(0.0, 1.0, 0.0)).model_dump(mode="json")
+        for x in (-8.0, -4.0, 0.0, 4.0, 8.0)
+        for z in (12.0, 15.0, 18.0, 21.0, 24.0)
+    ]
 
 
 def main() -> None:
@@ -41,24 +44,48 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
         toml = run / "config.toml"
         toml.write_text(config_toml(parse_config(data)))
-        cmd = [sys.executable, "-m", "spinefe", "mesh", str(toml), "--out", str(run),
-               "--no-cache", "--no-figure"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "spinefe",
+            "mesh",
+            str(toml),
+            "--out",
+            str(run),
+            "--no-cache",
+            "--no-figure",
+        ]
         if args.ranks > 1:
             cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(args.ranks), *cmd]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t0
         s = json.loads((run / "summary.json").read_text())
-        rows.append((h, s["cells"], s["dofs_p1_vector"], s["timing"], wall,
-                     max(s["peak_memory_mb_per_rank"]), s["min_quality"]))
-    print(f"\nmachine: {platform.node()}, {platform.processor() or platform.machine()}, "
-          f"ranks {args.ranks}")
-    print("| h (mm) | cells | P1 dofs | CAD s | mesh s | distribute s | total wall s | "
-          "peak MB/rank | min quality |")
+        rows.append(
+            (
+                h,
+                s["cells"],
+                s["dofs_p1_vector"],
+                s["timing"],
+                wall,
+                max(s["peak_memory_mb_per_rank"]),
+                s["min_quality"],
+            )
+        )
+    print(
+        f"\nmachine: {platform.node()}, {platform.processor() or platform.machine()}, "
+        f"ranks {args.ranks}"
+    )
+    print(
+        "| h (mm) | cells | P1 dofs | CAD s | mesh s | distribute s | total wall s | "
+        "peak MB/rank | min quality |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for h, cells, dofs, t, wall, mem, q in rows:
-        print(f"| {h} | {cells:,} | {dofs:,} | {t['cad_seconds']} | {t['mesh_seconds']} | "
-              f"{t['distribute_seconds']} | {wall:.0f} | {mem:.0f} | {q:.2e} |")
+        print(
+            f"| {h} | {cells:,} | {dofs:,} | {t['cad_seconds']} | {t['mesh_seconds']} | "
+            f"{t['distribute_seconds']} | {wall:.0f} | {mem:.0f} | {q:.2e} |"
+        )
 
 
 if __name__ == "__main__":

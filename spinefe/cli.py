@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spinefe",
         description="L4-L5 finite-element model for I-125 seed implant planning.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
@@ -46,15 +47,25 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path, metavar="CONFIG.toml")
 
     mesh = sub.add_parser(
-        "mesh", help="mesh a segment: writes DIR/mesh.xdmf, DIR/summary.json, DIR/segment.png",
+        "mesh",
+        help="mesh a segment: writes DIR/mesh.xdmf, DIR/summary.json, DIR/segment.png",
         description="Build the L4-L5 geometry, mesh it (rank 0), distribute it over MPI, and "
         "write the mesh with region and surface tags, a summary and a picture.",
     )
-    mesh.add_argument("config", type=Path, nargs="?", metavar="CONFIG.toml",
-                      help="segment configuration (default: built-in default segment)")
+    mesh.add_argument(
+        "config",
+        type=Path,
+        nargs="?",
+        metavar="CONFIG.toml",
+        help="segment configuration (default: built-in default segment)",
+    )
     mesh.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
-    mesh.add_argument("--cache-dir", type=Path, metavar="DIR",
-                      help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe)")
+    mesh.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe)",
+    )
     mesh.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
     mesh.add_argument("--no-figure", action="store_true", help="skip the PNG")
     return p
@@ -94,9 +105,14 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
         tmp = args.out / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=1))
         os.replace(tmp, args.out / "summary.json")
-        log.info("mesh: %d cells, %d vertices, min quality %.3f, nucleus fraction %.4f -> %s",
-                 summary["cells"], summary["vertices"], summary["min_quality"],
-                 summary["nucleus_fraction"], args.out)
+        log.info(
+            "mesh: %d cells, %d vertices, min quality %.3f, nucleus fraction %.4f -> %s",
+            summary["cells"],
+            summary["vertices"],
+            summary["min_quality"],
+            summary["nucleus_fraction"],
+            args.out,
+        )
     return 0
 
 

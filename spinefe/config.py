@@ -31,9 +31,15 @@ class _Section(BaseModel):
 class Vertebra(_Section):
     """Dimensions of one lumbar vertebra (mm, degrees)."""
 
-    endplate_width_mm: Positive = Field(description="body (upper endplate) width, left-right [panjabi1992]")
-    endplate_depth_mm: Positive = Field(description="body depth, anterior-posterior [representative; remus2021]")
-    anterior_height_mm: Positive = Field(description="body height at the anterior wall [bonczar2024]")
+    endplate_width_mm: Positive = Field(
+        description="body (upper endplate) width, left-right [panjabi1992]"
+    )
+    endplate_depth_mm: Positive = Field(
+        description="body depth, anterior-posterior [representative; remus2021]"
+    )
+    anterior_height_mm: Positive = Field(
+        description="body height at the anterior wall [bonczar2024]"
+    )
     posterior_height_mm: Positive = Field(
         description="body height at the posterior wall [panjabi1992]"
     )
@@ -54,12 +60,18 @@ class Vertebra(_Section):
     transverse_process_span_mm: Positive = Field(
         description="transverse process width, tip to tip [representative]"
     )
-    transverse_process_height_mm: Positive = Field(description="transverse process height [representative]")
+    transverse_process_height_mm: Positive = Field(
+        description="transverse process height [representative]"
+    )
     spinous_process_length_mm: Positive = Field(
         description="spinous process length behind the lamina [representative]"
     )
-    spinous_process_height_mm: Positive = Field(description="spinous process height [representative]")
-    spinous_process_width_mm: Positive = Field(description="spinous process thickness [representative]")
+    spinous_process_height_mm: Positive = Field(
+        description="spinous process height [representative]"
+    )
+    spinous_process_width_mm: Positive = Field(
+        description="spinous process thickness [representative]"
+    )
     articular_process_thickness_mm: Positive = Field(
         description="thickness of the articular processes normal to the facet [representative]"
     )
@@ -80,8 +92,12 @@ class Layers(_Section):
 class Disc(_Section):
     """L4-L5 intervertebral disc."""
 
-    anterior_height_mm: Positive = Field(12.0, description="disc height at the anterior wall [disc]")
-    posterior_height_mm: Positive = Field(8.0, description="disc height at the posterior wall [disc]")
+    anterior_height_mm: Positive = Field(
+        12.0, description="disc height at the anterior wall [disc]"
+    )
+    posterior_height_mm: Positive = Field(
+        8.0, description="disc height at the posterior wall [disc]"
+    )
     nucleus_fraction: float = Field(
         0.35, gt=0.0, lt=1.0, description="nucleus volume / disc volume, 0.30-0.40 [paper]"
     )
@@ -91,13 +107,18 @@ class Facets(_Section):
     """L4-L5 facet joints (left and right mirror each other)."""
 
     angle_deg: float = Field(
-        45.0, gt=0.0, lt=90.0, description="joint plane angle to the sagittal plane, 40-50 typical [facets]"
+        45.0,
+        gt=0.0,
+        lt=90.0,
+        description="joint plane angle to the sagittal plane, 40-50 typical [facets]",
     )
     gap_mm: Positive = Field(0.5, description="joint gap between the cartilage layers [remus2021]")
     width_mm: Positive = Field(14.7, description="articular surface width [panjabi1993]")
     height_mm: Positive = Field(
-        10.0, description="articular surface height; 16.2 mm measured [panjabi1993], reduced so "
-        "that L4 and L5 posterior elements clear each other in this block geometry")
+        10.0,
+        description="articular surface height; 16.2 mm measured [panjabi1993], reduced so "
+        "that L4 and L5 posterior elements clear each other in this block geometry",
+    )
 
 
 class Lesion(_Section):
@@ -160,13 +181,18 @@ class Mesh(_Section):
         0.6, gt=0.0, le=1.0, description="element size at the lesion boundary, as a fraction of h"
     )
     layer_aspect: float = Field(
-        2.5, ge=1.0, le=10.0,
+        2.5,
+        ge=1.0,
+        le=10.0,
         description="largest element size in thin layers, as a multiple of their thickness",
     )
     algorithm: Literal["hxt", "delaunay"] = Field("hxt", description="3D mesher")
     threads: int = Field(
-        1, ge=0, description="gmsh threads on rank 0; 1 gives the same mesh on every run, "
-        "0 = cores / MPI size (faster, but HXT with threads is not bit-reproducible)")
+        1,
+        ge=0,
+        description="gmsh threads on rank 0; 1 gives the same mesh on every run, "
+        "0 = cores / MPI size (faster, but HXT with threads is not bit-reproducible)",
+    )
 
 
 class Config(_Section):
@@ -206,23 +232,43 @@ class Config(_Section):
 #: recognisable segment; override them for a specific patient.
 _VERTEBRA_DEFAULTS: dict[str, dict[str, float]] = {
     "L4": dict(
-        endplate_width_mm=46.6, endplate_depth_mm=35.0, anterior_height_mm=26.9,
-        posterior_height_mm=24.1, posterior_concavity_depth_mm=2.5,
-        posterior_concavity_radius_mm=14.0, pedicle_width_mm=14.0, pedicle_height_mm=15.0,
-        pedicle_transverse_angle_deg=12.0, canal_width_mm=25.4, canal_depth_mm=18.6,
-        lamina_thickness_mm=6.0, transverse_process_span_mm=76.0,
-        transverse_process_height_mm=9.0, spinous_process_length_mm=26.0,
-        spinous_process_height_mm=16.0, spinous_process_width_mm=7.0,
+        endplate_width_mm=46.6,
+        endplate_depth_mm=35.0,
+        anterior_height_mm=26.9,
+        posterior_height_mm=24.1,
+        posterior_concavity_depth_mm=2.5,
+        posterior_concavity_radius_mm=14.0,
+        pedicle_width_mm=14.0,
+        pedicle_height_mm=15.0,
+        pedicle_transverse_angle_deg=12.0,
+        canal_width_mm=25.4,
+        canal_depth_mm=18.6,
+        lamina_thickness_mm=6.0,
+        transverse_process_span_mm=76.0,
+        transverse_process_height_mm=9.0,
+        spinous_process_length_mm=26.0,
+        spinous_process_height_mm=16.0,
+        spinous_process_width_mm=7.0,
         articular_process_thickness_mm=7.0,
     ),
     "L5": dict(
-        endplate_width_mm=47.3, endplate_depth_mm=35.0, anterior_height_mm=27.4,
-        posterior_height_mm=22.9, posterior_concavity_depth_mm=2.5,
-        posterior_concavity_radius_mm=14.0, pedicle_width_mm=18.6, pedicle_height_mm=14.0,
-        pedicle_transverse_angle_deg=20.0, canal_width_mm=27.1, canal_depth_mm=19.7,
-        lamina_thickness_mm=6.0, transverse_process_span_mm=82.0,
-        transverse_process_height_mm=10.0, spinous_process_length_mm=22.0,
-        spinous_process_height_mm=14.0, spinous_process_width_mm=7.0,
+        endplate_width_mm=47.3,
+        endplate_depth_mm=35.0,
+        anterior_height_mm=27.4,
+        posterior_height_mm=22.9,
+        posterior_concavity_depth_mm=2.5,
+        posterior_concavity_radius_mm=14.0,
+        pedicle_width_mm=18.6,
+        pedicle_height_mm=14.0,
+        pedicle_transverse_angle_deg=20.0,
+        canal_width_mm=27.1,
+        canal_depth_mm=19.7,
+        lamina_thickness_mm=6.0,
+        transverse_process_span_mm=82.0,
+        transverse_process_height_mm=10.0,
+        spinous_process_length_mm=22.0,
+        spinous_process_height_mm=14.0,
+        spinous_process_width_mm=7.0,
         articular_process_thickness_mm=7.0,
     ),
 }
@@ -246,8 +292,12 @@ def default_seeds() -> tuple[Seed, ...]:
             start = np.array([side * x_entry, 8.0, z])
             for k in range(4):
                 centre = start + (3.0 + 6.0 * k) * direction
-                seeds.append(Seed(position_mm=tuple(np.round(centre, 3)),
-                                  direction=tuple(np.round(direction, 6))))
+                seeds.append(
+                    Seed(
+                        position_mm=tuple(np.round(centre, 3)),
+                        direction=tuple(np.round(direction, 6)),
+                    )
+                )
     return tuple(seeds)
 
 

@@ -57,13 +57,16 @@ def config_toml(cfg: Config) -> str:
     ]
     lines += [f"#   [{k}] {v}" for k, v in SOURCES.items()]
     lines.append("#   [tg43-i125] shared/reference/tg43-i125.md (model 6711 capsule)")
-    for name, info in Config.model_fields.items():
+    for name in Config.model_fields:
         value = getattr(cfg, name)
         if name == "seeds":
             lines += ["", "# Seeds: capsule centre (mm) and axis direction (any length, not zero)."]
             for seed in value:
-                lines += ["[[seeds]]", f"position_mm = {_value(seed.position_mm)}",
-                          f"direction = {_value(seed.direction)}"]
+                lines += [
+                    "[[seeds]]",
+                    f"position_mm = {_value(seed.position_mm)}",
+                    f"direction = {_value(seed.direction)}",
+                ]
             continue
         lines += ["", f"[{name}]"]
         if type(value).__doc__:

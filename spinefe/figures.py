@@ -15,10 +15,17 @@ log = logging.getLogger(__name__)
 
 #: Region colours by role (RGB 0-1): cortical bone ivory, cancellous tan, lesion purple, ...
 _COLOURS = {
-    "cortical": (0.93, 0.91, 0.82), "endplate": (0.85, 0.65, 0.25), "trabecular": (0.85, 0.72, 0.55),
-    "posterior": (0.80, 0.78, 0.70), "lesion": (0.55, 0.25, 0.60), "seeds": (0.90, 0.05, 0.05),
-    "nucleus": (0.30, 0.50, 0.90), "annulus": (0.60, 0.80, 0.95), "cartilage": (0.30, 0.70, 0.35),
-    "canal": (1.00, 0.95, 0.55), "envelope": (0.95, 0.80, 0.80),
+    "cortical": (0.93, 0.91, 0.82),
+    "endplate": (0.85, 0.65, 0.25),
+    "trabecular": (0.85, 0.72, 0.55),
+    "posterior": (0.80, 0.78, 0.70),
+    "lesion": (0.55, 0.25, 0.60),
+    "seeds": (0.90, 0.05, 0.05),
+    "nucleus": (0.30, 0.50, 0.90),
+    "annulus": (0.60, 0.80, 0.95),
+    "cartilage": (0.30, 0.70, 0.35),
+    "canal": (1.00, 0.95, 0.55),
+    "envelope": (0.95, 0.80, 0.80),
 }
 
 
@@ -96,8 +103,9 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
     if seeds_index is not None:
         seeds = grid.extract_cells(grid.cell_data["region"] == seeds_index)
         p.add_mesh(seeds, color=_COLOURS["seeds"])
-    p.add_text("mid-sagittal cut, viewed from the left (anterior left)\nseeds drawn whole",
-               font_size=10)
+    p.add_text(
+        "mid-sagittal cut, viewed from the left (anterior left)\nseeds drawn whole", font_size=10
+    )
     p.camera_position = [(320, 0, 0), (0, 5, 0), (0, 0, 1)]
     p.camera.parallel_projection = True
     p.reset_camera()
@@ -109,8 +117,9 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
     p.camera.parallel_projection = True
     p.reset_camera()
     roles = sorted({_role(n) for n in names})
-    p.add_legend([[r, _COLOURS[r]] for r in roles], bcolor="white", size=(0.22, 0.35),
-                 loc="lower right")
+    p.add_legend(
+        [[r, _COLOURS[r]] for r in roles], bcolor="white", size=(0.22, 0.35), loc="lower right"
+    )
     p.screenshot(str(filename))
     p.close()
     log.info("figure: %s", filename)

@@ -64,8 +64,12 @@ def _add_cylinder(c: Cylinder) -> int:
 def _prism(lower: Plane, upper: Plane) -> int:
     """The slab between two endplate planes, over |x|, |y| < _BIG."""
     y0, y1, x0 = -_BIG, _BIG, -_BIG
-    pts = [occ.addPoint(x0, y0, lower.z(y0)), occ.addPoint(x0, y1, lower.z(y1)),
-           occ.addPoint(x0, y1, upper.z(y1)), occ.addPoint(x0, y0, upper.z(y0))]
+    pts = [
+        occ.addPoint(x0, y0, lower.z(y0)),
+        occ.addPoint(x0, y1, lower.z(y1)),
+        occ.addPoint(x0, y1, upper.z(y1)),
+        occ.addPoint(x0, y0, upper.z(y0)),
+    ]
     lines = [occ.addLine(pts[i], pts[(i + 1) % 4]) for i in range(4)]
     surf = occ.addPlaneSurface([occ.addCurveLoop(lines)])
     out = occ.extrude([(2, surf)], 2 * _BIG, 0, 0)
@@ -74,8 +78,11 @@ def _prism(lower: Plane, upper: Plane) -> int:
 
 def _column(sec: KidneySection) -> int:
     """The kidney section extruded over |z| < _BIG."""
-    ellipse = occ.addDisk(0, sec.yc, -_BIG, sec.a, sec.b) if sec.a >= sec.b else occ.addDisk(
-        0, sec.yc, -_BIG, sec.b, sec.a, zAxis=[0, 0, 1], xAxis=[0, 1, 0])
+    ellipse = (
+        occ.addDisk(0, sec.yc, -_BIG, sec.a, sec.b)
+        if sec.a >= sec.b
+        else occ.addDisk(0, sec.yc, -_BIG, sec.b, sec.a, zAxis=[0, 0, 1], xAxis=[0, 1, 0])
+    )
     notch = occ.addDisk(0, sec.concavity_centre_y, -_BIG, sec.rk, sec.rk)
     shape, _ = occ.cut([(2, ellipse)], [(2, notch)])
     out = occ.extrude(shape, 0, 0, 2 * _BIG)
@@ -98,8 +105,12 @@ def _vertebral_body(body: BodyShape, core: BodyShape) -> dict[str, list[int]]:
     inner = _column(core.section)
     cortical, _ = occ.cut([(3, whole)], [(3, inner)], removeTool=False)
     parts = {
-        "endplate_superior": _intersect(_prism(core.superior, body.superior), occ.copy([(3, inner)])[0][1]),
-        "endplate_inferior": _intersect(_prism(body.inferior, core.inferior), occ.copy([(3, inner)])[0][1]),
+        "endplate_superior": _intersect(
+            _prism(core.superior, body.superior), occ.copy([(3, inner)])[0][1]
+        ),
+        "endplate_inferior": _intersect(
+            _prism(body.inferior, core.inferior), occ.copy([(3, inner)])[0][1]
+        ),
         "trabecular": _intersect(_prism(core.inferior, core.superior), inner),
     }
     out = {k: [v] for k, v in parts.items()}
@@ -145,8 +156,13 @@ def _disc(cfg: Config, layout: SegmentLayout) -> tuple[dict[str, list[int]], flo
             f"disc.nucleus_fraction: {cfg.disc.nucleus_fraction} leaves less than 1 mm of annulus; "
             "use a value in 0.30-0.40 (paper) or a smaller one"
         )
-    ellipse = Cylinder(np.array([0.0, sec.yc, -_BIG]), np.array([0.0, 0.0, 2 * _BIG]),
-                       nucleus_sec.a, nucleus_sec.b, np.array([1.0, 0.0, 0.0]))
+    ellipse = Cylinder(
+        np.array([0.0, sec.yc, -_BIG]),
+        np.array([0.0, 0.0, 2 * _BIG]),
+        nucleus_sec.a,
+        nucleus_sec.b,
+        np.array([1.0, 0.0, 0.0]),
+    )
     nucleus = _intersect(_add_cylinder(ellipse), _prism(disc.inferior, disc.superior))
     return {R.ANNULUS: [annulus], R.NUCLEUS: [nucleus]}, s
 
@@ -169,8 +185,13 @@ def _envelope(cfg: Config, layout: SegmentLayout, solids: list[int]) -> list[int
     m = cfg.regions.envelope_margin_mm
     centre = 0.5 * (lo + hi)
     half = 0.5 * (hi - lo) * np.sqrt(2.0) + m
-    col = Cylinder(np.array([centre[0], centre[1], -_BIG]), np.array([0.0, 0.0, 2 * _BIG]),
-                   half[0], half[1], np.array([1.0, 0.0, 0.0]))
+    col = Cylinder(
+        np.array([centre[0], centre[1], -_BIG]),
+        np.array([0.0, 0.0, 2 * _BIG]),
+        half[0],
+        half[1],
+        np.array([1.0, 0.0, 0.0]),
+    )
     lower, upper = layout.canal_bounds
     return [_intersect(_add_cylinder(col), _prism(lower, upper))]
 
@@ -303,7 +324,8 @@ def build_model(cfg: Config) -> ModelInfo:
         for level, sign in (("L4", 1.0), ("L5", -1.0)):
             vol = groups[R.cartilage(joint.side, level)]
             surfaces[R.contact_surface(joint.side, level)] = _faces_on_joint_plane(
-                vol, joint.centre, joint.normal, sign * half_gap)
+                vol, joint.centre, joint.normal, sign * half_gap
+            )
     for name, faces in surfaces.items():
         if not faces:
             raise RuntimeError(f"geometry: surface {name} not found")
@@ -325,8 +347,12 @@ def set_mesh_size(cfg: Config) -> None:
     groups = {gmsh.model.getPhysicalName(d, t): (d, t) for d, t in gmsh.model.getPhysicalGroups()}
 
     def boundary_of(names: list[str]) -> list[int]:
-        vols = [v for n in names if n in groups
-                for v in gmsh.model.getEntitiesForPhysicalGroup(*groups[n])]
+        vols = [
+            v
+            for n in names
+            if n in groups
+            for v in gmsh.model.getEntitiesForPhysicalGroup(*groups[n])
+        ]
         return [abs(f) for _, f in gmsh.model.getBoundary([(3, v) for v in vols], oriented=False)]
 
     fields = []

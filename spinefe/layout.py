@@ -136,8 +136,11 @@ def _vertebra(cfg: Config, name: str, inferior: Plane, superior: Plane) -> Verte
         d = np.array([-s * np.sin(theta), -np.cos(theta), 0.0])
         length = (rear[1] - (y_wall - 5.0)) / np.cos(theta)
         lay.parts[f"pedicle.{side}"] = Cylinder(
-            base=rear, axis=d * length, major=0.5 * v.pedicle_height_mm,
-            minor=0.5 * v.pedicle_width_mm, major_dir=np.array([0.0, 0.0, 1.0]),
+            base=rear,
+            axis=d * length,
+            major=0.5 * v.pedicle_height_mm,
+            minor=0.5 * v.pedicle_width_mm,
+            major_dir=np.array([0.0, 0.0, 1.0]),
         )
         x_tp0 = s * x_ped
         x_tp1 = s * 0.5 * v.transverse_process_span_mm
@@ -158,13 +161,25 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
 
     s4, s5 = L4.body.section, L5.body.section
     lm["ALL"] = [
-        pair((x, s4.boundary_y(x, "anterior"), L4.body.inferior.z(s4.boundary_y(x, "anterior")) + 3),
-             (x, s5.boundary_y(x, "anterior"), L5.body.superior.z(s5.boundary_y(x, "anterior")) - 3))
+        pair(
+            (x, s4.boundary_y(x, "anterior"), L4.body.inferior.z(s4.boundary_y(x, "anterior")) + 3),
+            (x, s5.boundary_y(x, "anterior"), L5.body.superior.z(s5.boundary_y(x, "anterior")) - 3),
+        )
         for x in (-10.0, 0.0, 10.0)
     ]
     lm["PLL"] = [
-        pair((x, s4.boundary_y(x, "posterior"), L4.body.inferior.z(s4.boundary_y(x, "posterior")) + 3),
-             (x, s5.boundary_y(x, "posterior"), L5.body.superior.z(s5.boundary_y(x, "posterior")) - 3))
+        pair(
+            (
+                x,
+                s4.boundary_y(x, "posterior"),
+                L4.body.inferior.z(s4.boundary_y(x, "posterior")) + 3,
+            ),
+            (
+                x,
+                s5.boundary_y(x, "posterior"),
+                L5.body.superior.z(s5.boundary_y(x, "posterior")) - 3,
+            ),
+        )
         for x in (-4.0, 0.0, 4.0)
     ]
     lam4, lam5 = L4.parts["lamina"], L5.parts["lamina"]
@@ -178,7 +193,9 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
         x5 = s * (0.5 * cfg.L5.transverse_process_span_mm - 2.0)
         y4 = tp4.corner[1] + 0.5 * tp4.edges[1][1]
         y5 = tp5.corner[1] + 0.5 * tp5.edges[1][1]
-        lm[f"ITL.{side}"] = [pair((x4, y4, tp4.corner[2]), (x5, y5, tp5.corner[2] + tp5.edges[2][2]))]
+        lm[f"ITL.{side}"] = [
+            pair((x4, y4, tp4.corner[2]), (x5, y5, tp5.corner[2] + tp5.edges[2][2]))
+        ]
     sp4, sp5 = L4.parts["spinous_process"], L5.parts["spinous_process"]
     y0 = max(sp4.corner[1], sp5.corner[1]) + 2.0
     y1 = min(sp4.corner[1] + sp4.edges[1][1], sp5.corner[1] + sp5.edges[1][1]) - 2.0
@@ -188,8 +205,12 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
     ]
     tip4 = sp4.corner[1] + sp4.edges[1][1]
     tip5 = sp5.corner[1] + sp5.edges[1][1]
-    lm["SSL"] = [pair((0.0, tip4, sp4.corner[2] + 0.25 * sp4.edges[2][2]),
-                      (0.0, tip5, sp5.corner[2] + 0.75 * sp5.edges[2][2]))]
+    lm["SSL"] = [
+        pair(
+            (0.0, tip4, sp4.corner[2] + 0.25 * sp4.edges[2][2]),
+            (0.0, tip5, sp5.corner[2] + 0.75 * sp5.edges[2][2]),
+        )
+    ]
     return lm
 
 
@@ -197,16 +218,26 @@ def segment_layout(cfg: Config) -> SegmentLayout:
     """Place all parts of the segment from the configuration."""
     d = cfg.disc
     half_depth = 0.5 * cfg.L4.endplate_depth_mm
-    disc_sup = plane_through(-half_depth, 0.5 * d.anterior_height_mm,
-                             half_depth, 0.5 * d.posterior_height_mm)
-    disc_inf = plane_through(-half_depth, -0.5 * d.anterior_height_mm,
-                             half_depth, -0.5 * d.posterior_height_mm)
+    disc_sup = plane_through(
+        -half_depth, 0.5 * d.anterior_height_mm, half_depth, 0.5 * d.posterior_height_mm
+    )
+    disc_inf = plane_through(
+        -half_depth, -0.5 * d.anterior_height_mm, half_depth, -0.5 * d.posterior_height_mm
+    )
     h4 = 0.5 * cfg.L4.endplate_depth_mm
-    L4_sup = plane_through(-h4, float(disc_sup.z(-h4)) + cfg.L4.anterior_height_mm,
-                           h4, float(disc_sup.z(h4)) + cfg.L4.posterior_height_mm)
+    L4_sup = plane_through(
+        -h4,
+        float(disc_sup.z(-h4)) + cfg.L4.anterior_height_mm,
+        h4,
+        float(disc_sup.z(h4)) + cfg.L4.posterior_height_mm,
+    )
     h5 = 0.5 * cfg.L5.endplate_depth_mm
-    L5_inf = plane_through(-h5, float(disc_inf.z(-h5)) - cfg.L5.anterior_height_mm,
-                           h5, float(disc_inf.z(h5)) - cfg.L5.posterior_height_mm)
+    L5_inf = plane_through(
+        -h5,
+        float(disc_inf.z(-h5)) - cfg.L5.anterior_height_mm,
+        h5,
+        float(disc_inf.z(h5)) - cfg.L5.posterior_height_mm,
+    )
     L4 = _vertebra(cfg, "L4", disc_sup, L4_sup)
     L5 = _vertebra(cfg, "L5", L5_inf, disc_inf)
     disc = BodyShape(_section(cfg.L4).inset(DISC_INSET_MM), disc_inf, disc_sup)
@@ -214,8 +245,12 @@ def segment_layout(cfg: Config) -> SegmentLayout:
     # Facet joints at the pedicle-lamina junction, centred on the posterior disc level.
     f, t_cart = cfg.facets, cfg.layers.cartilage_mm
     alpha = np.radians(f.angle_deg)
-    x_f = 0.25 * (cfg.L4.canal_width_mm + cfg.L4.pedicle_width_mm
-                  + cfg.L5.canal_width_mm + cfg.L5.pedicle_width_mm)
+    x_f = 0.25 * (
+        cfg.L4.canal_width_mm
+        + cfg.L4.pedicle_width_mm
+        + cfg.L5.canal_width_mm
+        + cfg.L5.pedicle_width_mm
+    )
     y_f = 0.5 * (L4.lamina_y + L5.lamina_y)
     z_f = 0.5 * float(disc_sup.z(half_depth) + disc_inf.z(half_depth))
     facets = []
@@ -237,19 +272,23 @@ def segment_layout(cfg: Config) -> SegmentLayout:
         L5.parts[f"facet_cartilage.{side}"] = joint_box(-u_bone, -0.5 * f.gap_mm, z_lo, z_hi)
         L4.parts[f"facet_cartilage.{side}"] = joint_box(0.5 * f.gap_mm, u_bone, z_lo, z_hi)
         L5.parts[f"articular_superior.{side}"] = joint_box(
-            -u_bone - T5, -u_bone, L5.pedicle_centre_z, z_hi)
+            -u_bone - T5, -u_bone, L5.pedicle_centre_z, z_hi
+        )
         L4.parts[f"articular_inferior.{side}"] = joint_box(
-            u_bone, u_bone + T4, z_lo, z4_lam_bot + 3.0)
+            u_bone, u_bone + T4, z_lo, z4_lam_bot + 3.0
+        )
         # Processes of the neighbouring joints (L3-L4, L5-S1): bone only, no partner.
         z4_top = float(L4.body.superior.z(y_f))
         # Articular processes overlap the lamina only, never a pedicle: a box corner through the
         # curved pedicle surface meshes badly at coarse sizes.
         p4, p5 = L4.parts["pedicle.left"], L5.parts["pedicle.left"]
         L4.parts[f"articular_superior.{side}"] = joint_box(
-            -u_bone - T4, -u_bone, L4.pedicle_centre_z + p4.major + 1.0, z4_top + 4.0)
+            -u_bone - T4, -u_bone, L4.pedicle_centre_z + p4.major + 1.0, z4_top + 4.0
+        )
         z5_bot = float(L5.body.inferior.z(y_f))
         L5.parts[f"articular_inferior.{side}"] = joint_box(
-            u_bone, u_bone + T5, z5_bot - 4.0, L5.pedicle_centre_z - p5.major - 1.0)
+            u_bone, u_bone + T5, z5_bot - 4.0, L5.pedicle_centre_z - p5.major - 1.0
+        )
 
     for lay, v in ((L4, cfg.L4), (L5, cfg.L5)):
         x_lam = 0.5 * v.canal_width_mm + v.pedicle_width_mm
@@ -260,8 +299,9 @@ def segment_layout(cfg: Config) -> SegmentLayout:
         else:
             z_bot = lay.pedicle_centre_z - v.pedicle_height_mm - 6.0
             z_top = min(z_top, z_f - 0.5 * f.height_mm - POSTERIOR_CLEARANCE_MM)
-        lay.parts["lamina"] = _box((-x_lam, lay.lamina_y, z_bot),
-                                   (x_lam, lay.lamina_y + v.lamina_thickness_mm, z_top))
+        lay.parts["lamina"] = _box(
+            (-x_lam, lay.lamina_y, z_bot), (x_lam, lay.lamina_y + v.lamina_thickness_mm, z_top)
+        )
         zc, hh = 0.5 * (z_bot + z_top), 0.5 * v.spinous_process_height_mm
         y0 = lay.lamina_y + v.lamina_thickness_mm - 1.0
         lay.parts["spinous_process"] = _box(
@@ -278,7 +318,8 @@ def segment_layout(cfg: Config) -> SegmentLayout:
     canal = Cylinder(
         base=np.array([0.0, y_wall + 0.5 * depth, z_bot - 50.0]),
         axis=np.array([0.0, 0.0, z_top - z_bot + 100.0]),
-        major=0.5 * width + CANAL_OVERLAP_MM, minor=0.5 * depth + CANAL_OVERLAP_MM,
+        major=0.5 * width + CANAL_OVERLAP_MM,
+        minor=0.5 * depth + CANAL_OVERLAP_MM,
         major_dir=np.array([1.0, 0.0, 0.0]),
     )
     layout = SegmentLayout(L4, L5, disc, facets, canal, (L5_inf, L4_sup), {})
@@ -333,7 +374,9 @@ def check_layout(cfg: Config) -> None:
         pts = cylinder_sample_points(p0, p1, r)
         if in_canal(layout, pts).any():
             raise ValueError(f"seeds.{i}.position_mm: seed {i} lies in the spinal canal")
-        in_bone = layout.L4.body.contains(pts, margin=0.1) | layout.L5.body.contains(pts, margin=0.1)
+        in_bone = layout.L4.body.contains(pts, margin=0.1) | layout.L5.body.contains(
+            pts, margin=0.1
+        )
         if not in_bone.all():
             raise ValueError(
                 f"seeds.{i}.position_mm: seed {i} at {list(cfg.seeds[i].position_mm)} is not "

@@ -33,8 +33,18 @@ log = logging.getLogger(__name__)
 #: Bump when the geometry code changes what a given config produces (invalidates caches).
 GEOMETRY_VERSION = 1
 #: Config sections that determine the mesh.
-GEOMETRY_SECTIONS = ("L4", "L5", "layers", "disc", "facets", "lesion", "seed_capsule", "seeds",
-                     "regions", "mesh")
+GEOMETRY_SECTIONS = (
+    "L4",
+    "L5",
+    "layers",
+    "disc",
+    "facets",
+    "lesion",
+    "seed_capsule",
+    "seeds",
+    "regions",
+    "mesh",
+)
 
 
 @dataclass
@@ -58,7 +68,9 @@ class Model:
         try:
             return self.names[name][1]
         except KeyError:
-            raise KeyError(f"unknown region or surface {name!r}; known: {sorted(self.names)}")
+            raise KeyError(
+                f"unknown region or surface {name!r}; known: {sorted(self.names)}"
+            ) from None
 
     def regions(self) -> list[str]:
         return sorted(n for n, (d, _) in self.names.items() if d == 3)
@@ -70,7 +82,8 @@ def geometry_key(cfg: Config) -> str:
 
 def default_cache_dir() -> Path:
     base = os.environ.get("SPINEFE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "spinefe")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "spinefe"
+    )
     return Path(base) / "meshes"
 
 
@@ -96,9 +109,12 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
             gmsh.model.mesh.generate(3)
             t2 = time.perf_counter()
             return {
-                "cad_seconds": round(t1 - t0, 2), "mesh_seconds": round(t2 - t1, 2),
-                "gmsh_threads": threads, "nucleus_scale": info.nucleus_scale,
-                "cad_volumes_mm3": info.cad_volumes_mm3, "layout": info.layout,
+                "cad_seconds": round(t1 - t0, 2),
+                "mesh_seconds": round(t2 - t1, 2),
+                "gmsh_threads": threads,
+                "nucleus_scale": info.nucleus_scale,
+                "cad_volumes_mm3": info.cad_volumes_mm3,
+                "layout": info.layout,
             }
 
         meta = on_root(comm, mesh_on_root)
@@ -123,9 +139,17 @@ def _write_cache(model: Model, path: Path) -> None:
     write_mesh_xdmf(model, tmp / "mesh.xdmf")
     if comm.rank == 0:
         meta = {k: v for k, v in model.meta.items() if k != "layout"}
-        (tmp / "model.json").write_text(json.dumps(
-            {"names": model.names, "landmarks": model.landmarks,
-             "contact_pairs": model.contact_pairs, "meta": meta}, indent=1))
+        (tmp / "model.json").write_text(
+            json.dumps(
+                {
+                    "names": model.names,
+                    "landmarks": model.landmarks,
+                    "contact_pairs": model.contact_pairs,
+                    "meta": meta,
+                },
+                indent=1,
+            )
+        )
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -163,8 +187,9 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
     t0 = time.perf_counter()
     key = geometry_key(cfg)
     path = cache_dir / key if cache_dir is not None else None
-    hit = path is not None and comm.bcast((path / "model.json").exists() if comm.rank == 0
-                                          else None, root=0)
+    hit = path is not None and comm.bcast(
+        (path / "model.json").exists() if comm.rank == 0 else None, root=0
+    )
     if hit:
         model = _read_cache(comm, path)
         model.meta["cache"] = "hit"
@@ -172,12 +197,14 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
     else:
         data, meta = _generate(cfg, comm)
         layout = meta["layout"]
-        pairs = {side: (R.contact_surface(side, "L4"), R.contact_surface(side, "L5"))
-                 for side in R.SIDES}
+        pairs = {
+            side: (R.contact_surface(side, "L4"), R.contact_surface(side, "L5")) for side in R.SIDES
+        }
         data.cell_tags.name, data.facet_tags.name = "cell_tags", "facet_tags"
         names = {n: (int(d), int(t)) for n, (d, t) in data.physical_groups.items()}
-        model = Model(data.mesh, data.cell_tags, data.facet_tags, names, layout.landmarks,
-                      pairs, meta)
+        model = Model(
+            data.mesh, data.cell_tags, data.facet_tags, names, layout.landmarks, pairs, meta
+        )
         if path is not None:
             _write_cache(model, path)
         model.meta.pop("layout")
@@ -203,13 +230,18 @@ def cell_quality(mesh: dolfinx.mesh.Mesh) -> np.ndarray:
     x = mesh.geometry.x[mesh.geometry.dofmaps[0][:n]]
     vol = cell_volumes(mesh)
     faces = [(1, 2, 3), (0, 2, 3), (0, 1, 3), (0, 1, 2)]
-    area = sum(0.5 * np.linalg.norm(np.cross(x[:, j] - x[:, i], x[:, k] - x[:, i]), axis=1)
-               for i, j, k in faces)
+    area = sum(
+        0.5 * np.linalg.norm(np.cross(x[:, j] - x[:, i], x[:, k] - x[:, i]), axis=1)
+        for i, j, k in faces
+    )
     r_in = 3.0 * vol / area
     # Circumradius: |a^2 (b x c) + b^2 (c x a) + c^2 (a x b)| / (12 V), edges from vertex 0.
     a, b, c = (x[:, i] - x[:, 0] for i in (1, 2, 3))
-    num = (np.sum(a * a, 1)[:, None] * np.cross(b, c) + np.sum(b * b, 1)[:, None] * np.cross(c, a)
-           + np.sum(c * c, 1)[:, None] * np.cross(a, b))
+    num = (
+        np.sum(a * a, 1)[:, None] * np.cross(b, c)
+        + np.sum(b * b, 1)[:, None] * np.cross(c, a)
+        + np.sum(c * c, 1)[:, None] * np.cross(a, b)
+    )
     r_circ = np.linalg.norm(num, axis=1) / (12.0 * vol)
     return 3.0 * r_in / r_circ
 

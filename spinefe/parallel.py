@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
 
 from mpi4py import MPI
 
-T = TypeVar("T")
-
-
-def on_root(comm: MPI.Comm, fn: Callable[[], T]) -> T | None:
+def on_root[T](comm: MPI.Comm, fn: Callable[[], T]) -> T | None:
     """Call `fn` on rank 0; if it raises, raise the same exception on every rank.
 
     The result is returned on rank 0 only (None elsewhere). Use it around serial work (gmsh,

@@ -13,10 +13,16 @@ VERTEBRAE = ("L4", "L5")
 BODY_PARTS = ("cortical", "endplate_superior", "endplate_inferior", "trabecular")
 #: Posterior elements, per vertebra.
 POSTERIOR_PARTS = (
-    "pedicle.left", "pedicle.right", "lamina", "spinous_process",
-    "transverse_process.left", "transverse_process.right",
-    "articular_superior.left", "articular_superior.right",
-    "articular_inferior.left", "articular_inferior.right",
+    "pedicle.left",
+    "pedicle.right",
+    "lamina",
+    "spinous_process",
+    "transverse_process.left",
+    "transverse_process.right",
+    "articular_superior.left",
+    "articular_superior.right",
+    "articular_inferior.left",
+    "articular_inferior.right",
 )
 
 LESION = "L4.lesion"

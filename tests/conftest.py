@@ -33,8 +33,9 @@ def coarse(**sections) -> Config:
 def analytic_shape() -> Config:
     """No lesion, one axial seed in the L4 trabecular core: volumes with closed forms."""
     seed = Seed(position_mm=(0.0, -2.0, 18.0), direction=(0.0, 0.0, 1.0))
-    return coarse(lesion={"enabled": False}, seeds=[seed.model_dump(mode="json")],
-                  mesh={"seed_size_mm": 0.3})
+    return coarse(
+        lesion={"enabled": False}, seeds=[seed.model_dump(mode="json")], mesh={"seed_size_mm": 0.3}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,9 @@ from conftest import TEST_H, spinefe_cmd
 
 
 def run(args, env, ranks=1):
-    return subprocess.run(spinefe_cmd(*args, ranks=ranks), env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        spinefe_cmd(*args, ranks=ranks), env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_help_lists_commands(cli_env):

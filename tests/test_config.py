@@ -43,7 +43,11 @@ def test_hash_is_stable_and_sensitive():
     ("path", "value", "expected"),
     [
         ("layers.cortical_shel_mm", 1.5, "layers.cortical_shel_mm: unknown key"),
-        ("layers.cortical_shell_mm", -1.0, "layers.cortical_shell_mm: Input should be greater than 0"),
+        (
+            "layers.cortical_shell_mm",
+            -1.0,
+            "layers.cortical_shell_mm: Input should be greater than 0",
+        ),
         ("layers.bony_endplate_mm", 0.0, "layers.bony_endplate_mm: Input should be greater than 0"),
         ("layers.cartilage_mm", 0.0, "layers.cartilage_mm: Input should be greater than 0"),
         ("disc.nucleus_fraction", 1.2, "disc.nucleus_fraction: Input should be less than 1"),

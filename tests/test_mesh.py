@@ -1,9 +1,10 @@
 """The meshed segment: regions, volumes against closed forms, layer thicknesses, seeds, surfaces.
 
-Run serially and on 2 ranks (`make test-mpi` selects `-m parallel`); every quantity is reduced over MPI, so the same
-assertions hold on any number of ranks. Tolerances: at h = 2.5 mm a curved boundary of radius R
-is represented by chords with sagitta h^2 / (8 R) (about 0.02 mm at R = 30 mm), so volumes bounded
-by curved surfaces agree with closed forms to well under 1 %; planar layers are exact.
+Run serially and on 2 ranks (`make test-mpi` selects `-m parallel`); every quantity is
+reduced over MPI, so the same assertions hold on any number of ranks. Tolerances: at h = 2.5 mm
+a curved boundary of radius R is represented by chords with sagitta h^2 / (8 R) (about 0.02 mm
+at R = 30 mm), so volumes bounded by curved surfaces agree with closed forms to well under 1 %;
+planar layers are exact.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ def kidney_area_centroid(sec, n: int = 200001) -> tuple[float, float]:
     x = np.linspace(-sec.a, sec.a, n)
     half = sec.b * np.sqrt(np.clip(1 - (x / sec.a) ** 2, 0, None))
     lo, hi = sec.yc - half, sec.yc + half
-    notch = np.where(np.abs(x) < sec.rk,
-                     sec.concavity_centre_y - np.sqrt(np.clip(sec.rk**2 - x**2, 0, None)), np.inf)
+    notch = np.where(
+        np.abs(x) < sec.rk,
+        sec.concavity_centre_y - np.sqrt(np.clip(sec.rk**2 - x**2, 0, None)),
+        np.inf,
+    )
     hi = np.minimum(hi, notch)
     length = np.clip(hi - lo, 0, None)
     area = np.trapezoid(length, x)
@@ -53,8 +57,9 @@ def regions_at(model, points: np.ndarray) -> np.ndarray:
     tag_of_cell = np.full(n, -1)
     keep = model.cell_tags.indices < n
     tag_of_cell[model.cell_tags.indices[keep]] = model.cell_tags.values[keep]
-    local = np.array([tag_of_cell[cells.links(i)[0]] if len(cells.links(i)) else -1
-                      for i in range(len(points))])
+    local = np.array(
+        [tag_of_cell[cells.links(i)[0]] if len(cells.links(i)) else -1 for i in range(len(points))]
+    )
     return model.comm.allreduce(local, op=MPI.MAX)
 
 
@@ -120,14 +125,22 @@ def test_layer_thickness_measured_on_mesh(analytic_model):
     sec = lay.L4.body.section
     z_mid = 0.5 * float(lay.L4.body.inferior.z(-sec.b) + lay.L4.body.superior.z(-sec.b))
     # Cortical shell on the anterior mid-line (an ellipse axis: exact thickness there).
-    shell = run_length(analytic_model, analytic_model.tag("L4.cortical"),
-                       (0.0, -sec.b - 1.0, z_mid), (0.0, -sec.b + 4.0, z_mid))
+    shell = run_length(
+        analytic_model,
+        analytic_model.tag("L4.cortical"),
+        (0.0, -sec.b - 1.0, z_mid),
+        (0.0, -sec.b + 4.0, z_mid),
+    )
     assert shell == pytest.approx(cfg.layers.cortical_shell_mm, abs=0.05)
     # Bony endplates, vertically through the body, off the seed.
     x, y = 8.0, 0.0
     top = float(lay.L4.body.superior.z(y))
-    ep = run_length(analytic_model, analytic_model.tag("L4.endplate_superior"),
-                    (x, y, top - 3.0), (x, y, top + 1.0))
+    ep = run_length(
+        analytic_model,
+        analytic_model.tag("L4.endplate_superior"),
+        (x, y, top - 3.0),
+        (x, y, top + 1.0),
+    )
     # Vertical run through a plane tilted by the slope: thickness / cos(tilt).
     tilt = np.arctan(lay.L4.body.superior.slope)
     assert ep * np.cos(tilt) == pytest.approx(cfg.layers.bony_endplate_mm, abs=0.02)
