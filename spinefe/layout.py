@@ -92,7 +92,7 @@ class SegmentLayout:
     facets: list[FacetJoint]
     canal: Cylinder
     canal_bounds: tuple[Plane, Plane]
-    landmarks: dict[str, list[tuple[list[float], list[float]]]]
+    landmarks: dict[str, list[list[list[float]]]]
 
     def body(self, name: str) -> BodyShape:
         return getattr(self, name).body
@@ -154,10 +154,10 @@ def _vertebra(cfg: Config, name: str, inferior: Plane, superior: Plane) -> Verte
 
 def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
     """Ligament attachment points (L4 point, L5 point) per fibre, on the bone surfaces (mm)."""
-    lm: dict[str, list[tuple[list[float], list[float]]]] = {}
+    lm: dict[str, list[list[list[float]]]] = {}
 
     def pair(p, q):
-        return (np.round(p, 4).tolist(), np.round(q, 4).tolist())
+        return [np.round(p, 4).tolist(), np.round(q, 4).tolist()]  # JSON-stable
 
     s4, s5 = L4.body.section, L5.body.section
     lm["ALL"] = [
