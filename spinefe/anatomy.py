@@ -127,6 +127,21 @@ class KidneySection:
         """y of the posterior wall on the midline."""
         return self.yc + self.b - self.depth
 
+    def area_centroid(self, n: int = 200_001) -> tuple[float, float]:
+        """Area (mm^2) and centroid y (mm), integrating the chord length over x.
+
+        A closed form exists only piecewise (ellipse minus a circular segment); the chord integral
+        with n points is accurate to about 1e-9 relative and costs a few milliseconds.
+        """
+        x = np.linspace(-self.a, self.a, n)
+        half = self.b * np.sqrt(np.clip(1.0 - (x / self.a) ** 2, 0.0, None))
+        lo, hi = self.yc - half, self.yc + half
+        notch = self.concavity_centre_y - np.sqrt(np.clip(self.rk**2 - x**2, 0.0, None))
+        hi = np.where(np.abs(x) < self.rk, np.minimum(hi, notch), hi)
+        length = np.clip(hi - lo, 0.0, None)
+        area = float(np.trapezoid(length, x))
+        return area, float(np.trapezoid(length * 0.5 * (hi + lo), x)) / area
+
 
 @dataclass(frozen=True)
 class BodyShape:
@@ -135,6 +150,15 @@ class BodyShape:
     section: KidneySection
     inferior: Plane
     superior: Plane
+
+    def height(self, y: float) -> float:
+        """Distance between the endplate planes, measured along z at (., y) (mm)."""
+        return float(self.superior.z(y) - self.inferior.z(y))
+
+    def volume(self) -> float:
+        """Volume (mm^3): a prism with planar ends holds section area x height at the centroid."""
+        area, y_c = self.section.area_centroid()
+        return area * self.height(y_c)
 
     def contains(self, p: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """True for points (N, 3) inside the body, `margin` mm away from its surface."""

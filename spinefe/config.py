@@ -76,10 +76,6 @@ class Vertebra(_Section):
         description="thickness of the articular processes normal to the facet [representative]"
     )
 
-    @property
-    def mean_height_mm(self) -> float:
-        return 0.5 * (self.anterior_height_mm + self.posterior_height_mm)
-
 
 class Layers(_Section):
     """Thin tissue layers (mm)."""
@@ -304,11 +300,12 @@ def default_seeds() -> tuple[Seed, ...]:
 def _format_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "config"
+        key = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `spinefe config default` lists all keys)"
-        lines.append(f"{key}: {msg}")
+        # Cross-field (geometric) checks have no location; their message starts with the key.
+        lines.append(f"{key}: {msg}" if key else msg)
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

@@ -1,22 +1,20 @@
 """The L4-L5 segment as one gmsh OpenCASCADE model with named physical groups.
 
-`build_model(cfg)` adds every part as a primitive solid (from `layout.segment_layout`), fuses them
-with one `occ.fragment` so that all interfaces are conforming, assigns each fragment to the
-highest-priority part that contains it, and tags volumes and surfaces with the names of
-`regions.py`. Call it on one rank only (gmsh is serial); `mesh.py` meshes and distributes.
+`build_model(cfg)` adds every part as a primitive solid (from `layout.segment_layout`), cuts each
+part by all parts of higher priority, fuses the now disjoint parts with one `occ.fragment` so that
+all interfaces are conforming, and tags volumes and surfaces with the names of `regions.py`.
+Call it on one rank only (gmsh is serial); `mesh.py` meshes and distributes.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-
 import gmsh
 import numpy as np
 
 from spinefe import regions as R
 from spinefe.anatomy import BodyShape, KidneySection, Plane
-from spinefe.config import Config, ConfigError
+from spinefe.config import Config
 from spinefe.layout import Box, Cylinder, SegmentLayout, seed_axis, segment_layout
 
 log = logging.getLogger(__name__)
@@ -26,15 +24,6 @@ occ = gmsh.model.occ
 _BIG = 200.0
 #: Geometric tolerance for recognising faces on planes (mm).
 _TOL = 1e-5
-
-
-@dataclass
-class ModelInfo:
-    """What the built model exports besides its physical groups."""
-
-    layout: SegmentLayout
-    nucleus_scale: float
-    cad_volumes_mm3: dict[str, float]
 
 
 def _add_box(b: Box) -> int:
@@ -53,10 +42,7 @@ def _add_cylinder(c: Cylinder) -> int:
     if major < minor:  # OCC wants rx >= ry: turn the section by 90 degrees
         major, minor = minor, major
         xdir = np.cross(axis / np.linalg.norm(axis), xdir)
-    if np.isclose(major, minor):
-        disk = occ.addDisk(*c.base, major, major, zAxis=axis.tolist(), xAxis=xdir.tolist())
-    else:
-        disk = occ.addDisk(*c.base, major, minor, zAxis=axis.tolist(), xAxis=xdir.tolist())
+    disk = occ.addDisk(*c.base, major, minor, zAxis=axis.tolist(), xAxis=xdir.tolist())
     out = occ.extrude([(2, disk)], *axis)
     return next(t for d, t in out if d == 3)
 
@@ -137,34 +123,20 @@ def _lesion(cfg: Config, layout: SegmentLayout, cortical: list[int]) -> list[int
     return tags
 
 
-def _disc(cfg: Config, layout: SegmentLayout) -> tuple[dict[str, list[int]], float]:
-    """Annulus (whole disc; the nucleus overrides it) and nucleus at the requested fraction.
-
-    The nucleus is the disc section's ellipse scaled by s about the body axis. A prism with planar
-    ends has volume = section area x height at the section centroid, so s follows exactly from
-    the disc volume: s^2 = f V_disc / (pi a b h(y_c)).
-    """
+def _disc(layout: SegmentLayout) -> dict[str, list[int]]:
+    """Annulus (the whole disc; the nucleus overrides it) and the nucleus ellipse prism."""
     disc = layout.disc
-    annulus = _body_between(disc.section, disc.inferior, disc.superior)
-    v_disc = occ.getMass(3, annulus)
-    sec = disc.section
-    h_c = float(disc.superior.z(sec.yc) - disc.inferior.z(sec.yc))
-    s = float(np.sqrt(cfg.disc.nucleus_fraction * v_disc / (np.pi * sec.a * sec.b * h_c)))
-    nucleus_sec = KidneySection(s * sec.a, s * sec.b, sec.yc, 0.0, 1e-3)
-    if s * sec.b > sec.b - sec.depth - 1.0 or s * sec.a > sec.a - 1.0:
-        raise ConfigError(
-            f"disc.nucleus_fraction: {cfg.disc.nucleus_fraction} leaves less than 1 mm of annulus; "
-            "use a value in 0.30-0.40 (paper) or a smaller one"
-        )
+    sec, s = disc.section, layout.nucleus_scale
+    annulus = _body_between(sec, disc.inferior, disc.superior)
     ellipse = Cylinder(
         np.array([0.0, sec.yc, -_BIG]),
         np.array([0.0, 0.0, 2 * _BIG]),
-        nucleus_sec.a,
-        nucleus_sec.b,
+        s * sec.a,
+        s * sec.b,
         np.array([1.0, 0.0, 0.0]),
     )
     nucleus = _intersect(_add_cylinder(ellipse), _prism(disc.inferior, disc.superior))
-    return {R.ANNULUS: [annulus], R.NUCLEUS: [nucleus]}, s
+    return {R.ANNULUS: [annulus], R.NUCLEUS: [nucleus]}
 
 
 def _seed_solids(cfg: Config) -> list[int]:
@@ -196,7 +168,7 @@ def _envelope(cfg: Config, layout: SegmentLayout, solids: list[int]) -> list[int
     return [_intersect(_add_cylinder(col), _prism(lower, upper))]
 
 
-def _parts(cfg: Config, layout: SegmentLayout) -> tuple[list[tuple[str, list[int]]], float]:
+def _parts(cfg: Config, layout: SegmentLayout) -> list[tuple[str, list[int]]]:
     """All primitive solids, grouped by region name, in priority order (highest first)."""
     by_name: dict[str, list[int]] = {}
     for lay in (layout.L4, layout.L5):
@@ -211,8 +183,7 @@ def _parts(cfg: Config, layout: SegmentLayout) -> tuple[list[tuple[str, list[int
                 by_name[f"{lay.name}.{part}"] = [add(shape)]
     if cfg.lesion.enabled:
         by_name[R.LESION] = _lesion(cfg, layout, by_name["L4.cortical"])
-    disc, s = _disc(cfg, layout)
-    by_name.update(disc)
+    by_name.update(_disc(layout))
     if cfg.seeds:
         by_name[R.SEEDS] = _seed_solids(cfg)
     if cfg.regions.canal:
@@ -231,11 +202,11 @@ def _parts(cfg: Config, layout: SegmentLayout) -> tuple[list[tuple[str, list[int
     for level in R.VERTEBRAE:
         order += [f"{level}.{p}" for p in R.POSTERIOR_PARTS if not p.startswith("articular")]
     order += [R.CANAL, R.ENVELOPE]
-    return [(name, by_name[name]) for name in order if name in by_name], s
+    return [(name, by_name[name]) for name in order if name in by_name]
 
 
 def _faces_on_plane(plane: Plane, volumes: set[int]) -> list[int]:
-    """Boundary faces of `volumes` that lie on `plane` and face out of them."""
+    """Boundary faces of `volumes` that lie in `plane`."""
     n = plane.normal
     faces = []
     for _, f in gmsh.model.getBoundary([(3, v) for v in volumes], combined=True, oriented=False):
@@ -288,11 +259,13 @@ def _make_disjoint(parts: list[tuple[str, list[int]]]) -> list[tuple[str, list[i
     return result
 
 
-def build_model(cfg: Config) -> ModelInfo:
-    """Add the segment to the current gmsh model, with physical groups; rank 0 only."""
+def build_model(cfg: Config) -> dict[str, float]:
+    """Add the segment to the current gmsh model, with physical groups; rank 0 only.
+
+    Returns the CAD volume of every region (mm^3), the reference for the meshed volumes.
+    """
     layout = segment_layout(cfg)
-    parts, s = _parts(cfg, layout)
-    parts = _make_disjoint(parts)
+    parts = _make_disjoint(_parts(cfg, layout))
     flat = [(3, t) for _, tags in parts for t in tags]
     owner_of_input = [name for name, tags in parts for _ in tags]
     _, pieces_of_input = occ.fragment(flat[:1], flat[1:])
@@ -301,7 +274,7 @@ def build_model(cfg: Config) -> ModelInfo:
     owner: dict[int, str] = {}
     for name, pieces in zip(owner_of_input, pieces_of_input, strict=True):
         for dim, tag in pieces:
-            if dim == 3 and tag not in owner:  # inputs are disjoint and in priority order
+            if dim == 3:
                 owner[tag] = name
     groups: dict[str, list[int]] = {}
     for tag, name in sorted(owner.items()):
@@ -331,7 +304,7 @@ def build_model(cfg: Config) -> ModelInfo:
             raise RuntimeError(f"geometry: surface {name} not found")
         gmsh.model.addPhysicalGroup(2, faces, name=name)
     log.info("geometry: %d regions, %d volumes", len(groups), len(owner))
-    return ModelInfo(layout, s, volumes)
+    return volumes
 
 
 def set_mesh_size(cfg: Config) -> None:

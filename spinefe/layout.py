@@ -93,9 +93,17 @@ class SegmentLayout:
     canal: Cylinder
     canal_bounds: tuple[Plane, Plane]
     landmarks: dict[str, list[list[list[float]]]]
+    #: The nucleus is the disc section's ellipse scaled by this factor about the body axis.
+    nucleus_scale: float
 
-    def body(self, name: str) -> BodyShape:
-        return getattr(self, name).body
+
+def _nucleus_scale(disc: BodyShape, fraction: float) -> float:
+    """Scale s of the nucleus ellipse (s a, s b) that holds `fraction` of the disc volume.
+
+    Both are prisms between the same planes, so V_nucleus = pi s^2 a b h(y_c) exactly.
+    """
+    sec = disc.section
+    return float(np.sqrt(fraction * disc.volume() / (np.pi * sec.a * sec.b * disc.height(sec.yc))))
 
 
 def _section(v: Vertebra) -> KidneySection:
@@ -159,29 +167,19 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
     def pair(p, q):
         return [np.round(p, 4).tolist(), np.round(q, 4).tolist()]  # JSON-stable
 
-    s4, s5 = L4.body.section, L5.body.section
-    lm["ALL"] = [
-        pair(
-            (x, s4.boundary_y(x, "anterior"), L4.body.inferior.z(s4.boundary_y(x, "anterior")) + 3),
-            (x, s5.boundary_y(x, "anterior"), L5.body.superior.z(s5.boundary_y(x, "anterior")) - 3),
-        )
-        for x in (-10.0, 0.0, 10.0)
-    ]
-    lm["PLL"] = [
-        pair(
-            (
-                x,
-                s4.boundary_y(x, "posterior"),
-                L4.body.inferior.z(s4.boundary_y(x, "posterior")) + 3,
-            ),
-            (
-                x,
-                s5.boundary_y(x, "posterior"),
-                L5.body.superior.z(s5.boundary_y(x, "posterior")) - 3,
-            ),
-        )
-        for x in (-4.0, 0.0, 4.0)
-    ]
+    def wall_fibres(side: str, xs: tuple[float, ...]) -> list[list[list[float]]]:
+        """Fibres on the anterior or posterior body wall, 3 mm from the disc, at lateral xs."""
+        fibres = []
+        for x in xs:
+            y4 = L4.body.section.boundary_y(x, side)
+            y5 = L5.body.section.boundary_y(x, side)
+            fibres.append(
+                pair((x, y4, L4.body.inferior.z(y4) + 3.0), (x, y5, L5.body.superior.z(y5) - 3.0))
+            )
+        return fibres
+
+    lm["ALL"] = wall_fibres("anterior", (-10.0, 0.0, 10.0))
+    lm["PLL"] = wall_fibres("posterior", (-4.0, 0.0, 4.0))
     lam4, lam5 = L4.parts["lamina"], L5.parts["lamina"]
     z4_bot = lam4.corner[2]
     z5_top = lam5.corner[2] + lam5.edges[2][2]
@@ -224,12 +222,11 @@ def segment_layout(cfg: Config) -> SegmentLayout:
     disc_inf = plane_through(
         -half_depth, -0.5 * d.anterior_height_mm, half_depth, -0.5 * d.posterior_height_mm
     )
-    h4 = 0.5 * cfg.L4.endplate_depth_mm
     L4_sup = plane_through(
-        -h4,
-        float(disc_sup.z(-h4)) + cfg.L4.anterior_height_mm,
-        h4,
-        float(disc_sup.z(h4)) + cfg.L4.posterior_height_mm,
+        -half_depth,
+        float(disc_sup.z(-half_depth)) + cfg.L4.anterior_height_mm,
+        half_depth,
+        float(disc_sup.z(half_depth)) + cfg.L4.posterior_height_mm,
     )
     h5 = 0.5 * cfg.L5.endplate_depth_mm
     L5_inf = plane_through(
@@ -277,10 +274,10 @@ def segment_layout(cfg: Config) -> SegmentLayout:
         L4.parts[f"articular_inferior.{side}"] = joint_box(
             u_bone, u_bone + T4, z_lo, z4_lam_bot + 3.0
         )
-        # Processes of the neighbouring joints (L3-L4, L5-S1): bone only, no partner.
+        # Processes of the neighbouring joints (L3-L4, L5-S1): bone only, no partner. They
+        # overlap the lamina only, never a pedicle: a box corner through the curved pedicle
+        # surface meshes badly at coarse sizes.
         z4_top = float(L4.body.superior.z(y_f))
-        # Articular processes overlap the lamina only, never a pedicle: a box corner through the
-        # curved pedicle surface meshes badly at coarse sizes.
         p4, p5 = L4.parts["pedicle.left"], L5.parts["pedicle.left"]
         L4.parts[f"articular_superior.{side}"] = joint_box(
             -u_bone - T4, -u_bone, L4.pedicle_centre_z + p4.major + 1.0, z4_top + 4.0
@@ -322,9 +319,16 @@ def segment_layout(cfg: Config) -> SegmentLayout:
         minor=0.5 * depth + CANAL_OVERLAP_MM,
         major_dir=np.array([1.0, 0.0, 0.0]),
     )
-    layout = SegmentLayout(L4, L5, disc, facets, canal, (L5_inf, L4_sup), {})
-    layout.landmarks = _landmarks(L4, L5, cfg)
-    return layout
+    return SegmentLayout(
+        L4,
+        L5,
+        disc,
+        facets,
+        canal,
+        (L5_inf, L4_sup),
+        _landmarks(L4, L5, cfg),
+        _nucleus_scale(disc, cfg.disc.nucleus_fraction),
+    )
 
 
 def in_canal(layout: SegmentLayout, p: np.ndarray) -> np.ndarray:
@@ -357,6 +361,12 @@ def check_layout(cfg: Config) -> None:
         if v.posterior_concavity_depth_mm >= v.endplate_depth_mm / 2:
             raise ValueError(f"{key}.posterior_concavity_depth_mm: must be < half the body depth")
     layout = segment_layout(cfg)
+    sec, s = layout.disc.section, layout.nucleus_scale
+    if s * sec.b > sec.posterior_wall_y - 1.0 or s * sec.a > sec.a - 1.0:
+        raise ValueError(
+            f"disc.nucleus_fraction: {cfg.disc.nucleus_fraction} leaves less than 1 mm of "
+            "annulus around the nucleus; use a value in 0.30-0.40 (paper) or a smaller one"
+        )
     lesion = cfg.lesion
     if lesion.enabled:
         pts = ellipsoid_surface_points(lesion.centre_mm, lesion.radii_mm)

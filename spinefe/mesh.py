@@ -13,6 +13,7 @@ import logging
 import os
 import resource
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +27,13 @@ from dolfinx.io import XDMFFile
 
 from spinefe import regions as R
 from spinefe.config import Config
+from spinefe.layout import segment_layout
 from spinefe.parallel import on_root
 
 log = logging.getLogger(__name__)
 
 #: Bump when the geometry code changes what a given config produces (invalidates caches).
-GEOMETRY_VERSION = 1
+GEOMETRY_VERSION = 2
 #: Config sections that determine the mesh.
 GEOMETRY_SECTIONS = (
     "L4",
@@ -100,7 +102,7 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
         def mesh_on_root() -> dict:
             t0 = time.perf_counter()
             gmsh.model.add("L4-L5")
-            info = build_model(cfg)
+            cad_volumes = build_model(cfg)
             t1 = time.perf_counter()
             set_mesh_size(cfg)
             threads = cfg.mesh.threads or max(1, (os.cpu_count() or 1) // comm.size)
@@ -112,9 +114,7 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
                 "cad_seconds": round(t1 - t0, 2),
                 "mesh_seconds": round(t2 - t1, 2),
                 "gmsh_threads": threads,
-                "nucleus_scale": info.nucleus_scale,
-                "cad_volumes_mm3": info.cad_volumes_mm3,
-                "layout": info.layout,
+                "cad_volumes_mm3": cad_volumes,
             }
 
         meta = on_root(comm, mesh_on_root)
@@ -131,29 +131,27 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
 def _write_cache(model: Model, path: Path) -> None:
     """Write the mesh, tags and metadata atomically (temporary directory, then rename)."""
     comm = model.comm
-    tmp = path.with_name(path.name + f".tmp{os.getpid() if comm.rank == 0 else 0}")
-    tmp = Path(comm.bcast(str(tmp), root=0))
-    if comm.rank == 0:
-        tmp.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
+
+    def make_tmp() -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkdtemp(prefix=path.name + ".tmp", dir=path.parent)
+
+    tmp = Path(comm.bcast(on_root(comm, make_tmp), root=0))
     write_mesh_xdmf(model, tmp / "mesh.xdmf")
-    if comm.rank == 0:
-        meta = {k: v for k, v in model.meta.items() if k != "layout"}
-        (tmp / "model.json").write_text(
-            json.dumps(
-                {
-                    "names": model.names,
-                    "landmarks": model.landmarks,
-                    "contact_pairs": model.contact_pairs,
-                    "meta": meta,
-                },
-                indent=1,
-            )
-        )
+
+    def publish() -> None:
+        stored = {
+            "names": model.names,
+            "landmarks": model.landmarks,
+            "contact_pairs": model.contact_pairs,
+            "meta": model.meta,
+        }
+        (tmp / "model.json").write_text(json.dumps(stored, indent=1))
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
-    comm.barrier()
+
+    on_root(comm, publish)
 
 
 def write_mesh_xdmf(model: Model, filename: Path) -> None:
@@ -196,7 +194,7 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
         log.info("mesh: read from cache %s", path)
     else:
         data, meta = _generate(cfg, comm)
-        layout = meta["layout"]
+        layout = segment_layout(cfg)  # numpy only and deterministic: computed on every rank
         pairs = {
             side: (R.contact_surface(side, "L4"), R.contact_surface(side, "L5")) for side in R.SIDES
         }
@@ -207,7 +205,6 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
         )
         if path is not None:
             _write_cache(model, path)
-        model.meta.pop("layout")
         model.meta["cache"] = "miss" if path is not None else "off"
     model.meta["geometry_key"] = key
     model.meta["build_seconds"] = round(time.perf_counter() - t0, 2)
@@ -260,6 +257,7 @@ def mesh_summary(model: Model) -> dict:
         regions[name] = {
             "cells": int(comm.allreduce(sel.size)),
             "volume_mm3": float(comm.allreduce(vols[sel].sum())),
+            "cad_volume_mm3": model.meta["cad_volumes_mm3"][name],
         }
     surfaces = {}
     fdim_tags = model.facet_tags

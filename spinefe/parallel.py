@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from mpi4py import MPI
 
+
 def on_root[T](comm: MPI.Comm, fn: Callable[[], T]) -> T | None:
     """Call `fn` on rank 0; if it raises, raise the same exception on every rank.
 

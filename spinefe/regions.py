@@ -49,7 +49,3 @@ def contact_surface(side: str, level: str) -> str:
 
 def vertebra_regions(level: str) -> list[str]:
     return [f"{level}.{p}" for p in BODY_PARTS + POSTERIOR_PARTS]
-
-
-#: Regions that carry load in the mechanics (everything but the dose-only regions).
-DOSE_ONLY = (CANAL, ENVELOPE)

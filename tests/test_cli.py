@@ -60,8 +60,8 @@ def test_bad_input_ends_both_ranks(cli_env, tmp_path):
     _bad_input_fails_cleanly(cli_env, tmp_path, ranks=2)
 
 
-def test_error_during_geometry_ends_both_ranks(cli_env, tmp_path):
-    """A failure found on rank 0 only (inside gmsh work) reaches rank 1: exit 2, no hang."""
+def test_nucleus_too_large_fails_on_both_ranks(cli_env, tmp_path):
+    """A geometric check that needs the disc volume still fails before any CAD, on all ranks."""
     path = tmp_path / "nucleus.toml"
     path.write_text("[disc]\nnucleus_fraction = 0.95\n")
     res = run(["mesh", str(path), "--out", str(tmp_path / "o"), "--no-cache"], cli_env, ranks=2)

@@ -24,29 +24,6 @@ from spinefe.mesh import build_mesh, mesh_summary
 pytestmark = pytest.mark.parallel
 
 
-def kidney_area_centroid(sec, n: int = 200001) -> tuple[float, float]:
-    """Area (mm^2) and centroid y (mm) of a kidney section, by its chord lengths in x."""
-    x = np.linspace(-sec.a, sec.a, n)
-    half = sec.b * np.sqrt(np.clip(1 - (x / sec.a) ** 2, 0, None))
-    lo, hi = sec.yc - half, sec.yc + half
-    notch = np.where(
-        np.abs(x) < sec.rk,
-        sec.concavity_centre_y - np.sqrt(np.clip(sec.rk**2 - x**2, 0, None)),
-        np.inf,
-    )
-    hi = np.minimum(hi, notch)
-    length = np.clip(hi - lo, 0, None)
-    area = np.trapezoid(length, x)
-    y_c = np.trapezoid(length * 0.5 * (hi + lo), x) / area
-    return float(area), float(y_c)
-
-
-def prism_volume(body) -> float:
-    """A prism with planar ends: area x height at the section centroid."""
-    area, y_c = kidney_area_centroid(body.section)
-    return area * float(body.superior.z(y_c) - body.inferior.z(y_c))
-
-
 def regions_at(model, points: np.ndarray) -> np.ndarray:
     """Region tag at each point (-1 outside the mesh), identical on every rank."""
     mesh = model.mesh
@@ -93,11 +70,11 @@ def test_region_volumes_match_closed_forms(analytic_model):
     lay = segment_layout(cfg)
     vol = {k: v["volume_mm3"] for k, v in mesh_summary(analytic_model)["regions"].items()}
     L4_body = sum(vol[f"L4.{p}"] for p in R.BODY_PARTS) + vol[R.SEEDS]
-    assert L4_body == pytest.approx(prism_volume(lay.L4.body), rel=5e-3)
-    assert vol["L4.trabecular"] + vol[R.SEEDS] == pytest.approx(prism_volume(lay.L4.core), rel=5e-3)
+    assert L4_body == pytest.approx(lay.L4.body.volume(), rel=5e-3)
+    assert vol["L4.trabecular"] + vol[R.SEEDS] == pytest.approx(lay.L4.core.volume(), rel=5e-3)
     L5_body = sum(vol[f"L5.{p}"] for p in R.BODY_PARTS)
-    assert L5_body == pytest.approx(prism_volume(lay.L5.body), rel=5e-3)
-    assert vol[R.NUCLEUS] + vol[R.ANNULUS] == pytest.approx(prism_volume(lay.disc), rel=5e-3)
+    assert L5_body == pytest.approx(lay.L5.body.volume(), rel=5e-3)
+    assert vol[R.NUCLEUS] + vol[R.ANNULUS] == pytest.approx(lay.disc.volume(), rel=5e-3)
     # Cartilage layers are planar boxes: exact up to round-off.
     f = cfg.facets
     box = f.width_mm * f.height_mm * cfg.layers.cartilage_mm
