@@ -4,8 +4,10 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Per-run JIT and mesh caches: separate processes must not share a FEniCS JIT cache (see docs).
-export XDG_CACHE_HOME ?= $(CURDIR)/.cache/run-$(shell date +%s)-$$PPID
+# Meshes are cached in the project (a second `make demo` reads the mesh instead of remeshing).
+export SPINEFE_CACHE ?= $(CURDIR)/.cache/meshes
+# Tests get a per-run JIT cache: separate processes must not share a FEniCS JIT cache.
+test test-serial test-mpi: export XDG_CACHE_HOME := $(CURDIR)/.cache/run-$(shell date +%s%N)
 MPI_TIMEOUT ?= 900
 
 .PHONY: demo test test-serial test-mpi venv lint benchmark clean
@@ -27,11 +29,11 @@ demo: venv
 test: venv test-serial test-mpi
 
 test-serial: venv
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -m "not mpi_only" tests
 
 # Every mpiexec runs under a timeout: a rank stuck in a collective fails in minutes, not hours.
 test-mpi: venv
-	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m parallel tests
+	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m "parallel or mpi_only" tests
 
 lint: venv
 	$(VENV)/bin/ruff check spinefe dosimetry tests benchmarks

@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cache-dir",
         type=Path,
         metavar="DIR",
-        help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe)",
+        help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe/meshes)",
     )
     mesh.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
     mesh.add_argument("--no-figure", action="store_true", help="skip the PNG")

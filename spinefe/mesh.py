@@ -83,10 +83,11 @@ def geometry_key(cfg: Config) -> str:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("SPINEFE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "spinefe"
-    )
-    return Path(base) / "meshes"
+    """$SPINEFE_CACHE, else $XDG_CACHE_HOME/spinefe/meshes (default ~/.cache/spinefe/meshes)."""
+    if os.environ.get("SPINEFE_CACHE"):
+        return Path(os.environ["SPINEFE_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(xdg) / "spinefe" / "meshes"
 
 
 def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, dict]:

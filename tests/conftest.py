@@ -77,9 +77,9 @@ def spinefe_cmd(*args: str, ranks: int = 1) -> list[str]:
 
 
 @pytest.fixture
-def cli_env(tmp_path) -> dict:
-    """Environment for CLI subprocesses: own caches, no inherited MPI rank variables."""
+def cli_env(tmp_path, cache_dir) -> dict:
+    """Environment for CLI subprocesses: the session's mesh cache, no inherited MPI variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "MPI"))}
-    env["SPINEFE_CACHE"] = str(tmp_path / "cache")
+    env["SPINEFE_CACHE"] = str(cache_dir)
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     return env

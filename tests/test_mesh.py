@@ -123,6 +123,7 @@ def test_layer_thickness_measured_on_mesh(analytic_model):
     assert ep * np.cos(tilt) == pytest.approx(cfg.layers.bony_endplate_mm, abs=0.02)
 
 
+@pytest.mark.mpi_only
 def test_same_mesh_on_one_and_two_ranks(default_model):
     """The distributed mesh equals the serial one: counts and region volumes."""
     comm = MPI.COMM_WORLD
