@@ -35,9 +35,12 @@ def regions_at(model, points: np.ndarray) -> np.ndarray:
     keep = model.cell_tags.indices < n
     tag_of_cell[model.cell_tags.indices[keep]] = model.cell_tags.values[keep]
     local = np.array(
-        [tag_of_cell[cells.links(i)[0]] if len(cells.links(i)) else -1 for i in range(len(points))]
+        [tag_of_cell[cells.links(i)[0]] if len(cells.links(i)) else -1 for i in range(len(points))],
+        dtype=np.int64,
     )
-    return model.comm.allreduce(local, op=MPI.MAX)
+    found = np.empty_like(local)
+    model.comm.Allreduce(local, found, op=MPI.MAX)  # element-wise over ranks
+    return found
 
 
 def run_length(model, tag: int, start, stop, n: int = 4001) -> float:
