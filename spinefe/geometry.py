@@ -275,7 +275,7 @@ def build_model(cfg: Config) -> dict[str, float]:
     for name, pieces in zip(owner_of_input, pieces_of_input, strict=True):
         for dim, tag in pieces:
             if dim == 3:
-                owner[tag] = name
+                owner.setdefault(tag, name)  # inputs are in priority order: first one wins
     groups: dict[str, list[int]] = {}
     for tag, name in sorted(owner.items()):
         groups.setdefault(name, []).append(tag)
