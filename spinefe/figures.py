@@ -13,12 +13,12 @@ from spinefe.mesh import Model
 
 log = logging.getLogger(__name__)
 
-#: Region colours by role (RGB 0-1): cortical bone ivory, cancellous tan, lesion purple, ...
+#: Region colours by role (RGB 0-1): cortical bone dark ivory, cancellous tan, lesion purple, ...
 _COLOURS = {
-    "cortical": (0.93, 0.91, 0.82),
+    "cortical": (0.62, 0.58, 0.48),
     "endplate": (0.85, 0.65, 0.25),
     "trabecular": (0.85, 0.72, 0.55),
-    "posterior": (0.80, 0.78, 0.70),
+    "posterior": (0.78, 0.76, 0.70),
     "lesion": (0.55, 0.25, 0.60),
     "seeds": (0.90, 0.05, 0.05),
     "nucleus": (0.30, 0.50, 0.90),
@@ -85,8 +85,9 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
     colours = np.array([_COLOURS[_role(n)] for n in names])
     seeds_index = names.index(R.SEEDS) if R.SEEDS in names else None
     if slice_z_mm is None:
-        if seeds_index is not None:  # through the seed layer nearest the mean seed height
-            z = grid.extract_cells(grid.cell_data["region"] == seeds_index).points[:, 2]
+        if seeds_index is not None:  # through the seed nearest the mean seed height
+            seeds = grid.extract_cells(grid.cell_data["region"] == seeds_index)
+            z = seeds.cell_centers().points[:, 2]  # inside a capsule, unlike its surface points
             slice_z_mm = float(z[np.argmin(np.abs(z - z.mean()))])
         else:
             slice_z_mm = float(np.mean(grid.points[:, 2]))
