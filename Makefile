@@ -33,7 +33,7 @@ test-serial: venv
 
 # Every mpiexec runs under a timeout: a rank stuck in a collective fails in minutes, not hours.
 test-mpi: venv
-	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m "parallel or mpi_only" tests
+	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m "(parallel or mpi_only) and not serial_only" tests
 
 lint: venv
 	$(VENV)/bin/ruff check spinefe dosimetry tests benchmarks

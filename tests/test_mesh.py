@@ -149,3 +149,22 @@ def test_cache_reproduces_the_mesh(default_model, cache_dir):
     for name in a["regions"]:
         assert a["regions"][name]["cells"] == b["regions"][name]["cells"]
     assert b["landmarks"] == a["landmarks"]
+
+
+@pytest.mark.serial_only
+def test_cortical_breach_and_envelope(default_model, cache_dir):
+    """The breach moves a wall sector into the lesion (L4 body volume conserved); the envelope
+    wraps the segment without taking the loading surfaces."""
+    cfg = coarse(lesion={"cortical_breach": 0.25}, regions={"envelope": True})
+    model = build_mesh(cfg, MPI.COMM_WORLD, cache_dir)
+    vol = {k: v["volume_mm3"] for k, v in mesh_summary(model)["regions"].items()}
+    ref = {k: v["volume_mm3"] for k, v in mesh_summary(default_model)["regions"].items()}
+    breached = ref["L4.cortical"] - vol["L4.cortical"]
+    assert vol[R.LESION] - ref[R.LESION] == pytest.approx(breached, rel=0.02)
+    # Expected: a quarter of the wall, over the lesion's height out of the body's height.
+    lay = segment_layout(cfg)
+    height = lay.L4.body.height(0.0)
+    expected = 0.25 * ref["L4.cortical"] * 2 * cfg.lesion.radii_mm[2] / height
+    assert breached == pytest.approx(expected, rel=0.25)  # the wall is thicker at the rims
+    assert vol[R.ENVELOPE] > 0
+    assert model.names[R.L4_SUPERIOR][0] == 2 and model.names[R.L5_INFERIOR][0] == 2
