@@ -41,6 +41,11 @@ SOURCES: dict[str, str] = {
         "model of the lumbosacral spine in ArtiSynth. PLoS ONE 16(4):e0250456, 2021 "
         "(0.5 mm initial facet gap)."
     ),
+    "shiraziadl1986": (
+        "Shirazi-Adl A, Ahmed AM, Shrivastava SC. Mechanical response of a lumbar motion segment "
+        "in axial torque alone and combined with compression. Spine 11(9):914-927, 1986 "
+        "(posterior elements E = 3500 MPa, nu = 0.25; widely reused in lumbar FE models)."
+    ),
     "paper": "Reference paper, Table 4 and section 2 (shared/reference/paper.toml).",
     "disc": (
         "L4-L5 disc height about 10-13 mm (shared/reference/spine-mechanics.md); anterior "

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from spinefe.config import ConfigError, load_config
+from spinefe.config import SCENARIOS, ConfigError, load_config
 
 log = logging.getLogger("spinefe")
 
@@ -23,6 +23,8 @@ examples:
   spinefe config check my_segment.toml         validate it (exit 2 and a message when invalid)
   spinefe mesh --out results/default           mesh the built-in default segment
   mpiexec -n 2 python -m spinefe mesh my_segment.toml --out results/mine
+  spinefe solve my_segment.toml --scenario tumour --out results/tumour
+  spinefe compare --out results/default        healthy, tumour, implanted and the paper table
 
 Every command that takes CONFIG.toml runs on the built-in default segment without one.
 Units: mm, N, MPa; frame: DICOM patient LPS (+x left, +y posterior, +z superior).
@@ -52,23 +54,123 @@ def _parser() -> argparse.ArgumentParser:
         description="Build the L4-L5 geometry, mesh it (rank 0), distribute it over MPI, and "
         "write the mesh with region and surface tags, a summary and a picture.",
     )
-    mesh.add_argument(
+    _model_args(mesh)
+    mesh.add_argument("--no-figure", action="store_true", help="skip the PNG")
+
+    solve = sub.add_parser(
+        "solve",
+        help="solve one mechanics scenario: DIR/summary.json, fields (VTX, XDMF), von_mises.png",
+        description="Linear elastic L4-L5 under the configured axial load (default 500 N on "
+        "L4.superior, L5.inferior clamped).",
+    )
+    _model_args(solve)
+    solve.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        help="overrides mechanics.scenario of the config (default: implanted)",
+    )
+    solve.add_argument("--solver", choices=("cg_gamg", "mumps"), help="overrides mechanics.solver")
+    solve.add_argument("--no-figure", action="store_true", help="skip the PNG")
+
+    compare = sub.add_parser(
+        "compare",
+        help="healthy, tumour and implanted on one mesh, compared with the paper",
+        description="Solve the three scenarios on one mesh; write DIR/<scenario>/, "
+        "DIR/comparison.{json,md} and DIR/von_mises.png (shared colour scale).",
+    )
+    _model_args(compare)
+    compare.add_argument(
+        "--solver", choices=("cg_gamg", "mumps"), help="overrides mechanics.solver"
+    )
+    return p
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "config",
         type=Path,
         nargs="?",
         metavar="CONFIG.toml",
         help="segment configuration (default: built-in default segment)",
     )
-    mesh.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
-    mesh.add_argument(
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    p.add_argument(
         "--cache-dir",
         type=Path,
         metavar="DIR",
         help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe/meshes)",
     )
-    mesh.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
-    mesh.add_argument("--no-figure", action="store_true", help="skip the PNG")
-    return p
+    p.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
+
+
+def _load(args: argparse.Namespace, **mechanics):
+    """Config with command-line overrides of the mechanics section, and its meshed model."""
+    from mpi4py import MPI
+
+    from spinefe.config import parse_config
+    from spinefe.mesh import build_mesh, default_cache_dir
+
+    cfg = load_config(args.config)  # every rank validates: a bad config fails on all ranks
+    overrides = {k: v for k, v in mechanics.items() if v is not None}
+    if overrides:
+        data = cfg.model_dump(mode="json")
+        data["mechanics"].update(overrides)
+        cfg = parse_config(data)
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    if MPI.COMM_WORLD.rank == 0:
+        args.out.mkdir(parents=True, exist_ok=True)
+    return cfg, build_mesh(cfg, MPI.COMM_WORLD, cache)
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from spinefe.figures import render_von_mises
+    from spinefe.mechanics import load_bearing
+    from spinefe.scenarios import run_scenario
+
+    cfg, model = _load(args, scenario=args.scenario, solver=args.solver)
+    model = load_bearing(model)
+    scenario = cfg.mechanics.scenario
+    record, vm = run_scenario(model, cfg, scenario, args.out)
+    if not args.no_figure:
+        n = model.mesh.topology.index_map(3).size_local
+        render_von_mises(model, {scenario: vm.x.array[:n]}, args.out / "von_mises.png")
+    log.info(
+        "solve %s: %d dofs, %d iterations, reaction %.6f N (applied %.6f N) -> %s",
+        scenario,
+        record["dofs"],
+        record["iterations"],
+        record["reaction_N"],
+        record["applied_N"],
+        args.out / "summary.json",
+    )
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.config import SCENARIOS
+    from spinefe.figures import render_von_mises
+    from spinefe.mechanics import load_bearing
+    from spinefe.results import write_json
+    from spinefe.scenarios import comparison, comparison_markdown, run_scenario
+
+    cfg, model = _load(args, solver=args.solver)
+    model = load_bearing(model)
+    n = model.mesh.topology.index_map(3).size_local
+    records, fields = {}, {}
+    for scenario in SCENARIOS:
+        records[scenario], vm = run_scenario(model, cfg, scenario, args.out / scenario)
+        fields[scenario] = vm.x.array[:n].copy()
+    comp = comparison(records)
+    comp["config_hash"] = cfg.hash()
+    write_json(MPI.COMM_WORLD, comp, args.out / "comparison.json")
+    table = comparison_markdown(comp)
+    if MPI.COMM_WORLD.rank == 0:
+        (args.out / "comparison.md").write_text(table)
+        print(table)
+    render_von_mises(model, fields, args.out / "von_mises.png")
+    return 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -124,7 +226,12 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     setup_logging(comm, logging.DEBUG if args.verbose else logging.INFO, args.log_all_ranks)
-    handlers = {"config": _cmd_config, "mesh": _cmd_mesh}
+    handlers = {
+        "config": _cmd_config,
+        "mesh": _cmd_mesh,
+        "solve": _cmd_solve,
+        "compare": _cmd_compare,
+    }
     try:
         return handlers[args.command](args)
     except ConfigError as err:

@@ -191,6 +191,80 @@ class Mesh(_Section):
     )
 
 
+class Material(_Section):
+    """Linear elastic isotropic material."""
+
+    E_MPa: Positive = Field(description="Young's modulus (MPa)")
+    nu: float = Field(ge=0.0, lt=0.5, description="Poisson's ratio")
+
+
+def _material(E: float, nu: float, source: str):
+    return Field(default_factory=lambda: Material(E_MPa=E, nu=nu), description=source)
+
+
+class Materials(_Section):
+    """Materials (E in MPa); regions map to them in `spinefe.materials`."""
+
+    cortical_bone: Material = _material(12000.0, 0.30, "cortical shell and endplates [paper]")
+    trabecular_bone: Material = _material(132.0, 0.20, "vertebral body core [paper]")
+    posterior_bone: Material = _material(
+        3500.0, 0.25, "posterior elements, homogenised [shiraziadl1986; not in the paper]"
+    )
+    annulus_fibrosus: Material = _material(4.2, 0.45, "annulus, isotropic [paper]")
+    nucleus_pulposus: Material = _material(1.0, 0.499, "nucleus, nearly incompressible [paper]")
+    metastatic_tumor: Material = _material(1.0, 0.45, "lytic lesion [paper]")
+    Ti6Al4V: Material = _material(144000.0, 0.32, "seed capsules [paper]")
+    articular_cartilage: Material = _material(23.8, 0.40, "facet cartilage [paper]")
+
+
+Scenario = Literal["healthy", "tumour", "implanted"]
+SCENARIOS: tuple[str, ...] = ("healthy", "tumour", "implanted")
+
+
+class Mechanics(_Section):
+    """Static load case, scenario, discretisation and solver of the mechanics."""
+
+    scenario: Scenario = Field(
+        "implanted",
+        description="healthy: lesion and seed cells are trabecular bone; tumour: lesion tissue "
+        "(seed cells take their host's material); implanted: titanium seeds in the lesion",
+    )
+    load_N: float = Field(500.0, ge=0.0, description="axial load on L4.superior [paper]")
+    load_direction: Vec3 = Field(
+        (0.0, 0.0, -1.0), description="load direction (normalised; default inferior) [paper]"
+    )
+    degree: int = Field(1, ge=1, le=2, description="polynomial degree of the displacement")
+    nearly_incompressible_nu: float = Field(
+        0.49,
+        gt=0.0,
+        le=0.5,
+        description="regions with nu >= this use an averaged nodal pressure (Bonet & Burton "
+        "1998) against volumetric locking; 0.5 switches it off",
+    )
+    solver: Literal["cg_gamg", "mumps"] = Field(
+        "cg_gamg", description="CG + GAMG with the rigid-body near-nullspace, or direct MUMPS"
+    )
+    rtol: float = Field(1e-8, gt=0.0, lt=1.0, description="CG relative residual tolerance")
+    max_iterations: int = Field(500, ge=1, description="CG iteration limit")
+    prolongator_smoothing_steps: int = Field(
+        0,
+        ge=0,
+        le=2,
+        description="GAMG prolongator smoothing: 0 plain aggregation (cheap set-up), 1 smoothed "
+        "aggregation (about half the CG iterations, 3-10x the set-up on these meshes)",
+    )
+    seed_band_mm: Positive = Field(
+        1.0, description="width of the 'around seeds' result band outside the capsules"
+    )
+
+    @field_validator("load_direction")
+    @classmethod
+    def _nonzero_direction(cls, v: Vec3) -> Vec3:
+        if np.linalg.norm(v) == 0.0:
+            raise ValueError("load_direction must not be the zero vector")
+        return v
+
+
 class Config(_Section):
     """A complete L4-L5 model: anatomy, pathology, implant, mesh."""
 
@@ -204,6 +278,8 @@ class Config(_Section):
     seeds: tuple[Seed, ...] = Field(default_factory=lambda: default_seeds())
     regions: Regions = Field(default_factory=Regions)
     mesh: Mesh = Field(default_factory=Mesh)
+    materials: Materials = Field(default_factory=Materials)
+    mechanics: Mechanics = Field(default_factory=Mechanics)
 
     @model_validator(mode="after")
     def _geometry_is_consistent(self) -> Config:

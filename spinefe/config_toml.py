@@ -35,7 +35,12 @@ def _range(info: FieldInfo) -> str:
 def _table(model: BaseModel, lines: list[str]) -> None:
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)
-        if isinstance(value, BaseModel):
+        if isinstance(value, BaseModel):  # a small section (a material): one inline table
+            fields = ", ".join(
+                f"{k} = {_value(getattr(value, k))}" for k in type(value).model_fields
+            )
+            lines.append(f"# {info.description}")
+            lines.append(f"{name} = {{ {fields} }}")
             continue
         if info.description:
             lines.append(f"# {info.description}{_range(info)}")

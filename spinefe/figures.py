@@ -38,8 +38,9 @@ def _role(name: str) -> str:
     return "posterior"
 
 
-def _gather_grid(model: Model):
-    """The whole mesh as one pyvista grid on rank 0 (None elsewhere), with a 'region' index."""
+def _gather_grid(model: Model, cell_data: dict[str, np.ndarray] | None = None):
+    """The whole mesh as one pyvista grid on rank 0 (None elsewhere), with a 'region' index and
+    the given per-cell arrays (owned cells, in local order)."""
     import pyvista
 
     from dolfinx.plot import vtk_mesh
@@ -53,11 +54,12 @@ def _gather_grid(model: Model):
     ct = model.cell_tags
     keep = ct.indices < n
     region[ct.indices[keep]] = [tag_to_index.get(v, -1) for v in ct.values[keep]]
-    parts = comm.gather((topology, cell_types, x, region), root=0)
+    extra = {k: np.asarray(v)[:n] for k, v in (cell_data or {}).items()}
+    parts = comm.gather((topology, cell_types, x, region, extra), root=0)
     if comm.rank != 0:
         return None, names
     topo, types, xs, regs, offset = [], [], [], [], 0
-    for t, c, xx, r in parts:
+    for t, c, xx, r, _ in parts:
         t = t.reshape(-1, 5).copy()
         t[:, 1:] += offset
         topo.append(t.ravel())
@@ -67,6 +69,8 @@ def _gather_grid(model: Model):
         offset += xx.shape[0]
     grid = pyvista.UnstructuredGrid(np.concatenate(topo), np.concatenate(types), np.vstack(xs))
     grid.cell_data["region"] = np.concatenate(regs)
+    for key in extra:
+        grid.cell_data[key] = np.concatenate([p[4][key] for p in parts])
     return grid, names
 
 
@@ -121,6 +125,47 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
     p.add_legend(
         [[r, _COLOURS[r]] for r in roles], bcolor="white", size=(0.22, 0.35), loc="lower right"
     )
+    p.screenshot(str(filename))
+    p.close()
+    log.info("figure: %s", filename)
+
+
+def render_von_mises(model: Model, fields: dict[str, np.ndarray], filename: Path) -> None:
+    """One panel per scenario: von Mises (MPa, log colour scale shared by all panels) on the
+    mid-sagittal cut through the segment. `fields` maps a title to owned-cell values.
+
+    Collective (gathered to rank 0); rank 0 writes the PNG.
+    """
+    grid, _ = _gather_grid(model, fields)
+    if model.comm.rank != 0:
+        return
+    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
+    half = grid.clip(normal=(1, 0, 0), origin=(0, 0, 0))
+    top = max(float(np.percentile(grid.cell_data[k], 99.9)) for k in fields)
+    clim = (max(top * 1e-4, 1e-4), top)
+    p = pyvista.Plotter(
+        off_screen=True, shape=(1, len(fields)), window_size=(700 * len(fields), 800)
+    )
+    for i, title in enumerate(fields):
+        p.subplot(0, i)
+        p.add_mesh(
+            half,
+            scalars=title,
+            cmap="inferno",
+            log_scale=True,
+            clim=clim,
+            lighting=False,
+            scalar_bar_args={"title": "von Mises (MPa)", "fmt": "%.2g"} if i == 0 else None,
+            show_scalar_bar=i == 0,
+            copy_mesh=True,
+        )
+        p.add_text(f"{title}\nmid-sagittal cut, anterior left", font_size=11)
+        p.camera_position = [(320, 0, 0), (0, 5, 0), (0, 0, 1)]
+        p.camera.parallel_projection = True
+        p.reset_camera()
     p.screenshot(str(filename))
     p.close()
     log.info("figure: %s", filename)

@@ -214,6 +214,26 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
     return model
 
 
+def submodel(model: Model, regions: list[str]) -> Model:
+    """The part of `model` made of `regions`: a dolfinx submesh with cell and facet tags carried
+    over (surface names are kept, other region names dropped); collective."""
+    mesh = model.mesh
+    n_owned = mesh.topology.index_map(3).size_local
+    cells = np.unique(np.concatenate([model.cell_tags.find(model.tag(r)) for r in regions]))
+    cells = cells[cells < n_owned].astype(np.int32)
+    for dim in (0, 2):
+        mesh.topology.create_connectivity(dim, 3)
+        mesh.topology.create_connectivity(3, dim)
+    mesh.topology.create_connectivity(2, 0)
+    sub, cell_map, vertex_map, _ = dolfinx.mesh.create_submesh(mesh, 3, cells)
+    sub.topology.create_connectivity(2, 3)
+    ct = dolfinx.mesh.transfer_meshtags_to_submesh(model.cell_tags, sub, vertex_map, cell_map)
+    ft = dolfinx.mesh.transfer_meshtags_to_submesh(model.facet_tags, sub, vertex_map, cell_map)
+    ct.name, ft.name = "cell_tags", "facet_tags"
+    names = {n: dt for n, dt in model.names.items() if dt[0] == 2 or n in regions}
+    return Model(sub, ct, ft, names, model.landmarks, model.contact_pairs, dict(model.meta))
+
+
 def cell_volumes(mesh: dolfinx.mesh.Mesh) -> np.ndarray:
     """Volumes (mm^3) of the owned tetrahedra."""
     n = mesh.topology.index_map(3).size_local
