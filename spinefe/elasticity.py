@@ -81,7 +81,7 @@ class ElasticSolution:
     iterations: int
     dofs: int
     converged_reason: str
-    strain_energy_mJ: float  # 1/2 f.u (N mm): the discrete strain energy at equilibrium
+    strain_energy_mJ: float  # 1/2 u.K u (N mm), including the work of prescribed displacements
     timings: dict = field(default_factory=dict)
 
 
@@ -144,10 +144,15 @@ def _owned_constrained_rows(
     return local, (local + first).astype(PETSc.IntType), values[local]
 
 
-def _marker(mesh: dolfinx.mesh.Mesh, dim: int, entities: np.ndarray) -> dolfinx.mesh.MeshTags:
-    """Mesh tags with value 1 on `entities` (for a restricted integration measure)."""
-    entities = np.unique(np.asarray(entities, dtype=np.int32))
-    return dolfinx.mesh.meshtags(mesh, dim, entities, np.ones_like(entities))
+def _marker(
+    mesh: dolfinx.mesh.Mesh, dim: int, marked: list[tuple[np.ndarray, int]]
+) -> dolfinx.mesh.MeshTags:
+    """Mesh tags from (entities, value) pairs (for restricted integration measures); an entity
+    listed twice keeps the last value."""
+    entities = np.concatenate([e for e, _ in marked]).astype(np.int32)
+    values = np.concatenate([np.full(len(e), v, dtype=np.int32) for e, v in marked])
+    entities, last = np.unique(entities[::-1], return_index=True)
+    return dolfinx.mesh.meshtags(mesh, dim, entities, values[::-1][last])
 
 
 def _options(opts: SolverOptions) -> dict:
@@ -210,18 +215,21 @@ def solve_elasticity(
     lam_dev = (1.0 - chi) * lam - chi * 2.0 * mu / 3.0  # deviatoric only where chi = 1
     a = (2.0 * mu * ufl.inner(strain(u), strain(v)) + lam_dev * ufl.div(u) * ufl.div(v)) * ufl.dx
 
-    load_tags = _marker(mesh, 2, load.loaded_facets)
-    ds = ufl.Measure("ds", domain=mesh, subdomain_data=load_tags, subdomain_id=1)
-    area = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds)), op=MPI.SUM)
+    # One facet marker for every boundary term (dolfinx takes one subdomain data per integral
+    # type): 1 = loaded facets, 2 + k = facets of the k-th pressure.
+    marked = [(np.asarray(load.loaded_facets, dtype=np.int32), 1)]
+    marked += [(np.asarray(f, dtype=np.int32), 2 + k) for k, (f, _) in enumerate(load.pressures)]
+    facet_tags = _marker(mesh, 2, marked)
+    ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
+    area = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(1))), op=MPI.SUM)
     force = np.asarray(load.force_N, dtype=float)
     if area <= 0.0 and np.any(force != 0.0):
         raise ValueError("the loaded surface is empty (no facets or zero area)")
     traction = fem.Constant(mesh, force / area if area > 0.0 else force)
-    L = ufl.inner(traction, v) * ds
+    L = ufl.inner(traction, v) * ds(1)
     n = ufl.FacetNormal(mesh)
-    for facets, value in load.pressures:
-        dsp = ufl.Measure("ds", domain=mesh, subdomain_data=_marker(mesh, 2, facets))
-        L += -fem.Constant(mesh, float(value)) * ufl.inner(n, v) * dsp(1)
+    for k, (_, value) in enumerate(load.pressures):
+        L += -fem.Constant(mesh, float(value)) * ufl.inner(n, v) * ds(2 + k)
 
     A = dolfinx.fem.petsc.assemble_matrix(fem.form(a))
     A.assemble()
@@ -232,7 +240,7 @@ def solve_elasticity(
     if has_inc:
         P = fem.functionspace(mesh, ("Lagrange", 1))
         q = ufl.TestFunction(P)
-        inc_tags = _marker(mesh, 3, inc_cells)
+        inc_tags = _marker(mesh, 3, [(inc_cells, 1)])
         dx_inc = ufl.Measure("dx", domain=mesh, subdomain_data=inc_tags, subdomain_id=1)
         bulk = lam + 2.0 * mu / 3.0
         B = dolfinx.fem.petsc.assemble_matrix(fem.form(ufl.sqrt(bulk) * q * ufl.div(u) * dx_inc))
@@ -308,7 +316,9 @@ def solve_elasticity(
     reaction = comm.allreduce(reaction, op=MPI.SUM)
     applied = comm.allreduce(f.getArray(readonly=True).reshape(-1, 3).sum(axis=0), op=MPI.SUM)
     dofs = V.dofmap.index_map.size_global * 3
-    energy = 0.5 * f.dot(uh.x.petsc_vec)
+    # Strain energy 1/2 u.K u = 1/2 (f.u + r.u): r (the support forces) works on prescribed dofs.
+    support_work = comm.allreduce(float(owned[local_rows] @ values), op=MPI.SUM)
+    energy = 0.5 * (f.dot(uh.x.petsc_vec) + support_work)
     ksp.destroy()
     A.destroy()
     log.info(
