@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export SPINEFE_CACHE ?= $(CURDIR)/.cache/meshes
 # Tests get a per-run JIT cache: separate processes must not share a FEniCS JIT cache.
 test test-serial test-mpi: export XDG_CACHE_HOME := $(CURDIR)/.cache/run-$(shell date +%s%N)
-MPI_TIMEOUT ?= 900
+MPI_TIMEOUT ?= 1500
 
 .PHONY: demo test test-serial test-mpi venv lint benchmark study-convergence clean
 

@@ -251,7 +251,7 @@ class Mechanics(_Section):
         ge=0,
         le=2,
         description="GAMG prolongator smoothing: 0 plain aggregation (cheap set-up), 1 smoothed "
-        "aggregation (about half the CG iterations, 3-10x the set-up on these meshes)",
+        "aggregation (fewer CG iterations, 5-20x the set-up on these meshes)",
     )
     seed_band_mm: Positive = Field(
         1.0, description="width of the 'around seeds' result band outside the capsules"

@@ -171,7 +171,7 @@ def _options(opts: SolverOptions) -> dict:
         # Dropping weak couplings (< 5 % of the diagonal) from the aggregation graph keeps the
         # aggregates inside one material despite the 1e5 stiffness contrast of bone, disc and
         # titanium; SOR smoothing copes with the remaining contrast better than Jacobi. Plain
-        # aggregation (nsmooths 0) by default: smoothing the prolongator halves the iterations
+        # aggregation (nsmooths 0) by default: smoothing the prolongator saves some iterations
         # but its dense coarse operators cost more set-up than it saves (docs/mechanics.md).
         "pc_gamg_threshold": 0.05,
         "pc_gamg_agg_nsmooths": opts.prolongator_smoothing_steps,
