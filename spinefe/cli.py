@@ -7,9 +7,7 @@ MPI an error on one rank ends all ranks.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -63,13 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Linear elastic L4-L5 under the configured axial load (default 500 N on "
         "L4.superior, L5.inferior clamped).",
     )
-    _model_args(solve)
+    _model_args(solve, solver=True)
     solve.add_argument(
         "--scenario",
         choices=SCENARIOS,
         help="overrides mechanics.scenario of the config (default: implanted)",
     )
-    solve.add_argument("--solver", choices=("cg_gamg", "mumps"), help="overrides mechanics.solver")
     solve.add_argument("--no-figure", action="store_true", help="skip the PNG")
 
     compare = sub.add_parser(
@@ -78,14 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Solve the three scenarios on one mesh; write DIR/<scenario>/, "
         "DIR/comparison.{json,md} and DIR/von_mises.png (shared colour scale).",
     )
-    _model_args(compare)
-    compare.add_argument(
-        "--solver", choices=("cg_gamg", "mumps"), help="overrides mechanics.solver"
-    )
+    _model_args(compare, solver=True)
     return p
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, solver: bool = False) -> None:
+    """CONFIG.toml, --out and the mesh cache options; --solver for the mechanics commands."""
     p.add_argument(
         "config",
         type=Path,
@@ -101,6 +96,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe/meshes)",
     )
     p.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
+    if solver:
+        p.add_argument("--solver", choices=("cg_gamg", "mumps"), help="overrides mechanics.solver")
 
 
 def _load(args: argparse.Namespace, **mechanics):
@@ -149,10 +146,9 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from spinefe.config import SCENARIOS
     from spinefe.figures import render_von_mises
     from spinefe.mechanics import load_bearing
-    from spinefe.results import write_json
+    from spinefe.parallel import write_json
     from spinefe.scenarios import comparison, comparison_markdown, run_scenario
 
     cfg, model = _load(args, solver=args.solver)
@@ -187,14 +183,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def _cmd_mesh(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from spinefe.mesh import build_mesh, default_cache_dir, mesh_summary, write_mesh_xdmf
+    from spinefe.mesh import mesh_summary, write_mesh_xdmf
+    from spinefe.parallel import write_json
 
     comm = MPI.COMM_WORLD
-    cfg = load_config(args.config)  # every rank validates: a bad config fails on all ranks
-    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    if comm.rank == 0:
-        args.out.mkdir(parents=True, exist_ok=True)
-    model = build_mesh(cfg, comm, cache)
+    cfg, model = _load(args)
     write_mesh_xdmf(model, args.out / "mesh.xdmf")
     summary = mesh_summary(model)
     summary["config_hash"] = cfg.hash()
@@ -203,10 +196,8 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
         from spinefe.figures import render_segment
 
         render_segment(model, args.out / "segment.png")
+    write_json(comm, summary, args.out / "summary.json")
     if comm.rank == 0:
-        tmp = args.out / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=1))
-        os.replace(tmp, args.out / "summary.json")
         log.info(
             "mesh: %d cells, %d vertices, min quality %.3f, nucleus fraction %.4f -> %s",
             summary["cells"],

@@ -31,6 +31,7 @@ from dolfinx import fem
 from petsc4py import PETSc
 
 from spinefe.materials import MaterialFields
+from spinefe.mesh import marker_tags
 
 log = logging.getLogger(__name__)
 
@@ -144,17 +145,6 @@ def _owned_constrained_rows(
     return local, (local + first).astype(PETSc.IntType), values[local]
 
 
-def _marker(
-    mesh: dolfinx.mesh.Mesh, dim: int, marked: list[tuple[np.ndarray, int]]
-) -> dolfinx.mesh.MeshTags:
-    """Mesh tags from (entities, value) pairs (for restricted integration measures); an entity
-    listed twice keeps the last value."""
-    entities = np.concatenate([e for e, _ in marked]).astype(np.int32)
-    values = np.concatenate([np.full(len(e), v, dtype=np.int32) for e, v in marked])
-    entities, last = np.unique(entities[::-1], return_index=True)
-    return dolfinx.mesh.meshtags(mesh, dim, entities, values[::-1][last])
-
-
 def _options(opts: SolverOptions) -> dict:
     if opts.solver == "mumps":
         return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
@@ -219,7 +209,7 @@ def solve_elasticity(
     # type): 1 = loaded facets, 2 + k = facets of the k-th pressure.
     marked = [(np.asarray(load.loaded_facets, dtype=np.int32), 1)]
     marked += [(np.asarray(f, dtype=np.int32), 2 + k) for k, (f, _) in enumerate(load.pressures)]
-    facet_tags = _marker(mesh, 2, marked)
+    facet_tags = marker_tags(mesh, 2, marked)
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
     area = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(1))), op=MPI.SUM)
     force = np.asarray(load.force_N, dtype=float)
@@ -240,7 +230,7 @@ def solve_elasticity(
     if has_inc:
         P = fem.functionspace(mesh, ("Lagrange", 1))
         q = ufl.TestFunction(P)
-        inc_tags = _marker(mesh, 3, [(inc_cells, 1)])
+        inc_tags = marker_tags(mesh, 3, [(inc_cells, 1)])
         dx_inc = ufl.Measure("dx", domain=mesh, subdomain_data=inc_tags, subdomain_id=1)
         bulk = lam + 2.0 * mu / 3.0
         B = dolfinx.fem.petsc.assemble_matrix(fem.form(ufl.sqrt(bulk) * q * ufl.div(u) * dx_inc))

@@ -234,6 +234,17 @@ def submodel(model: Model, regions: list[str]) -> Model:
     return Model(sub, ct, ft, names, model.landmarks, model.contact_pairs, dict(model.meta))
 
 
+def marker_tags(
+    mesh: dolfinx.mesh.Mesh, dim: int, marked: list[tuple[np.ndarray, int]]
+) -> dolfinx.mesh.MeshTags:
+    """Mesh tags from (entities, value) pairs, for restricted integration measures; an entity
+    listed twice keeps the last value."""
+    entities = np.concatenate([e for e, _ in marked]).astype(np.int32)
+    values = np.concatenate([np.full(len(e), v, dtype=np.int32) for e, v in marked])
+    entities, last = np.unique(entities[::-1], return_index=True)
+    return dolfinx.mesh.meshtags(mesh, dim, entities, values[::-1][last])
+
+
 def cell_volumes(mesh: dolfinx.mesh.Mesh) -> np.ndarray:
     """Volumes (mm^3) of the owned tetrahedra."""
     n = mesh.topology.index_map(3).size_local

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from mpi4py import MPI
 
@@ -25,6 +28,15 @@ def on_root[T](comm: MPI.Comm, fn: Callable[[], T]) -> T | None:
     if error is not None:
         raise error
     return result
+
+
+def write_json(comm: MPI.Comm, data: dict, filename: Path) -> None:
+    """Rank 0 writes `data` as JSON atomically (temporary file, then rename)."""
+    if comm.rank == 0:
+        filename.parent.mkdir(parents=True, exist_ok=True)
+        tmp = filename.with_suffix(filename.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, filename)
 
 
 class _RankFilter(logging.Filter):

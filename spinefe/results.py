@@ -11,8 +11,6 @@ Single-element maxima depend on the mesh near edges and stiff inclusions: every 
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import basix
@@ -26,9 +24,9 @@ from dolfinx import fem
 
 from spinefe import regions as R
 from spinefe.config import Config
-from spinefe.elasticity import ElasticSolution, stress, von_mises
+from spinefe.elasticity import ElasticSolution, stress
 from spinefe.layout import seed_axis
-from spinefe.mesh import Model, cell_volumes
+from spinefe.mesh import Model, cell_volumes, marker_tags
 
 #: Result groups beyond the single regions. The paper's two indicators are the L4 cortical /
 #: endplate peak and the L4 cancellous (trabecular and lesion) peak.
@@ -102,6 +100,13 @@ def weighted_stats(values: np.ndarray, weights: np.ndarray, comm: MPI.Comm) -> d
     return comm.bcast(out, root=0)
 
 
+def _von_mises(sigma: np.ndarray) -> np.ndarray:
+    """Von Mises stress of stress tensors (..., 3, 3), MPa; the numpy twin of
+    `elasticity.von_mises` for values already evaluated at points."""
+    dev = sigma - np.trace(sigma, axis1=-2, axis2=-1)[..., None, None] / 3.0 * np.eye(3)
+    return np.sqrt(1.5 * np.einsum("...ij,...ij->...", dev, dev))
+
+
 def von_mises_fields(sol: ElasticSolution) -> tuple[fem.Function, np.ndarray, np.ndarray]:
     """DG0 von Mises (of the cell-mean stress) and the quadrature values (owned cells, points).
 
@@ -112,16 +117,14 @@ def von_mises_fields(sol: ElasticSolution) -> tuple[fem.Function, np.ndarray, np
     degree = sol.u.function_space.element.basix_element.degree
     n = mesh.topology.index_map(3).size_local
     cells = np.arange(n, dtype=np.int32)
-    vm = von_mises(stress(sol))
     points, qw = basix.make_quadrature(basix.CellType.tetrahedron, 2 * (degree - 1))
-    values = fem.Expression(vm, points).eval(mesh, cells).reshape(n, -1)
-    weights = cell_volumes(mesh)[:, None] * (qw / qw.sum())[None, :]
     sigma_q = fem.Expression(stress(sol), points).eval(mesh, cells).reshape(n, len(qw), 3, 3)
+    values = _von_mises(sigma_q)
+    weights = cell_volumes(mesh)[:, None] * (qw / qw.sum())[None, :]
     mean = np.einsum("q,cqij->cij", qw / qw.sum(), sigma_q)  # cell-mean stress tensor
-    dev = mean - np.trace(mean, axis1=1, axis2=2)[:, None, None] / 3.0 * np.eye(3)
     Q = fem.functionspace(mesh, ("DG", 0))
     dg0 = fem.Function(Q, name="von_mises_MPa")
-    dg0.x.array[Q.dofmap.list[cells].ravel()] = np.sqrt(1.5 * np.einsum("cij,cij->c", dev, dev))
+    dg0.x.array[Q.dofmap.list[cells].ravel()] = _von_mises(mean)
     dg0.x.scatter_forward()
     return dg0, values, weights
 
@@ -180,9 +183,7 @@ def _disc_indicators(sol: ElasticSolution, model: Model) -> dict:
     comm, mesh = model.comm, model.mesh
     out = {}
     if R.NUCLEUS in model.names and sol.pressure is not None:
-        tags = dolfinx.mesh.meshtags(
-            mesh, 3, *_sorted_cells(model.cell_tags.find(model.tag(R.NUCLEUS)))
-        )
+        tags = marker_tags(mesh, 3, [(model.cell_tags.find(model.tag(R.NUCLEUS)), 1)])
         dxn = ufl.Measure("dx", domain=mesh, subdomain_data=tags, subdomain_id=1)
         p_int = comm.allreduce(fem.assemble_scalar(fem.form(sol.pressure * dxn)), op=MPI.SUM)
         vol = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * dxn)), op=MPI.SUM)
@@ -196,20 +197,6 @@ def _disc_indicators(sol: ElasticSolution, model: Model) -> dict:
         bulge = float(np.linalg.norm(u[:, :2], axis=1).max(initial=0.0))
         out["disc_bulge_mm"] = comm.allreduce(bulge, op=MPI.MAX)
     return out
-
-
-def _sorted_cells(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cells = np.unique(cells).astype(np.int32)
-    return cells, np.ones_like(cells)
-
-
-def write_json(comm: MPI.Comm, data: dict, filename: Path) -> None:
-    """Rank 0 writes `data` atomically (temporary file, then rename)."""
-    if comm.rank == 0:
-        filename.parent.mkdir(parents=True, exist_ok=True)
-        tmp = filename.with_suffix(filename.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, filename)
 
 
 def write_fields(sol: ElasticSolution, von_mises_dg0: fem.Function, outdir: Path) -> list[Path]:

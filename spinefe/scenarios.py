@@ -12,7 +12,8 @@ from pathlib import Path
 from spinefe.config import SCENARIOS, Config
 from spinefe.mechanics import solve_segment
 from spinefe.mesh import Model
-from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_fields, write_json
+from spinefe.parallel import write_json
+from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_fields
 
 log = logging.getLogger(__name__)
 

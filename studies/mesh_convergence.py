@@ -23,8 +23,8 @@ from mpi4py import MPI
 from spinefe.config import SCENARIOS, Config, parse_config
 from spinefe.mechanics import load_bearing
 from spinefe.mesh import build_mesh, default_cache_dir
-from spinefe.parallel import setup_logging
-from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_json
+from spinefe.parallel import setup_logging, write_json
+from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, summarize
 from spinefe.scenarios import comparison, comparison_markdown
 from spinefe.mechanics import solve_segment
 
