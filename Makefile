@@ -22,12 +22,15 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The main job: mesh the default segment, then healthy / tumour / implanted under 500 N on 2 ranks.
+# The main job: mesh the default segment, then healthy / tumour / implanted under 500 N and the
+# seed dose (DVHs, metrics, isodose, DICOM RT), on 2 ranks.
 demo: venv
 	$(VENV)/bin/spinefe mesh --out results/default
 	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(VENV)/bin/spinefe compare --out results/default/mechanics
+	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(VENV)/bin/spinefe dose --out results/default/dose
 	@echo "main job done: results/default/{summary.json,segment.png,mesh.xdmf}"
 	@echo "  mechanics: results/default/mechanics/{comparison.md,von_mises.png,<scenario>/}"
+	@echo "  dose: results/default/dose/{metrics.md,isodose.png,dvh.png,dvh.csv,dicom/}"
 
 test: venv test-serial test-mpi
 
@@ -44,6 +47,7 @@ lint: venv
 benchmark: venv
 	$(PY) benchmarks/mesh_sizes.py
 	$(PY) benchmarks/mechanics_solve.py
+	$(PY) benchmarks/dose_points.py
 
 # Mesh convergence of the mechanics indicators at h = 1.0, 0.8, 0.6 mm (about 40 min on 2 cores).
 study-convergence: venv

@@ -107,16 +107,16 @@ def oar_metrics(oar: Samples) -> dict[str, float]:
     return out
 
 
-def conformity_metrics(target: Samples, normal: Samples, prescription_Gy: float) -> dict:
-    """CI, EI, HI and COIN (definitions in the module docstring); `normal` excludes the target."""
+def conformity_metrics(target: Samples, normal_rx_mm3: float, prescription_Gy: float) -> dict:
+    """CI, EI, HI and COIN (module docstring); `normal_rx_mm3` is the volume of normal tissue
+    (outside the target) receiving at least the prescription."""
     _check_prescription(prescription_Gy)
     vt = target.volume_mm3_total
     vt_rx = target.volume_at_least(prescription_Gy)
-    vn_rx = normal.volume_at_least(prescription_Gy)
     vt_150 = target.volume_at_least(1.5 * prescription_Gy)
     return {
         "CI": vt_rx / vt,
-        "EI": vn_rx / vt,
+        "EI": normal_rx_mm3 / vt,
         "HI": (vt_rx - vt_150) / vt_rx if vt_rx > 0 else float("nan"),
-        "COIN": (vt_rx / vt) * (vt_rx / (vt_rx + vn_rx)) if vt_rx > 0 else 0.0,
+        "COIN": (vt_rx / vt) * (vt_rx / (vt_rx + normal_rx_mm3)) if vt_rx > 0 else 0.0,
     }

@@ -121,9 +121,11 @@ def anisotropy_factor(model: SeedModel, r_cm):
 def seed_frame(points_mm: np.ndarray, position_mm, direction):
     """(r, z, rho) in cm of points in the frame of a seed (z along its unit direction)."""
     d = (np.asarray(points_mm, float) - np.asarray(position_mm, float)) / 10.0
-    z = d @ np.asarray(direction, float)
+    u = np.asarray(direction, float)
+    z = d @ u
     r = np.sqrt(np.einsum("ij,ij->i", d, d))
-    rho = np.sqrt(np.maximum(r * r - z * z, 0.0))
+    # rho = |d x u|, not sqrt(r^2 - z^2): exact zero on the seed axis, no cancellation near it.
+    rho = np.linalg.norm(np.cross(d, u), axis=1)
     return r, z, rho
 
 
@@ -259,7 +261,7 @@ def _lin(x, xt, yt, n, log_beyond):
     return (1.0 - a) * yt[i] + a * yt[i + 1]
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def _kernel(points, seeds, params, g_r, g, g_n, F_r, F_t, F, F_shape, phi_r, phi, phi_n,
             two_d, out):
     rad2deg = 180.0 / np.pi
@@ -270,9 +272,11 @@ def _kernel(points, seeds, params, g_r, g, g_n, F_r, F_t, F, F_shape, phi_r, phi
             dx = (points[p, 0] - seeds[s, 0]) * 0.1
             dy = (points[p, 1] - seeds[s, 1]) * 0.1
             dz = (points[p, 2] - seeds[s, 2]) * 0.1
-            z = dx * seeds[s, 3] + dy * seeds[s, 4] + dz * seeds[s, 5]
+            ux, uy, uz = seeds[s, 3], seeds[s, 4], seeds[s, 5]
+            z = dx * ux + dy * uy + dz * uz
             r2 = dx * dx + dy * dy + dz * dz
-            rho = np.sqrt(max(r2 - z * z, 0.0))
+            cx, cy, cz = dy * uz - dz * uy, dz * ux - dx * uz, dx * uy - dy * ux
+            rho = np.sqrt(cx * cx + cy * cy + cz * cz)
             r = np.sqrt(r2)
             L = params[m, 0]
             az = max(abs(z) - params[m, 1], 0.0)
@@ -301,6 +305,14 @@ def _kernel(points, seeds, params, g_r, g, g_n, F_r, F_t, F, F_shape, phi_r, phi
                 ani = _lin(r, phi_r[m], phi[m], phi_n[m], False)
             total += seeds[s, 6] * G * grad * ani
         out[p] = total
+
+
+def set_threads(n: int) -> int:
+    """Threads of the compiled kernel in the calling thread (e.g. 1 per MPI rank on a 2-core
+    machine); returns the previous count. At most NUMBA_NUM_THREADS."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    return previous
 
 
 def dose_rate(points_mm, plan: Plan, formalism: Formalism = "2d") -> PointDose:

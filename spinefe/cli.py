@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from dosimetry import PlanError, SeedModelError
 from spinefe.config import SCENARIOS, ConfigError, load_config
 
 log = logging.getLogger("spinefe")
@@ -23,6 +24,7 @@ examples:
   mpiexec -n 2 python -m spinefe mesh my_segment.toml --out results/mine
   spinefe solve my_segment.toml --scenario tumour --out results/tumour
   spinefe compare --out results/default        healthy, tumour, implanted and the paper table
+  spinefe dose --out results/dose --activity-mCi 0.5   seed dose, DVHs, metrics, DICOM RT
 
 Every command that takes CONFIG.toml runs on the built-in default segment without one.
 Units: mm, N, MPa; frame: DICOM patient LPS (+x left, +y posterior, +z superior).
@@ -76,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
         "DIR/comparison.{json,md} and DIR/von_mises.png (shared colour scale).",
     )
     _model_args(compare, solver=True)
+
+    dose = sub.add_parser(
+        "dose",
+        help="TG-43U1 dose of the seeds on the mesh: DVHs, plan metrics, isodose, DICOM RT",
+        description="Dose of the configured seeds (or of --plan) sampled on every region; "
+        "writes DIR/summary.json, metrics.md, dvh.csv, dvh.png, isodose.png, plan.toml, "
+        "dose.xdmf and DIR/dicom/ (RT Plan, RT Dose, RT Structure Set).",
+    )
+    _model_args(dose)
+    dose.add_argument("--plan", type=Path, help="plan file (.toml or .csv) instead of the "
+                      "config's seeds (the mesh keeps the config's capsules)")
+    dose.add_argument("--activity-mCi", type=float, help="overrides dosimetry.activity_mCi")
+    dose.add_argument("--prescription-Gy", type=float, help="overrides dosimetry.prescription_Gy")
+    dose.add_argument("--no-figure", action="store_true", help="skip the PNGs")
     return p
 
 
@@ -100,18 +116,22 @@ def _model_args(p: argparse.ArgumentParser, solver: bool = False) -> None:
         p.add_argument("--solver", choices=("cg_gamg", "mumps"), help="overrides mechanics.solver")
 
 
-def _load(args: argparse.Namespace, **mechanics):
-    """Config with command-line overrides of the mechanics section, and its meshed model."""
+def _load(args: argparse.Namespace, **sections: dict):
+    """Config with command-line overrides of some sections (None values are ignored), and its
+    meshed model."""
     from mpi4py import MPI
 
     from spinefe.config import parse_config
     from spinefe.mesh import build_mesh, default_cache_dir
 
     cfg = load_config(args.config)  # every rank validates: a bad config fails on all ranks
-    overrides = {k: v for k, v in mechanics.items() if v is not None}
-    if overrides:
-        data = cfg.model_dump(mode="json")
-        data["mechanics"].update(overrides)
+    data = cfg.model_dump(mode="json")
+    changed = False
+    for section, overrides in sections.items():
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        data[section].update(overrides)
+        changed |= bool(overrides)
+    if changed:
         cfg = parse_config(data)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     if MPI.COMM_WORLD.rank == 0:
@@ -124,7 +144,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from spinefe.mechanics import load_bearing
     from spinefe.scenarios import run_scenario
 
-    cfg, model = _load(args, scenario=args.scenario, solver=args.solver)
+    cfg, model = _load(args, mechanics={"scenario": args.scenario, "solver": args.solver})
     model = load_bearing(model)
     scenario = cfg.mechanics.scenario
     record, vm = run_scenario(model, cfg, scenario, args.out)
@@ -151,7 +171,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from spinefe.parallel import write_json
     from spinefe.scenarios import comparison, comparison_markdown, run_scenario
 
-    cfg, model = _load(args, solver=args.solver)
+    cfg, model = _load(args, mechanics={"solver": args.solver})
     model = load_bearing(model)
     n = model.mesh.topology.index_map(3).size_local
     records, fields = {}, {}
@@ -166,6 +186,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         (args.out / "comparison.md").write_text(table)
         print(table)
     render_von_mises(model, fields, args.out / "von_mises.png")
+    return 0
+
+
+def _cmd_dose(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from dosimetry import read_plan
+    from spinefe.dose import evaluate_dose, metrics_markdown, write_dose_results
+
+    plan = read_plan(args.plan) if args.plan else None  # bad input fails before meshing
+    cfg, model = _load(args, dosimetry={"activity_mCi": args.activity_mCi,
+                                        "prescription_Gy": args.prescription_Gy})
+    result = evaluate_dose(model, cfg, plan)
+    write_dose_results(model, cfg, result, args.out, figures=not args.no_figure)
+    if MPI.COMM_WORLD.rank == 0:
+        print(metrics_markdown(result, cfg.dosimetry.formalism))
     return 0
 
 
@@ -222,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         "mesh": _cmd_mesh,
         "solve": _cmd_solve,
         "compare": _cmd_compare,
+        "dose": _cmd_dose,
     }
     try:
         return handlers[args.command](args)
-    except ConfigError as err:
+    except (ConfigError, PlanError, SeedModelError) as err:
         if comm.rank == 0:
             print(f"spinefe: error: {err}", file=sys.stderr)
         return 2

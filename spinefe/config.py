@@ -265,6 +265,49 @@ class Mechanics(_Section):
         return v
 
 
+class Dosimetry(_Section):
+    """TG-43U1 dose of the configured seeds, its DVHs and plan metrics."""
+
+    seed_model: str = Field(
+        "6711", description="seed model: built-in (6711, 6702, IAI-125A) or a seed model file"
+    )
+    activity_mCi: float = Field(
+        0.45, ge=0.1, le=2.0, description="apparent activity of every seed (1.270 U/mCi) [paper: "
+        "0.3-0.8 mCi]"
+    )
+    prescription_Gy: Positive = Field(
+        150.0, description="prescribed dose: matched peripheral dose of the lesion (Gy) [paper]"
+    )
+    formalism: Literal["2d", "1d"] = Field(
+        "2d", description="TG-43U1 line (2d) or point (1d) source"
+    )
+    sampling_degree: int = Field(
+        2, ge=1, le=20, description="quadrature degree of the dose samples in every cell"
+    )
+    near_seed_degree: int = Field(
+        8, ge=1, le=20,
+        description="quadrature degree of the dose samples in cells near a seed, where the dose "
+        "varies as 1/r^2 within a cell",
+    )
+    near_seed_mm: float = Field(
+        3.0, ge=0.0, description="distance from a seed axis within which cells use near_seed_degree"
+    )
+    grid_spacing_mm: Positive = Field(
+        0.5, description="voxel size of the exported RT Dose grid and of the isodose pictures"
+    )
+
+    @field_validator("seed_model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from dosimetry.seed_models import SeedModelError, load_seed_model
+
+        try:
+            load_seed_model(v)
+        except SeedModelError as err:
+            raise ValueError(str(err)) from None
+        return v
+
+
 class Config(_Section):
     """A complete L4-L5 model: anatomy, pathology, implant, mesh."""
 
@@ -280,6 +323,7 @@ class Config(_Section):
     mesh: Mesh = Field(default_factory=Mesh)
     materials: Materials = Field(default_factory=Materials)
     mechanics: Mechanics = Field(default_factory=Mechanics)
+    dosimetry: Dosimetry = Field(default_factory=Dosimetry)
 
     @model_validator(mode="after")
     def _geometry_is_consistent(self) -> Config:

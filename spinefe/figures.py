@@ -38,7 +38,7 @@ def _role(name: str) -> str:
     return "posterior"
 
 
-def _gather_grid(model: Model, cell_data: dict[str, np.ndarray] | None = None):
+def gather_grid(model: Model, cell_data: dict[str, np.ndarray] | None = None):
     """The whole mesh as one pyvista grid on rank 0 (None elsewhere), with a 'region' index and
     the given per-cell arrays (owned cells, in local order)."""
     import pyvista
@@ -79,7 +79,7 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
 
     Collective (the mesh is gathered to rank 0); rank 0 writes the PNG.
     """
-    grid, names = _gather_grid(model)
+    grid, names = gather_grid(model)
     if model.comm.rank != 0:
         return
     os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
@@ -136,7 +136,7 @@ def render_von_mises(model: Model, fields: dict[str, np.ndarray], filename: Path
 
     Collective (gathered to rank 0); rank 0 writes the PNG.
     """
-    grid, _ = _gather_grid(model, fields)
+    grid, _ = gather_grid(model, fields)
     if model.comm.rank != 0:
         return
     os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
@@ -168,4 +168,99 @@ def render_von_mises(model: Model, fields: dict[str, np.ndarray], filename: Path
         p.reset_camera()
     p.screenshot(str(filename))
     p.close()
+    log.info("figure: %s", filename)
+
+
+def _dose_slice(plan, formalism: str, origin, u, v, extent_mm: float, spacing_mm: float):
+    """Total dose (Gy) on a square grid in the plane origin + s u + t v, |s|, |t| <= extent."""
+    from dosimetry.tg43 import dose_rate
+
+    s = np.arange(-extent_mm, extent_mm + 1e-9, spacing_mm)
+    S, T = np.meshgrid(s, s)
+    points = origin + S.ravel()[:, None] * u + T.ravel()[:, None] * v
+    return s, points, dose_rate(points, plan, formalism).total_dose_Gy.reshape(S.shape)
+
+
+def render_isodose(grid, names: list[str], plan, prescription_Gy: float, centre_mm,
+                   filename: Path, formalism: str = "2d", spacing_mm: float = 0.5,
+                   extent_mm: float = 30.0):
+    """Axial and sagittal slices through `centre_mm`: dose (Gy, log colours), isodose lines at
+    50/100/150/200 % of the prescription, outlines of the lesion, canal, cortical bone and seeds
+    (from the gathered mesh `grid` of `gather_grid`), seeds near the slice as red strokes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    centre = np.asarray(centre_mm, float)
+    views = [("axial", "z", (1, 0, 0), (0, 1, 0), "x (mm, patient left)", "y (mm, posterior)"),
+             ("sagittal", "x", (0, 1, 0), (0, 0, 1), "y (mm, posterior)", "z (mm, superior)")]
+    outlines = {"lesion": ([R.LESION], "white"), "canal": ([R.CANAL], "deepskyblue"),
+                "cortical bone": ([f"{v}.cortical" for v in R.VERTEBRAE], "0.6"),
+                "seeds (within 2.5 mm)": ([R.SEEDS], "red")}
+    levels = [0.5 * prescription_Gy, prescription_Gy, 1.5 * prescription_Gy, 2 * prescription_Gy]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6), constrained_layout=True)
+    for ax, (title, axis, u, v, xlabel, ylabel) in zip(axes, views, strict=True):
+        u, v = np.asarray(u, float), np.asarray(v, float)
+        s, points, dose = _dose_slice(plan, formalism, centre, u, v, extent_mm, spacing_mm)
+        cell = grid.find_containing_cell(points)
+        region = np.where(cell >= 0, grid.cell_data["region"][np.maximum(cell, 0)], -1)
+        region = region.reshape(dose.shape)
+        shown = np.ma.masked_invalid(np.where(dose > 0, dose, np.nan))
+        extent = (s[0] + centre @ u, s[-1] + centre @ u, s[0] + centre @ v, s[-1] + centre @ v)
+        img = ax.imshow(shown, origin="lower", extent=extent, cmap="magma",
+                        norm=LogNorm(vmin=0.1 * prescription_Gy, vmax=10 * prescription_Gy))
+        X, Y = np.meshgrid(s + centre @ u, s + centre @ v)
+        cs = ax.contour(X, Y, np.nan_to_num(dose, nan=1e9), levels=levels,
+                        colors=["#7fc97f", "#ffff33", "#fdc086", "#f0027f"], linewidths=1.2)
+        ax.clabel(cs, fmt={lv: f"{100 * lv / prescription_Gy:.0f}%" for lv in levels},
+                  fontsize=7)
+        for label, (regions, colour) in outlines.items():
+            idx = [names.index(r) for r in regions if r in names]
+            if idx:
+                mask = np.isin(region, idx).astype(float)
+                ax.contour(X, Y, mask, levels=[0.5], colors=[colour], linewidths=0.8,
+                           linestyles="--" if label == "canal" else "-")
+                ax.plot([], [], color=colour, label=label)
+        normal = np.cross(u, v)
+        for p, d in zip(plan.positions_mm, plan.directions, strict=True):
+            if abs((p - centre) @ normal) <= 2.5:  # seeds within 2.5 mm of the slice
+                ends = np.array([p - 2.25 * d, p + 2.25 * d])
+                ax.plot(ends @ u, ends @ v, color="red", lw=2.5, solid_capstyle="round")
+        ax.set_title(f"{title} slice {axis} = {centre @ normal:.1f} mm")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_aspect("equal")
+        ax.legend(loc="lower left", fontsize=7, framealpha=0.6)
+    fig.colorbar(img, ax=axes, label="total dose (Gy), TG-43U1 dose to water", shrink=0.8)
+    fig.suptitle(f"{plan.name}: isodose lines 50/100/150/200 % of {prescription_Gy:g} Gy")
+    fig.savefig(filename, dpi=130)
+    plt.close(fig)
+    log.info("figure: %s", filename)
+
+
+def render_dvh(table: dict[str, np.ndarray], prescription_Gy: float, filename: Path,
+               title: str = "") -> None:
+    """Cumulative DVHs (percent volume against dose, Gy) of the structures in `table`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    dose = table["dose_Gy"]
+    for name, volume in table.items():
+        if name != "dose_Gy":
+            ax.plot(dose, volume, label=name, lw=1.8)
+    ax.axvline(prescription_Gy, color="0.4", ls=":", label=f"prescription {prescription_Gy:g} Gy")
+    ax.set_xlabel("dose (Gy)")
+    ax.set_ylabel("volume receiving at least the dose (%)")
+    ax.set_xlim(0, dose[-1])
+    ax.set_ylim(0, 101)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "cumulative DVH")
+    fig.savefig(filename, dpi=130)
+    plt.close(fig)
     log.info("figure: %s", filename)

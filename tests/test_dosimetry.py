@@ -146,7 +146,8 @@ def test_rotating_seed_and_points_together(impl):
 @pytest.mark.parametrize("name", ["6711", "6702"])
 def test_far_field_approaches_the_1d_form(name):
     """The solid-angle average of the 2D dose at r is the 1D dose (phi_an is that average):
-    agreement within the consistency of the published F and phi_an tables (2 %), and G_L r^2 -> 1."""
+    agreement within the consistency of the published F and phi_an tables (2 %); far away the
+    line source looks like a point."""
     m = load_seed_model(name)
     theta = np.linspace(0.0, 180.0, 3601)
     for r in (2.0, 3.0, 5.0):
@@ -262,8 +263,7 @@ def test_dvh_statistics_on_a_known_distribution():
     oar = oar_metrics(s)
     assert oar["Dmax_Gy"] == 100.0 and oar["D0.1cc_Gy"] == pytest.approx(90.0, abs=0.1)
     assert np.isnan(oar["D2cc_Gy"])  # the organ is 1 cm^3
-    normal = Samples.of(np.array([50.0, 10.0]), np.array([100.0, 900.0]))
-    c = conformity_metrics(s, normal, 40.0)
+    c = conformity_metrics(s, normal_rx_mm3=100.0, prescription_Gy=40.0)
     assert c["CI"] == pytest.approx(0.601) and c["EI"] == pytest.approx(0.1)
     assert c["HI"] == pytest.approx((601 - 401) / 601)  # V(40 Gy), V(60 Gy)
     with pytest.raises(DVHError, match="prescription_Gy"):
@@ -308,3 +308,19 @@ def test_cli_bad_input(tmp_path, args, message):
     pts.write_text("10,0,0\n")
     out = run_cli("points", *args, "--points", str(pts))
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_seeds_needed_falls_as_activity_rises():
+    """Uniform loading of the default lesion ellipsoid (3.6 cm^3) to D90 >= 150 Gy."""
+    from dosimetry.coverage import ellipsoid_samples, seeds_needed, uniform_pattern
+
+    points, volumes = ellipsoid_samples((0, 0, 18), (12, 9, 8), step_mm=1.0)
+    pattern = uniform_pattern(points)
+    counts = []
+    for activity in (0.3, 0.45, 0.8):
+        c = seeds_needed(points, volumes, pattern, activity, 150.0)
+        assert c.d90_Gy[c.seeds_needed] >= 150.0 > c.d90_Gy[c.seeds_needed - 1]
+        counts.append(c.seeds_needed)
+    assert counts[0] > counts[1] > counts[2], counts
+    with pytest.raises(ValueError, match="prescription_Gy"):
+        seeds_needed(points, volumes, pattern, 0.5, 0.0)
