@@ -116,6 +116,7 @@ def test_one_and_two_ranks_give_the_same_dvh(cache_dir):
 
 
 @pytest.mark.serial_only
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_dose_command(tmp_path, cli_env):
     """`spinefe dose` on 2 ranks writes the metrics, DVHs, pictures and fields."""
     from spinefe.config_toml import config_toml
@@ -135,6 +136,22 @@ def test_dose_command(tmp_path, cli_env):
     for name in ("metrics.md", "dvh.csv", "dvh.png", "isodose.png", "plan.toml", "dose.xdmf"):
         assert (out / name).stat().st_size > 0, name
     assert "| D90 |" in run.stdout
+    # dicompyler-core on the exported RT Dose and Structure Set (lesion contoured from the mesh)
+    # against our mesh DVH: D90 within 2 %, V100 within 2 percentage points.
+    import pydicom
+    import pydicom.dicomio
+
+    pydicom.read_file = pydicom.dicomio.read_file = pydicom.dcmread  # removed in pydicom 3
+    from dicompylercore import dvhcalc
+
+    dicom = out / "dicom"
+    structures = pydicom.dcmread(dicom / "rtstruct.dcm")
+    number = next(r.ROINumber for r in structures.StructureSetROISequence
+                  if r.ROIName == R.LESION)
+    theirs = dvhcalc.get_dvh(str(dicom / "rtstruct.dcm"), str(dicom / "rtdose.dcm"), number)
+    assert theirs.statistic("D90").value == pytest.approx(t["D90_Gy"], rel=0.02)
+    v100 = 100 * theirs.volume_constraint(150.0, "Gy").value / theirs.volume
+    assert v100 == pytest.approx(t["V100_percent"], abs=2.0)
 
 
 @pytest.mark.serial_only
