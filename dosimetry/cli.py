@@ -8,13 +8,19 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from dosimetry.plan import Plan, PlanError, Seed, read_plan, strength_from_activity
+from dosimetry.plan import (
+    Plan,
+    PlanError,
+    Seed,
+    read_plan,
+    strength_from_activity,
+    write_text_atomic,
+)
 from dosimetry.seed_models import DEFAULT_MODEL, SeedModelError, builtin_models, load_seed_model
 from dosimetry.tg43 import FORMALISMS, dose_rate
 
@@ -57,20 +63,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_points(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise ValueError(f"--points: file not found: {path}")
-    rows = [r for r in csv.reader(io.StringIO(path.read_text())) if r and any(c.strip() for c in r)]
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"--points: cannot read {path}: {err}") from None
+    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
     try:
         float(rows[0][0])
     except (ValueError, IndexError):
         rows = rows[1:]  # header line
-    try:
-        points = np.array([[float(c) for c in r] for r in rows], float)
-    except ValueError as err:
-        raise ValueError(f"--points: {path}: non-numeric value ({err})") from None
-    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
-        raise ValueError(f"--points: {path}: need rows of three numbers x_mm,y_mm,z_mm")
-    return points
+    points = []
+    for line, row in enumerate(rows, start=1):
+        try:
+            values = [float(c) for c in row]
+        except ValueError:
+            values = []
+        if len(values) != 3:
+            raise ValueError(f"--points: {path}: row {line} {row}: need three numbers "
+                             "x_mm,y_mm,z_mm")
+        points.append(values)
+    if not points:
+        raise ValueError(f"--points: {path}: no points")
+    return np.array(points, float)
 
 
 def _plan(args) -> Plan:
@@ -100,10 +114,7 @@ def _points_command(args) -> None:
     if args.out is None:
         sys.stdout.write(buf.getvalue())
     else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.tmp{os.getpid()}")
-        tmp.write_text(buf.getvalue())
-        tmp.replace(args.out)
+        write_text_atomic(args.out, buf.getvalue())
     if dose.n_inside:
         print(f"{dose.n_inside} of {len(points)} points lie inside a seed capsule: no dose "
               "(empty cells)", file=sys.stderr)

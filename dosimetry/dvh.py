@@ -9,11 +9,11 @@ Definitions (percent of the structure's volume, doses in Gy):
 - D_x: the minimum dose received by the hottest x % of the volume (D90, D100 = minimum dose);
   D_v cc: the same for the hottest v cm^3 (organ at risk: D0.1cc, D1cc, D2cc); Dmax: largest sample.
 - V_x: the percentage of the volume receiving at least x % of the prescription.
-- Coverage (conformity) index CI = V_T,Rx / V_T; external volume index EI = V_N,Rx / V_T;
+- Coverage index CI = V_T,Rx / V_T (= V100 / 100); external volume index EI = V_N,Rx / V_T;
   homogeneity index HI = (V_T,Rx - V_T,1.5Rx) / V_T,Rx; conformation number
   COIN = CI * V_T,Rx / V_Rx, where T is the target, N the normal tissue outside it and V_Rx the
-  total volume receiving the prescription (Saw et al., Int. J. Radiat. Oncol. Biol. Phys.
-  26:519, 1993; Baltas et al., Int. J. Radiat. Oncol. Biol. Phys. 40:515, 1998).
+  total volume receiving the prescription (Saw and Suntharalingam, Int. J. Radiat. Oncol. Biol.
+  Phys. 20:135, 1991; Saw et al., ibid. 26:519, 1993; Baltas et al., ibid. 40:515, 1998).
 """
 
 from __future__ import annotations

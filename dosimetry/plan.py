@@ -12,12 +12,12 @@ import io
 import os
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dosimetry.seed_models import DEFAULT_MODEL, U_PER_MCI, load_seed_model
+from dosimetry.seed_models import DEFAULT_MODEL, U_PER_MCI, SeedModelError, load_seed_model
 
 
 class PlanError(ValueError):
@@ -26,8 +26,8 @@ class PlanError(ValueError):
 
 def strength_from_activity(activity_mCi: float) -> float:
     """Air-kerma strength (U) of an I-125 seed of apparent activity `activity_mCi`."""
-    if not activity_mCi > 0:
-        raise PlanError(f"activity_mCi: must be > 0, got {activity_mCi}")
+    if not _is_number(activity_mCi) or not activity_mCi > 0:
+        raise PlanError(f"activity_mCi: must be a number > 0 (mCi), got {activity_mCi!r}")
     return U_PER_MCI * float(activity_mCi)
 
 
@@ -41,14 +41,14 @@ class Seed:
     model: str = DEFAULT_MODEL
 
     def __post_init__(self):
-        pos = np.asarray(self.position_mm, float)
-        d = np.asarray(self.direction, float)
-        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
-            raise PlanError(f"position_mm: must be three finite numbers, got {self.position_mm}")
-        if d.shape != (3,) or not np.all(np.isfinite(d)) or np.linalg.norm(d) < 1e-12:
+        pos = _vector("position_mm", self.position_mm)
+        d = _vector("direction", self.direction)
+        if np.linalg.norm(d) < 1e-12:
             raise PlanError(f"direction: must be a non-zero vector, got {self.direction}")
-        if not (np.isfinite(self.strength_U) and self.strength_U > 0):
-            raise PlanError(f"strength_U: must be > 0 (U), got {self.strength_U}")
+        if not _is_number(self.strength_U) or not self.strength_U > 0:
+            raise PlanError(f"strength_U: must be a number > 0 (U), got {self.strength_U!r}")
+        if not isinstance(self.model, str):
+            raise PlanError(f"model: must be a seed model name or file, got {self.model!r}")
         load_seed_model(self.model)  # raises naming the allowed models
         object.__setattr__(self, "position_mm", tuple(float(v) for v in pos))
         if abs(np.linalg.norm(d) - 1.0) > 1e-12:  # keep unit vectors bit for bit (file round trip)
@@ -63,7 +63,6 @@ class Plan:
 
     seeds: tuple[Seed, ...]
     name: str = "plan"
-    meta: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -104,12 +103,24 @@ class Plan:
         )
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) \
+        and bool(np.isfinite(v))
+
+
+def _vector(name: str, v) -> np.ndarray:
+    if not isinstance(v, list | tuple | np.ndarray) or len(v) != 3 \
+            or not all(_is_number(x) for x in v):
+        raise PlanError(f"{name}: must be three finite numbers, got {v!r}")
+    return np.asarray(v, float)
+
+
 def _seed(i: int, **kwargs) -> Seed:
     try:
         return Seed(**kwargs)
     except PlanError as err:
         raise PlanError(f"seeds[{i}].{err}") from None
-    except ValueError as err:  # SeedModelError
+    except SeedModelError as err:
         raise PlanError(f"seeds[{i}].model: {err}") from None
 
 
@@ -137,6 +148,8 @@ def read_plan(path: str | Path) -> Plan:
         raise PlanError(f"{path}: seeds: needs at least one [[seeds]] table")
     seeds = []
     for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise PlanError(f"seeds[{i}]: must be a [[seeds]] table, got {row!r}")
         extra = set(row) - _SEED_KEYS
         if extra:
             raise PlanError(f"seeds[{i}]: unknown key(s) {sorted(extra)}; allowed: "
@@ -149,7 +162,7 @@ def read_plan(path: str | Path) -> Plan:
         if "activity_mCi" in row:
             try:
                 kwargs["strength_U"] = strength_from_activity(row["activity_mCi"])
-            except (PlanError, TypeError):
+            except PlanError:
                 raise PlanError(f"seeds[{i}].activity_mCi: must be > 0 (mCi), "
                                 f"got {row['activity_mCi']!r}") from None
         else:
@@ -205,6 +218,11 @@ def write_plan(plan: Plan, path: str | Path) -> Path:
         text = "\n".join(lines)
     else:
         raise PlanError(f"{path}: plan files are .toml or .csv")
+    return write_text_atomic(path, text)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` to a temporary file beside `path`, then rename it: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)

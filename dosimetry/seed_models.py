@@ -83,6 +83,8 @@ def load_seed_model(name_or_path: str) -> SeedModel:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise SeedModelError(f"{path}: not valid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SeedModelError(f"{path}: cannot read the seed model file: {err}") from None
     return parse_seed_model(data, source=str(path))
 
 
@@ -104,7 +106,7 @@ def parse_seed_model(data: dict, source: str = "<data>") -> SeedModel:
 
     def positive(key: str) -> float:
         value = get(key)
-        if not isinstance(value, int | float) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             fail(key, f"must be a positive number, got {value!r}")
         return float(value)
 
@@ -121,6 +123,8 @@ def parse_seed_model(data: dict, source: str = "<data>") -> SeedModel:
 
     def radii(key: str) -> np.ndarray:
         r = array(key)
+        if r.size < 2:
+            fail(key, "needs at least two radii")
         if np.any(np.diff(r) <= 0):
             fail(key, "radii must increase strictly")
         return r
@@ -134,11 +138,12 @@ def parse_seed_model(data: dict, source: str = "<data>") -> SeedModel:
     g_r, g_L = radii("radial_dose.r_cm"), array("radial_dose.g_L")
     if g_r.size != g_L.size:
         fail("radial_dose.g_L", f"has {g_L.size} values for {g_r.size} radii")
-    if g_r.size < 2:
-        fail("radial_dose.r_cm", "needs at least two radii (log-linear extrapolation)")
 
     F_r = radii("anisotropy.r_cm")
-    theta = np.asarray(get("anisotropy.theta_deg"), dtype=float)
+    try:
+        theta = np.asarray(get("anisotropy.theta_deg"), dtype=float)
+    except (TypeError, ValueError):
+        fail("anisotropy.theta_deg", "must be a list of numbers (degrees)")
     if theta.ndim != 1 or theta.size < 2 or np.any(np.diff(theta) <= 0):
         fail("anisotropy.theta_deg", "angles must increase strictly")
     if theta[0] != 0.0 or theta[-1] not in (90.0, 180.0):
@@ -161,7 +166,7 @@ def parse_seed_model(data: dict, source: str = "<data>") -> SeedModel:
 
     L = positive("line_length_cm")
     radius, length = positive("capsule.outer_radius_cm"), positive("capsule.length_cm")
-    if length < L or length < 2 * radius:
+    if length <= L or length < 2 * radius:
         fail("capsule.length_cm", f"{length} cm must cover the line source ({L} cm) and both "
              "hemispherical ends (2 x outer radius)")
     return SeedModel(

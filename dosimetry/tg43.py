@@ -156,15 +156,17 @@ def dose_rate_reference(
 ) -> PointDose:
     """Straightforward vectorised numpy evaluation (chunks of `chunk` points bound the memory)."""
     points = _points(points_mm)
+    _check_plan(plan)
     models = [load_seed_model(s.model) for s in plan.seeds]
     _check_formalism(formalism, models)
     rate = np.zeros(len(points))
+    inside = np.zeros(len(points), dtype=bool)
     for lo in range(0, len(points), chunk):
         p = points[lo : lo + chunk]
         for seed, model in zip(plan.seeds, models, strict=True):
             r, z, rho = seed_frame(p, seed.position_mm, seed.direction)
             rate[lo : lo + chunk] += single_seed_rate(model, seed.strength_U, r, z, rho, formalism)
-    inside = np.isnan(rate)
+            inside[lo : lo + chunk] |= inside_capsule(model, z, rho)
     return PointDose(rate, inside)
 
 
@@ -172,7 +174,15 @@ def _points(points_mm) -> np.ndarray:
     points = np.ascontiguousarray(points_mm, dtype=float)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points: need an (N, 3) array of x, y, z in mm, got shape {points.shape}")
+    bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
+    if bad.size:
+        raise ValueError(f"points: row {bad[0]} is not finite: {points[bad[0]].tolist()}")
     return points
+
+
+def _check_plan(plan: Plan) -> None:
+    if not plan.seeds:
+        raise PlanError("seeds: the plan has no seeds")
 
 
 # --- compiled kernel ------------------------------------------------------------------------------
@@ -263,7 +273,7 @@ def _lin(x, xt, yt, n, log_beyond):
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _kernel(points, seeds, params, g_r, g, g_n, F_r, F_t, F, F_shape, phi_r, phi, phi_n,
-            two_d, out):
+            two_d, out, inside):
     rad2deg = 180.0 / np.pi
     for p in numba.prange(points.shape[0]):
         total = 0.0
@@ -282,6 +292,7 @@ def _kernel(points, seeds, params, g_r, g, g_n, F_r, F_t, F, F_shape, phi_r, phi
             az = max(abs(z) - params[m, 1], 0.0)
             if az * az + rho * rho < params[m, 2] * params[m, 2]:
                 total = np.nan
+                inside[p] = True
                 break
             grad = _lin(r, g_r[m], g[m], g_n[m], True)
             if two_d:
@@ -318,11 +329,11 @@ def set_threads(n: int) -> int:
 def dose_rate(points_mm, plan: Plan, formalism: Formalism = "2d") -> PointDose:
     """Initial dose rate (cGy/h) of the plan at points (N, 3) in mm; NaN inside a capsule."""
     points = _points(points_mm)
-    if not plan.seeds:
-        raise PlanError("seeds: the plan has no seeds")
+    _check_plan(plan)
     _check_formalism(formalism, [load_seed_model(s.model) for s in plan.seeds])
     k = _pack(plan)
     out = np.empty(len(points))
+    inside = np.zeros(len(points), dtype=bool)
     _kernel(points, k.seeds, k.params, k.g_r, k.g, k.g_n, k.F_r, k.F_t, k.F, k.F_shape,
-            k.phi_r, k.phi, k.phi_n, formalism == "2d", out)
-    return PointDose(out, np.isnan(out))
+            k.phi_r, k.phi, k.phi_n, formalism == "2d", out, inside)
+    return PointDose(out, inside)

@@ -195,9 +195,19 @@ def _cmd_dose(args: argparse.Namespace) -> int:
     from dosimetry import read_plan
     from spinefe.dose import evaluate_dose, metrics_markdown, write_dose_results
 
+    import numpy as np
+
+    if args.plan and args.activity_mCi is not None:
+        raise ConfigError("--activity-mCi: not with --plan (the plan gives each seed's strength)")
     plan = read_plan(args.plan) if args.plan else None  # bad input fails before meshing
     cfg, model = _load(args, dosimetry={"activity_mCi": args.activity_mCi,
                                         "prescription_Gy": args.prescription_Gy})
+    meshed = np.array([s.position_mm for s in cfg.seeds]).reshape(-1, 3)
+    if plan is not None and (meshed.shape != plan.positions_mm.shape
+                             or not np.allclose(meshed, plan.positions_mm, atol=1e-6)):
+        log.warning("the plan's seeds differ from the config's meshed capsules: the meshed "
+                    "capsule cells stay excluded from the dose statistics, the plan's own "
+                    "capsules only where their sample points fall inside them")
     result = evaluate_dose(model, cfg, plan)
     write_dose_results(model, cfg, result, args.out, figures=not args.no_figure)
     if MPI.COMM_WORLD.rank == 0:

@@ -27,7 +27,7 @@ from dosimetry import Plan, Samples, conformity_metrics, oar_metrics, target_met
 from dosimetry.plan import strength_from_activity
 from dosimetry.tg43 import dose_rate, set_threads, total_dose_Gy
 from spinefe import regions as R
-from spinefe.config import Config
+from spinefe.config import Config, ConfigError
 from spinefe.mesh import Model
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def region_samples(model: Model, cfg: Config, plan: Plan, names: list[str]) -> d
         cells = model.cell_tags.find(model.tag(name))
         cells = cells[cells < n_owned]
         mid = dolfinx.mesh.compute_midpoints(mesh, 3, cells)
-        near = _seed_axis_distance(mid, plan, half) <= d.near_seed_mm if len(cells) else cells
+        near = _seed_axis_distance(mid, plan, half) <= d.near_seed_mm
         doses, vols, inside = [], [], 0
         for subset, degree in ((cells[~near], d.sampling_degree),
                                (cells[near], d.near_seed_degree)):
@@ -157,7 +157,8 @@ def share_cores(comm: MPI.Comm) -> None:
     import numba
 
     local = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    set_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // local.size)))
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, Slurm)
+    set_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, cores // local.size)))
     local.Free()
 
 
@@ -169,7 +170,8 @@ def evaluate_dose(model: Model, cfg: Config, plan: Plan | None = None) -> DoseRe
     rx = cfg.dosimetry.prescription_Gy
     names = [n for n in model.regions() if n != R.SEEDS]
     if TARGET not in names:
-        raise ValueError(f"the mesh has no target region {TARGET!r} (lesion.enabled = false?)")
+        raise ConfigError(f"lesion.enabled: the dose needs a target region ({TARGET}); the mesh "
+                          "has none")
     samples = region_samples(model, cfg, plan, names)
     target = gather_samples(comm, samples[TARGET])
     oar = gather_samples(comm, samples[ORGAN_AT_RISK]) if ORGAN_AT_RISK in samples else None
@@ -232,7 +234,8 @@ def metrics_markdown(result: DoseResult, formalism: str) -> str:
     ]
     if "organ_at_risk" in m:
         o = m["organ_at_risk"]
-        lines += [f"| {ORGAN_AT_RISK} {k.removesuffix('_Gy')} | {o[k]:.1f} Gy |"
+        lines += [f"| {ORGAN_AT_RISK} {k.removesuffix('_Gy')} | "
+                  + (f"{o[k]:.1f} Gy |" if np.isfinite(o[k]) else "n/a (organ smaller) |")
                   for k in ("Dmax_Gy", "D0.1cc_Gy", "D1cc_Gy", "D2cc_Gy")]
     return "\n".join(lines) + "\n"
 
@@ -257,8 +260,8 @@ def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
         "sampling": {"degree": d.sampling_degree, "near_seed_degree": d.near_seed_degree,
                      "near_seed_mm": d.near_seed_mm,
                      "samples_inside_capsules_excluded": result.inside_capsule_samples},
-        "metrics": result.metrics,
-        "regions": result.region_stats,
+        "metrics": _json_numbers(result.metrics),
+        "regions": _json_numbers(result.region_stats),
         "config_hash": cfg.hash(),
     }
     V1 = fem.functionspace(model.mesh, ("Lagrange", 1))
@@ -273,21 +276,30 @@ def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
         for f in fields:
             xdmf.write_function(f, 0.0)
     write_json(comm, summary, out / "summary.json")
+    grid, names = gather_grid(model)
+    # Rank 0 alone from here on: no collective call may follow (an error here must not leave the
+    # other ranks waiting).
     if comm.rank == 0:
         (out / "metrics.md").write_text(metrics_markdown(result, d.formalism))
         header = ",".join(["dose_Gy", *[f"{k}_percent" for k in table if k != "dose_Gy"]])
         np.savetxt(out / "dvh.csv", np.column_stack(list(table.values())), delimiter=",",
                    header=header, comments="", fmt="%.6g")
         write_plan(result.plan, out / "plan.toml")
-        if figures:
-            render_dvh(table, d.prescription_Gy, out / "dvh.png", title=result.plan.name)
-    grid, names = gather_grid(model)
-    if comm.rank == 0:
         export_dicom(grid, names, cfg, result.plan, out / "dicom")
         if figures:
+            render_dvh(table, d.prescription_Gy, out / "dvh.png", title=result.plan.name)
             render_isodose(grid, names, result.plan, d.prescription_Gy, cfg.lesion.centre_mm,
                            out / "isodose.png", d.formalism, d.grid_spacing_mm)
     return summary
+
+
+def _json_numbers(data):
+    """NaN (an organ smaller than 2 cm^3 has no D2cc) as null: JSON has no NaN."""
+    if isinstance(data, dict):
+        return {k: _json_numbers(v) for k, v in data.items()}
+    if isinstance(data, float) and not np.isfinite(data):
+        return None
+    return data
 
 
 def region_contours(grid, names: list[str], region: str, z_planes_mm) -> list[np.ndarray]:

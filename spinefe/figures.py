@@ -193,12 +193,14 @@ def render_isodose(grid, names: list[str], plan, prescription_Gy: float, centre_
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
+    from dosimetry.seed_models import load_seed_model
+
     centre = np.asarray(centre_mm, float)
     views = [("axial", "z", (1, 0, 0), (0, 1, 0), "x (mm, patient left)", "y (mm, posterior)"),
              ("sagittal", "x", (0, 1, 0), (0, 0, 1), "y (mm, posterior)", "z (mm, superior)")]
     outlines = {"lesion": ([R.LESION], "white"), "canal": ([R.CANAL], "deepskyblue"),
                 "cortical bone": ([f"{v}.cortical" for v in R.VERTEBRAE], "0.6"),
-                "seeds (within 2.5 mm)": ([R.SEEDS], "red")}
+                "seed capsules (cut; strokes: seeds within 2.5 mm)": ([R.SEEDS], "red")}
     levels = [0.5 * prescription_Gy, prescription_Gy, 1.5 * prescription_Gy, 2 * prescription_Gy]
     fig, axes = plt.subplots(1, 2, figsize=(13, 6), constrained_layout=True)
     for ax, (title, axis, u, v, xlabel, ylabel) in zip(axes, views, strict=True):
@@ -224,9 +226,11 @@ def render_isodose(grid, names: list[str], plan, prescription_Gy: float, centre_
                            linestyles="--" if label == "canal" else "-")
                 ax.plot([], [], color=colour, label=label)
         normal = np.cross(u, v)
-        for p, d in zip(plan.positions_mm, plan.directions, strict=True):
+        for seed in plan.seeds:
+            p, d = np.asarray(seed.position_mm), np.asarray(seed.direction)
             if abs((p - centre) @ normal) <= 2.5:  # seeds within 2.5 mm of the slice
-                ends = np.array([p - 2.25 * d, p + 2.25 * d])
+                half = 5.0 * load_seed_model(seed.model).capsule_length_cm  # mm
+                ends = np.array([p - half * d, p + half * d])
                 ax.plot(ends @ u, ends @ v, color="red", lw=2.5, solid_capstyle="round")
         ax.set_title(f"{title} slice {axis} = {centre @ normal:.1f} mm")
         ax.set_xlabel(xlabel)

@@ -83,3 +83,27 @@ def cli_env(tmp_path, cache_dir) -> dict:
     env["SPINEFE_CACHE"] = str(cache_dir)
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     return env
+
+
+def dicompyler_dvhcalc():
+    """dicompyler-core's DVH module. Version 0.5.6 imports `read_file`, which pydicom 3 removed:
+    alias it to `dcmread` first."""
+    import pydicom
+    import pydicom.dicomio
+
+    pydicom.read_file = pydicom.dicomio.read_file = pydicom.dcmread
+    from dicompylercore import dvhcalc
+
+    return dvhcalc
+
+
+def require_or_skip(tool: str, package: str) -> str:
+    """Path of a command-line tool; skip without it, unless SPINEFE_REQUIRE_TOOLS=1 (CI), where
+    a missing tool fails the test."""
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} not installed (Debian/Ubuntu package {package})"
+        if os.environ.get("SPINEFE_REQUIRE_TOOLS") == "1":
+            pytest.fail(message + "; SPINEFE_REQUIRE_TOOLS=1")
+        pytest.skip(message)
+    return path

