@@ -35,7 +35,8 @@ def test_quadrature_samples_carry_the_cell_volumes(default_model):
 
 
 def test_dose_fields_match_the_core(default_model):
-    """P1 dose at the vertices and DG0 at the midpoints equal the core's point doses."""
+    """P1 dose at the vertices, DG0 at the midpoints and a quadrature function at its points
+    equal the core's point doses."""
     import dolfinx
     from dolfinx import fem
 
@@ -55,6 +56,16 @@ def test_dose_fields_match_the_core(default_model):
     mid = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(n, dtype=np.int32))
     expected = np.nan_to_num(dose_rate(mid, plan).total_dose_Gy, nan=0.0)
     ok &= np.allclose(g.x.array[:n], expected, rtol=1e-12)
+    # A quadrature space: the dose at its points (the owned cells' points come first).
+    import basix.ufl
+    import ufl
+
+    Q = fem.functionspace(mesh, basix.ufl.quadrature_element(mesh.basix_cell(), (), degree=2))
+    q = dose_function(Q, plan)
+    x = fem.Expression(ufl.SpatialCoordinate(mesh), Q.element.interpolation_points).eval(
+        mesh, np.arange(n, dtype=np.int32)).reshape(-1, 3)
+    expected = np.nan_to_num(dose_rate(x, plan).total_dose_Gy, nan=0.0)
+    ok &= np.allclose(q.x.array[: len(expected)], expected, rtol=1e-12)
     assert mesh.comm.allreduce(ok, op=MPI.LAND)
 
 
@@ -86,6 +97,7 @@ def test_target_dvh_and_metrics(default_model):
     assert r2.metrics["target"]["D90_Gy"] == pytest.approx(2 * t["D90_Gy"], rel=1e-12)
 
 
+@pytest.mark.serial_only  # partition-independent (1 vs 2 ranks is tested below); 25 s
 def test_d90_converges_as_the_sampling_is_refined(default_model):
     """D90 of the lesion against the quadrature degree of the samples (all cells), with the
     degree-6 value as reference: the error falls with the degree and is below 0.1 % at 4
@@ -101,6 +113,7 @@ def test_d90_converges_as_the_sampling_is_refined(default_model):
     assert max(err[2], err[4]) < 2e-3, d90
 
 
+@pytest.mark.serial_only
 def test_near_seed_cells_use_the_near_seed_degree(default_model):
     """All cells near (near_seed_mm beyond the model) at degree 4 = every cell at degree 4; no
     cell near (near_seed_mm = 0) ignores the near-seed degree."""
