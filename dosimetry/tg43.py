@@ -221,12 +221,11 @@ def _pack(plan: Plan) -> _Packed:
     F = np.full((len(models), kt, kr), np.nan)
     for i, m in enumerate(models):
         F[i, : m.F.shape[0], : m.F.shape[1]] = m.F
+    index = {name: i for i, name in enumerate(names)}
+    scale = [m.dose_rate_constant / reference_geometry(m.line_length_cm) for m in models]
     seeds = np.array(
         [
-            [*s.position_mm, *s.direction,
-             s.strength_U * models[names.index(s.model)].dose_rate_constant
-             / reference_geometry(models[names.index(s.model)].line_length_cm),
-             names.index(s.model)]
+            [*s.position_mm, *s.direction, s.strength_U * scale[index[s.model]], index[s.model]]
             for s in plan.seeds
         ],
         float,
