@@ -30,6 +30,7 @@ import dolfinx.fem.petsc
 from dolfinx import fem
 from petsc4py import PETSc
 
+from spinefe.loads import pure_moment
 from spinefe.materials import MaterialFields
 from spinefe.mesh import marker_tags
 
@@ -59,6 +60,8 @@ class LoadCase:
     rollers: (facets, axis) pairs; displacement component `axis` zero (symmetry planes).
     displacements: (facets, axis, value_mm); displacement component `axis` prescribed.
     pressures: (facets, MPa); a normal pressure (positive into the body).
+    moments: (facets, moment_Nmm); a pure moment (3,) about the surface's centroid, applied as a
+        traction with no net force (spinefe.loads.pure_moment).
     """
 
     clamped_facets: np.ndarray
@@ -67,6 +70,7 @@ class LoadCase:
     rollers: tuple[tuple[np.ndarray, int], ...] = ()
     displacements: tuple[tuple[np.ndarray, int, float], ...] = ()
     pressures: tuple[tuple[np.ndarray, float], ...] = ()
+    moments: tuple[tuple[np.ndarray, tuple[float, float, float]], ...] = ()
 
 
 @dataclass
@@ -112,7 +116,53 @@ def von_mises(sigma):
     return ufl.sqrt(1.5 * ufl.inner(s, s))
 
 
-def _rigid_body_nullspace(V: fem.FunctionSpace) -> PETSc.NullSpace:
+def averaged_pressure_cells(materials: MaterialFields, nearly_incompressible_nu: float):
+    """DG0 indicator chi of the cells with nu >= the threshold, their local indices (owned and
+    ghost) and whether any rank has one; collective."""
+    Q0 = materials.E.function_space
+    mesh = Q0.mesh
+    chi = fem.Function(Q0, name="averaged_pressure_cells")
+    chi.x.array[:] = materials.nu.x.array >= nearly_incompressible_nu
+    n_cells = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
+    cell_dofs = Q0.dofmap.list[np.arange(n_cells)].ravel()
+    inc_cells = np.flatnonzero(chi.x.array[cell_dofs] > 0.5).astype(np.int32)
+    return chi, inc_cells, mesh.comm.allreduce(inc_cells.size, op=MPI.SUM) > 0
+
+
+def external_load(mesh, load: LoadCase, v) -> ufl.Form:
+    """Work of the surface loads of `load` on the test function v (N mm); collective.
+
+    dolfinx takes one subdomain data per integral type, so every distinct facet set of the loads
+    gets one tag of a single facet marker (loads on the same facets share it; sets given as
+    different arrays must not overlap).
+    """
+    comm = mesh.comm
+    surfaces: dict[bytes, int] = {}
+
+    def tag(facets) -> int:
+        key = np.unique(np.asarray(facets, dtype=np.int32)).tobytes()
+        return surfaces.setdefault(key, len(surfaces) + 1)
+
+    force_tag = tag(load.loaded_facets)
+    pressure_tags = [tag(f) for f, _ in load.pressures]
+    moment_tags = [tag(f) for f, _ in load.moments]
+    marked = [(np.frombuffer(key, dtype=np.int32), t) for key, t in surfaces.items()]
+    ds = ufl.Measure("ds", domain=mesh, subdomain_data=marker_tags(mesh, 2, marked))
+    area = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(force_tag))), op=MPI.SUM)
+    force = np.asarray(load.force_N, dtype=float)
+    if area <= 0.0 and np.any(force != 0.0):
+        raise ValueError("the loaded surface is empty (no facets or zero area)")
+    traction = fem.Constant(mesh, force / area if area > 0.0 else force)
+    L = ufl.inner(traction, v) * ds(force_tag)
+    n = ufl.FacetNormal(mesh)
+    for t, (_, value) in zip(pressure_tags, load.pressures, strict=True):
+        L += -fem.Constant(mesh, float(value)) * ufl.inner(n, v) * ds(t)
+    for t, (_, moment) in zip(moment_tags, load.moments, strict=True):
+        L += ufl.inner(pure_moment(mesh, ds, t, moment).traction, v) * ds(t)
+    return L
+
+
+def rigid_body_nullspace(V: fem.FunctionSpace) -> PETSc.NullSpace:
     """Six rigid-body modes from the owned dof coordinates (near-nullspace for GAMG)."""
     n = V.dofmap.index_map.size_local
     coords = V.tabulate_dof_coordinates()[:n].ravel()
@@ -120,10 +170,11 @@ def _rigid_body_nullspace(V: fem.FunctionSpace) -> PETSc.NullSpace:
     return PETSc.NullSpace().createRigidBody(vec)
 
 
-def _owned_constrained_rows(
+def owned_constrained_rows(
     V: fem.FunctionSpace, load: LoadCase
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local and global unrolled indices, and values (mm), of the owned constrained dofs.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Local and global unrolled indices, values (mm) and support number of the owned constrained
+    dofs. Supports are numbered clamped (0), then rollers, then prescribed displacements.
 
     `locate_dofs_topological` also returns dofs found by other ranks (remote=True), so every
     constrained dof is known to its owner even when the owner holds none of the facets.
@@ -133,19 +184,30 @@ def _owned_constrained_rows(
     supports += [(facets, (axis,), value) for facets, axis, value in load.displacements]
     n_owned = V.dofmap.index_map.size_local
     values = np.zeros(3 * n_owned)
-    constrained = np.zeros(3 * n_owned, dtype=bool)
-    for facets, axes, value in supports:
+    support = np.full(3 * n_owned, -1)
+    for k, (facets, axes, value) in enumerate(supports):
         blocks = fem.locate_dofs_topological(V, 2, np.asarray(facets, dtype=np.int32))
         blocks = blocks[blocks < n_owned]
         rows = (blocks[:, None] * 3 + np.asarray(axes)).ravel()
-        constrained[rows] = True
+        support[rows] = k
         values[rows] = value  # later supports win where they overlap
-    local = np.flatnonzero(constrained).astype(np.int32)
+    local = np.flatnonzero(support >= 0).astype(np.int32)
     first = V.dofmap.index_map.local_range[0] * 3  # owned dofs are contiguous in PETSc order
-    return local, (local + first).astype(PETSc.IntType), values[local]
+    return local, (local + first).astype(PETSc.IntType), values[local], support[local]
 
 
-def _options(opts: SolverOptions) -> dict:
+def support_reactions(comm, residual: np.ndarray, local_rows: np.ndarray, support: np.ndarray,
+                      n_supports: int) -> np.ndarray:
+    """Force (N, x y z) exerted on the body by each support: the residual (internal minus applied
+    forces, owned part) summed over the support's constrained dofs; (n_supports, 3)."""
+    out = np.zeros((n_supports, 3))
+    np.add.at(out, (support, local_rows % 3), residual[local_rows])
+    total = np.empty_like(out)
+    comm.Allreduce(out, total, op=MPI.SUM)
+    return total
+
+
+def ksp_options(opts: SolverOptions) -> dict:
     if opts.solver == "mumps":
         return {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
     if opts.solver != "cg_gamg":
@@ -193,33 +255,12 @@ def solve_elasticity(
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
     mu, lam = lame(materials.E, materials.nu)
 
-    # Averaged-pressure cells: indicator chi and a cell measure restricted to them.
-    Q0 = materials.E.function_space
-    chi = fem.Function(Q0, name="averaged_pressure_cells")
-    chi.x.array[:] = materials.nu.x.array >= nearly_incompressible_nu
-    n_cells = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
-    cell_dofs = Q0.dofmap.list[np.arange(n_cells)].ravel()
-    inc_cells = np.flatnonzero(chi.x.array[cell_dofs] > 0.5).astype(np.int32)
-    has_inc = comm.allreduce(inc_cells.size, op=MPI.SUM) > 0
+    chi, inc_cells, has_inc = averaged_pressure_cells(materials, nearly_incompressible_nu)
 
     lam_dev = (1.0 - chi) * lam - chi * 2.0 * mu / 3.0  # deviatoric only where chi = 1
     a = (2.0 * mu * ufl.inner(strain(u), strain(v)) + lam_dev * ufl.div(u) * ufl.div(v)) * ufl.dx
 
-    # One facet marker for every boundary term (dolfinx takes one subdomain data per integral
-    # type): 1 = loaded facets, 2 + k = facets of the k-th pressure.
-    marked = [(np.asarray(load.loaded_facets, dtype=np.int32), 1)]
-    marked += [(np.asarray(f, dtype=np.int32), 2 + k) for k, (f, _) in enumerate(load.pressures)]
-    facet_tags = marker_tags(mesh, 2, marked)
-    ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
-    area = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(1))), op=MPI.SUM)
-    force = np.asarray(load.force_N, dtype=float)
-    if area <= 0.0 and np.any(force != 0.0):
-        raise ValueError("the loaded surface is empty (no facets or zero area)")
-    traction = fem.Constant(mesh, force / area if area > 0.0 else force)
-    L = ufl.inner(traction, v) * ds(1)
-    n = ufl.FacetNormal(mesh)
-    for k, (_, value) in enumerate(load.pressures):
-        L += -fem.Constant(mesh, float(value)) * ufl.inner(n, v) * ds(2 + k)
+    L = external_load(mesh, load, v)
 
     A = dolfinx.fem.petsc.assemble_matrix(fem.form(a))
     A.assemble()
@@ -247,21 +288,21 @@ def solve_elasticity(
         C.destroy()
         DB.destroy()
 
-    local_rows, global_rows, values = _owned_constrained_rows(V, load)
+    local_rows, global_rows, values, _ = owned_constrained_rows(V, load)
     if comm.allreduce(local_rows.size, op=MPI.SUM) == 0:
         raise ValueError("no constrained dofs: the problem has rigid-body motions")
     b = f.copy()
     uh = fem.Function(V, name="displacement_mm")
     uh.x.array[local_rows] = values  # zeroRowsColumns lifts them into b
     A.zeroRowsColumns(global_rows, diag=1.0, x=uh.x.petsc_vec, b=b)
-    A.setNearNullSpace(_rigid_body_nullspace(V))
+    A.setNearNullSpace(rigid_body_nullspace(V))
     t_assemble = time.perf_counter() - t0
 
     _solve_count += 1
     ksp = PETSc.KSP().create(comm)
     ksp.setOptionsPrefix(f"spinefe_elasticity_{_solve_count}_")
     opts = PETSc.Options()
-    for key, value in _options(options).items():
+    for key, value in ksp_options(options).items():
         opts[f"spinefe_elasticity_{_solve_count}_{key}"] = value
     ksp.setOperators(A)
     ksp.setFromOptions()
@@ -273,7 +314,7 @@ def solve_elasticity(
     uh.x.scatter_forward()
     reason, its = ksp.getConvergedReason(), ksp.getIterationNumber()
     name = _REASONS.get(reason, str(reason))
-    for key in _options(options):
+    for key in ksp_options(options):
         del opts[f"spinefe_elasticity_{_solve_count}_{key}"]
     if reason <= 0:
         raise SolverError(

@@ -57,14 +57,69 @@ def fibres(landmarks: dict[str, list]) -> list[Fibre]:
     return out
 
 
-def fibre_force(fibre: Fibre, elongation_mm, law: str = "linear"):
-    """Tensile force (N) of a fibre at elongation dL (mm); zero when slack (dL <= 0)."""
+def tension(k, L0, e_t, elongation_mm, law: str = "linear"):
+    """Force F (N) and stiffness dF/dL (N/mm) of springs (k N/mm, rest length L0 mm, transition
+    strain e_t) at elongation dL (mm); zero when slack (dL <= 0). Arrays broadcast."""
     dl = np.asarray(elongation_mm, float)
-    k = fibre.stiffness_N_mm
+    taut = dl > 0.0
     if law == "linear":
-        return k * np.maximum(dl, 0.0)
+        # At dL = 0 the stiffness is k (one of the generalised derivatives of the kink): a spring
+        # that starts at its rest length then resists the first Newton step.
+        return np.where(taut, k * dl, 0.0), np.where(dl >= 0.0, k, 0.0) * np.ones_like(dl)
     if law != "toe":
         raise ValueError(f"ligaments.law: {law!r} is not one of {', '.join(LAWS)}")
-    L0, e_t = fibre.rest_length_mm, fibre.transition_strain
     e = np.maximum(dl, 0.0) / L0
-    return np.where(e < e_t, k * L0 * e * e / (2 * e_t), k * L0 * (e - e_t / 2))
+    toe = e < e_t
+    force = np.where(toe, k * L0 * e * e / (2 * e_t), k * L0 * (e - e_t / 2))
+    stiffness = np.where(toe, k * e / e_t, k)
+    return np.where(taut, force, 0.0), np.where(taut, stiffness, 0.0)
+
+
+def fibre_force(fibre: Fibre, elongation_mm, law: str = "linear"):
+    """Tensile force (N) of a fibre at elongation dL (mm); zero when slack (dL <= 0)."""
+    return tension(fibre.stiffness_N_mm, fibre.rest_length_mm, fibre.transition_strain,
+                   elongation_mm, law)[0]
+
+
+class LigamentSprings:
+    """Pair law (spinefe.pairs) of tension-only fibres along their initial direction (small
+    rotations: the direction is not updated), F n on the L4 point and -F n on the L5 point."""
+
+    def __init__(self, fibres: list[Fibre], law: str = "linear") -> None:
+        tension(1.0, 1.0, 0.1, 0.0, law)  # validates the law name
+        self.fibres, self.law = fibres, law
+        d = np.array([f.upper_mm - f.lower_mm for f in fibres]).reshape(-1, 3)
+        self.rest_length_mm = np.linalg.norm(d, axis=1)
+        self.directions = d / self.rest_length_mm[:, None]
+        self.stiffness_N_mm = np.array([f.stiffness_N_mm for f in fibres])
+        self.transition_strain = np.array([f.transition_strain for f in fibres])
+        self.snap_mm = 0.0  # largest distance from a landmark to the node it is attached to
+
+    def elongations(self, du: np.ndarray) -> np.ndarray:
+        return np.einsum("nc,nc->n", du, self.directions)
+
+    def forces(self, du: np.ndarray, first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        F, dF = tension(self.stiffness_N_mm, self.rest_length_mm, self.transition_strain,
+                        self.elongations(du), self.law)
+        n = self.directions
+        return F[:, None] * n, dF[:, None, None] * n[:, :, None] * n[:, None, :]
+
+    def commit(self, du: np.ndarray) -> None:
+        """Elastic: no history."""
+
+    def report(self, du: np.ndarray) -> dict:
+        """Per ligament: fibres, taut fibres, max elongation (mm), total force (N)."""
+        dl = self.elongations(du)
+        F, _ = tension(self.stiffness_N_mm, self.rest_length_mm, self.transition_strain, dl,
+                       self.law)
+        out = {}
+        for name in dict.fromkeys(f.ligament for f in self.fibres):
+            sel = np.array([f.ligament == name for f in self.fibres])
+            out[name] = {
+                "fibres": int(sel.sum()),
+                "taut": int((dl[sel] > 0).sum()),
+                "elongation_mm_max": float(dl[sel].max()),
+                "force_N": float(F[sel].sum()),
+                "state": "active" if (dl[sel] > 0).any() else "slack",
+            }
+        return out

@@ -68,3 +68,26 @@ def locate(V: fem.FunctionSpace, points_mm: np.ndarray) -> PointCoupling:
     comm.Allreduce(np.where(mine[:, None, None], dofs, 0), all_dofs, op=MPI.SUM)
     comm.Allreduce(np.where(mine[:, None], weights, 0.0), all_weights, op=MPI.SUM)
     return PointCoupling(all_dofs, all_weights)
+
+
+def nearest_node(mesh, points_mm: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh node of `cells` (local indices) closest to each point (same array on every
+    rank): coordinates (n, 3) and distances (n,) in mm; collective. Attachment landmarks on
+    a curved bone surface lie slightly outside the faceted mesh; their nearest node is inside."""
+    points = np.asarray(points_mm, dtype=np.float64).reshape(-1, 3)
+    nodes = np.unique(mesh.geometry.dofmaps[0][np.asarray(cells, dtype=np.int32)].ravel())
+    x = mesh.geometry.x[nodes]
+    best = np.full(len(points), np.inf)
+    where = np.zeros((len(points), 3))
+    if len(x):
+        for i, p in enumerate(points):
+            d = np.linalg.norm(x - p, axis=1)
+            best[i], where[i] = d.min(), x[d.argmin()]
+    comm = mesh.comm
+    gathered = comm.allgather((best, where))
+    dist = np.array([g[0] for g in gathered])  # (ranks, n)
+    pick = dist.argmin(axis=0)
+    coords = np.array([gathered[r][1][i] for i, r in enumerate(pick)])
+    if not np.all(np.isfinite(dist.min(axis=0))):
+        raise ValueError("nearest_node: no node in the given cells")
+    return coords, dist.min(axis=0)

@@ -38,8 +38,10 @@ from spinefe.elasticity import (
     stress,
     von_mises,
 )
-from spinefe.materials import MaterialFields, piecewise_fields
+from spinefe.materials import MaterialFields
 from spinefe.parallel import on_root
+
+from boxes import box, materials, num_cells, plane, symmetry_rollers, total
 
 pytestmark = pytest.mark.parallel
 
@@ -55,56 +57,11 @@ MUMPS = SolverOptions(solver="mumps")
 # helpers (all collective)
 
 
-def box(p1, cells) -> dolfinx.mesh.Mesh:
-    """Tetrahedral box [0, p1] with `cells` subdivisions per axis."""
-    return dolfinx.mesh.create_box(
-        COMM, [np.zeros(3), np.asarray(p1, dtype=float)], cells, dolfinx.mesh.CellType.tetrahedron
-    )
-
-
-def num_cells(mesh) -> int:
-    imap = mesh.topology.index_map(3)
-    return imap.size_local + imap.num_ghosts
-
-
-def midpoints(mesh) -> np.ndarray:
-    return dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(num_cells(mesh), dtype=np.int32))
-
-
-def materials(mesh, E, nu) -> MaterialFields:
-    """Cell-wise E and nu; E and nu are numbers or functions of the cell midpoints (n, 3)."""
-    mid = midpoints(mesh)
-    E_nu = np.empty((len(mid), 2))
-    E_nu[:, 0] = E(mid) if callable(E) else E
-    E_nu[:, 1] = nu(mid) if callable(nu) else nu
-    return piecewise_fields(mesh, E_nu)
-
-
-def plane(mesh, axis: int, value: float) -> np.ndarray:
-    """Boundary facets on the plane x[axis] = value."""
-    return dolfinx.mesh.locate_entities_boundary(
-        mesh, 2, lambda x: np.isclose(x[axis], value, rtol=0.0, atol=1e-9)
-    )
-
-
-def symmetry_rollers(mesh, axes=(0, 1, 2)) -> tuple:
-    """Rollers on the coordinate planes x[axis] = 0."""
-    return tuple((plane(mesh, axis, 0.0), axis) for axis in axes)
-
-
 def owned_dofs_on(V, facets) -> np.ndarray:
     """Owned (block) dofs of V on `facets`; `locate_dofs_topological` also reports the dofs that
     other ranks found, so each constrained dof is counted exactly once over all ranks."""
     dofs = dolfinx.fem.locate_dofs_topological(V, 2, np.asarray(facets, dtype=np.int32))
     return dofs[dofs < V.dofmap.index_map.size_local]
-
-
-def total(x, op=MPI.SUM):
-    """Element-wise reduction over all ranks of a number or array (float)."""
-    x = np.array(x, dtype=float)  # a copy, contiguous, 0-d for a number
-    out = np.empty_like(x)
-    COMM.Allreduce(x, out, op=op)
-    return out if out.ndim else float(out)
 
 
 def integral(expr, mesh) -> float:
