@@ -52,6 +52,18 @@ SOURCES: dict[str, str] = {
         "height 10.9 mm by MRI (Onishi FJ et al., Interdiscip Neurosurg 18, 2019); anterior > "
         "posterior height (lordotic wedge)."
     ),
+    "blankevoort1991": (
+        "Blankevoort L, Huiskes R. Ligament-bone interaction in a three-dimensional model of the "
+        "knee. J Biomech Eng 113(3):263-269, 1991 (quadratic toe region of ligament force)."
+    ),
+    "wilke1998": (
+        "Wilke HJ, Wenger K, Claes L. Testing criteria for spinal implants: recommendations for "
+        "the standardization of in vitro stability testing of spinal implants. Eur Spine J "
+        "7:148-154, 1998 (pure moments of 7.5 N m for lumbar segments)."
+    ),
+    "numerical": (
+        "Numerical choice of spinefe, justified in docs/nonlinear.md (not a physical property)."
+    ),
     "representative": (
         "Representative value chosen for a recognisable, meshable segment; no single source. "
         "Override it for a specific patient."

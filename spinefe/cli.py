@@ -25,6 +25,8 @@ examples:
   spinefe solve my_segment.toml --scenario tumour --out results/tumour
   spinefe compare --out results/default        healthy, tumour, implanted and the paper table
   spinefe dose --out results/dose --activity-mCi 0.5   seed dose, DVHs, metrics, DICOM RT
+  spinefe rom --out results/rom --moment-Nm 7.5      range of motion under pure moments
+  spinefe compare --nonlinear --out results/nl       the comparison with ligaments and contact
 
 Every command that takes CONFIG.toml runs on the built-in default segment without one.
 Units: mm, N, MPa; frame: DICOM patient LPS (+x left, +y posterior, +z superior).
@@ -78,6 +80,25 @@ def _parser() -> argparse.ArgumentParser:
         "DIR/comparison.{json,md} and DIR/von_mises.png (shared colour scale).",
     )
     _model_args(compare, solver=True)
+    compare.add_argument(
+        "--nonlinear", action="store_true",
+        help="ligaments, facet contact and neo-Hookean disc ([nonlinear] of the config); adds "
+        "facet force share, ligament forces and the change from the linear model",
+    )
+
+    rom = sub.add_parser(
+        "rom",
+        help="range of motion under pure moments: DIR/summary.json (rom_deg), DIR/rom.md",
+        description="Nonlinear segment (ligaments, facet contact, neo-Hookean disc) under a pure "
+        "moment on L4.superior per motion, L5.inferior clamped; the rotation of L4 relative "
+        "to L5 from rigid fits, compared with the paper's Table 3 and in-vitro data.",
+    )
+    _model_args(rom, solver=True)
+    rom.add_argument("--moment-Nm", type=float, help="overrides rom.moment_Nm")
+    rom.add_argument("--preload-N", type=float, help="overrides rom.preload_N")
+    rom.add_argument("--motions", nargs="+", metavar="MOTION",
+                     help="overrides rom.motions (flexion extension lateral_bending_left ...)")
+    rom.add_argument("--scenario", choices=SCENARIOS, help="overrides mechanics.scenario")
 
     dose = sub.add_parser(
         "dose",
@@ -169,23 +190,53 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from spinefe.figures import render_von_mises
     from spinefe.mechanics import load_bearing
     from spinefe.parallel import write_json
-    from spinefe.scenarios import comparison, comparison_markdown, run_scenario
+    from spinefe.scenarios import (
+        comparison,
+        comparison_markdown,
+        nonlinear_markdown,
+        run_scenario,
+    )
 
     cfg, model = _load(args, mechanics={"solver": args.solver})
     model = load_bearing(model)
     n = model.mesh.topology.index_map(3).size_local
-    records, fields = {}, {}
+    records, fields, linear = {}, {}, {}
     for scenario in SCENARIOS:
-        records[scenario], vm = run_scenario(model, cfg, scenario, args.out / scenario)
+        records[scenario], vm = run_scenario(model, cfg, scenario, args.out / scenario,
+                                             nonlinear=args.nonlinear)
         fields[scenario] = vm.x.array[:n].copy()
+        if args.nonlinear:  # the linear model on the same mesh, for the change
+            linear[scenario], _ = run_scenario(model, cfg, scenario,
+                                               args.out / "linear" / scenario, fields=False)
     comp = comparison(records)
     comp["config_hash"] = cfg.hash()
-    write_json(MPI.COMM_WORLD, comp, args.out / "comparison.json")
+    comp["model"] = "nonlinear" if args.nonlinear else "linear"
     table = comparison_markdown(comp)
+    if args.nonlinear:
+        comp["linear"] = comparison(linear)
+        table += "\n" + nonlinear_markdown(records, linear)
+    write_json(MPI.COMM_WORLD, comp, args.out / "comparison.json")
     if MPI.COMM_WORLD.rank == 0:
         (args.out / "comparison.md").write_text(table)
         print(table)
     render_von_mises(model, fields, args.out / "von_mises.png")
+    return 0
+
+
+def _cmd_rom(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.mechanics import load_bearing
+    from spinefe.rom import rom_markdown, run_rom
+
+    cfg, model = _load(
+        args,
+        mechanics={"scenario": args.scenario, "solver": args.solver},
+        rom={"moment_Nm": args.moment_Nm, "preload_N": args.preload_N, "motions": args.motions},
+    )
+    summary = run_rom(load_bearing(model), cfg, args.out)
+    if MPI.COMM_WORLD.rank == 0:
+        print(rom_markdown(summary))
     return 0
 
 
@@ -269,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "solve": _cmd_solve,
         "compare": _cmd_compare,
         "dose": _cmd_dose,
+        "rom": _cmd_rom,
     }
     try:
         return handlers[args.command](args)

@@ -265,6 +265,79 @@ class Mechanics(_Section):
         return v
 
 
+class Nonlinear(_Section):
+    """Ligaments, facet contact, hyperelastic regions and Newton settings of the nonlinear model."""
+
+    ligaments: bool = Field(True, description="the seven ligaments as tension-only springs [paper]")
+    ligament_law: Literal["linear", "toe"] = Field(
+        "linear",
+        description="force-elongation: linear (k = E A / L0, paper Table 4) or with the "
+        "quadratic toe region of [blankevoort1991]",
+    )
+    contact: bool = Field(True, description="facet joint contact (penalty, with friction) [paper]")
+    contact_penalty_N_mm3: Positive = Field(
+        1.0e4,
+        description="contact pressure per mm of penetration; penetration = pressure / penalty "
+        "[numerical]",
+    )
+    friction: float = Field(0.1, ge=0.0, le=1.0, description="facet Coulomb friction [paper]")
+    hyperelastic_regions: tuple[str, ...] = Field(
+        ("disc.annulus", "disc.nucleus"),
+        description="regions with the compressible neo-Hookean law and large deformation; the "
+        "others are small-strain linear elastic",
+    )
+    load_steps: int = Field(2, ge=1, le=100, description="equal load increments [numerical]")
+    line_search: Literal["bt", "basic"] = Field(
+        "bt", description="Newton line search: bt (backtracking) or basic (full steps)"
+    )
+    newton_rtol: float = Field(
+        1e-8, gt=0.0, lt=1.0, description="Newton residual tolerance, relative to each step's "
+        "first residual [numerical]"
+    )
+    newton_max_iterations: int = Field(30, ge=1, description="Newton iteration limit per step")
+
+    @field_validator("hyperelastic_regions")
+    @classmethod
+    def _known_regions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from spinefe import regions as R
+
+        known = set(R.vertebra_regions("L4") + R.vertebra_regions("L5"))
+        known |= {R.NUCLEUS, R.ANNULUS, R.LESION, R.SEEDS}
+        known |= {R.cartilage(side, level) for side in R.SIDES for level in R.VERTEBRAE}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown region(s) {unknown}; allowed: {sorted(known)}")
+        return v
+
+
+class RangeOfMotion(_Section):
+    """Pure-moment load cases on L4 (L5.inferior clamped) and the range of motion."""
+
+    moment_Nm: float = Field(
+        7.5, gt=0.0, le=30.0, description="pure moment of every motion [wilke1998]"
+    )
+    preload_N: float = Field(
+        0.0, ge=0.0, le=2000.0,
+        description="axial compression on L4.superior with the moment (a dead load along "
+        "-z, not a follower load)",
+    )
+    motions: tuple[str, ...] = Field(
+        ("flexion", "extension", "lateral_bending_left", "lateral_bending_right",
+         "axial_rotation_left", "axial_rotation_right"),
+        description="motions to run",
+    )
+
+    @field_validator("motions")
+    @classmethod
+    def _known_motions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from spinefe.kinematics import MOTIONS
+
+        unknown = [m for m in v if m not in MOTIONS]
+        if unknown or not v:
+            raise ValueError(f"unknown motion(s) {unknown}; allowed: {list(MOTIONS)}")
+        return v
+
+
 class Dosimetry(_Section):
     """TG-43U1 dose of the configured seeds, its DVHs and plan metrics."""
 
@@ -323,6 +396,8 @@ class Config(_Section):
     mesh: Mesh = Field(default_factory=Mesh)
     materials: Materials = Field(default_factory=Materials)
     mechanics: Mechanics = Field(default_factory=Mechanics)
+    nonlinear: Nonlinear = Field(default_factory=Nonlinear)
+    rom: RangeOfMotion = Field(default_factory=RangeOfMotion)
     dosimetry: Dosimetry = Field(default_factory=Dosimetry)
 
     @model_validator(mode="after")

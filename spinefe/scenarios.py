@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from spinefe.config import SCENARIOS, Config
-from spinefe.mechanics import solve_segment
+from spinefe.mechanics import solve_segment, solve_segment_nonlinear
 from spinefe.mesh import Model
 from spinefe.parallel import write_json
 from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_fields
@@ -29,15 +29,64 @@ INDICATOR_LABELS = {
 }
 
 
-def run_scenario(model: Model, cfg: Config, scenario: str, outdir: Path, fields: bool = True):
-    """Solve one scenario, write DIR/summary.json (and fields); returns (record, DG0 von Mises)."""
-    sol = solve_segment(model, cfg, scenario)
+def run_scenario(model: Model, cfg: Config, scenario: str, outdir: Path, fields: bool = True,
+                 nonlinear: bool = False):
+    """Solve one scenario (linear, or the nonlinear model of `cfg.nonlinear`), write
+    DIR/summary.json (and fields); returns (record, DG0 von Mises)."""
+    if nonlinear:
+        sol, pairs = solve_segment_nonlinear(model, cfg, scenario=scenario)
+    else:
+        sol, pairs = solve_segment(model, cfg, scenario), None
     record, vm = summarize(sol, model, cfg, scenario)
+    if nonlinear:
+        record["nonlinear"] = nonlinear_record(sol, pairs, record["applied_N"], model.comm)
     record["config_hash"] = cfg.hash()
     if fields:
         record["files"] = [p.name for p in write_fields(sol, vm, outdir)]
     write_json(model.comm, record, outdir / "summary.json")
     return record, vm
+
+
+def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
+    """Newton steps, ligament and facet states, and the facets' share of the axial load."""
+    pairs = comm.bcast(pairs, root=0)
+    facet_force = sum(j["contact_force_N"] for j in pairs.get("facets", {}).values())
+    return {
+        "newton": sol.steps,
+        "newton_iterations_max_per_step": max(s["newton_iterations"] for s in sol.steps),
+        "facet_force_N": facet_force,
+        "facet_force_share": facet_force / applied_N if applied_N else 0.0,
+        "ligament_force_N": sum(v["force_N"] for v in pairs.get("ligaments", {}).values()),
+        **pairs,
+    }
+
+
+def nonlinear_markdown(records: dict[str, dict], linear: dict[str, dict]) -> str:
+    """Facet force share, ligament forces, and every indicator's change from the linear model."""
+    lines = ["| scenario | facet force (N) | facet share of load | ligament force (N) "
+             "| active ligaments | Newton its (max/step) |", "|---|---|---|---|---|---|"]
+    for s, rec in records.items():
+        nl = rec["nonlinear"]
+        active = ", ".join(k for k, v in nl.get("ligaments", {}).items() if v["state"] == "active")
+        lines.append(f"| {s} | {nl['facet_force_N']:.1f} | {100 * nl['facet_force_share']:.1f} % "
+                     f"| {nl['ligament_force_N']:.1f} | {active or '-'} "
+                     f"| {nl['newton_iterations_max_per_step']} |")
+    lines += ["", "| indicator | statistic | " + " | ".join(
+        f"{s}: linear / nonlinear" for s in records) + " |", "|---|---|" + "---|" * len(records)]
+    for group in PAPER_PEAK_MPA:
+        for stat in ("max", "p99"):
+            cells = []
+            for s in records:
+                a = linear[s]["von_mises_MPa"][group][stat]
+                b = records[s]["von_mises_MPa"][group][stat]
+                cells.append(f"{a:.3g} / {b:.3g} ({_change(b, a)})")
+            lines.append(f"| {INDICATOR_LABELS[group]} | {stat} | " + " | ".join(cells) + " |")
+    for key, label in (("nucleus_pressure_MPa", "nucleus pressure (MPa)"),
+                       ("max_displacement_mm", "max displacement (mm)")):
+        cells = [f"{linear[s][key]:.3g} / {records[s][key]:.3g} "
+                 f"({_change(records[s][key], linear[s][key])})" for s in records]
+        lines.append(f"| {label} | mean / max | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _change(new: float, old: float) -> str:
