@@ -310,6 +310,12 @@ class Nonlinear(_Section):
         return v
 
 
+def _motions() -> dict:
+    from spinefe.kinematics import MOTIONS  # (lazy: kinematics imports MPI)
+
+    return MOTIONS
+
+
 class RangeOfMotion(_Section):
     """Pure-moment load cases on L4 (L5.inferior clamped) and the range of motion."""
 
@@ -322,19 +328,15 @@ class RangeOfMotion(_Section):
         "-z, not a follower load)",
     )
     motions: tuple[str, ...] = Field(
-        ("flexion", "extension", "lateral_bending_left", "lateral_bending_right",
-         "axial_rotation_left", "axial_rotation_right"),
-        description="motions to run",
+        default_factory=lambda: tuple(_motions()), description="motions to run"
     )
 
     @field_validator("motions")
     @classmethod
     def _known_motions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from spinefe.kinematics import MOTIONS
-
-        unknown = [m for m in v if m not in MOTIONS]
+        unknown = [m for m in v if m not in _motions()]
         if unknown or not v:
-            raise ValueError(f"unknown motion(s) {unknown}; allowed: {list(MOTIONS)}")
+            raise ValueError(f"unknown motion(s) {unknown}; allowed: {list(_motions())}")
         return v
 
 

@@ -54,14 +54,17 @@ def solve_segment(model: Model, cfg: Config, scenario: str | None = None) -> Ela
     )
 
 
+def region_cells(model: Model, regions) -> np.ndarray:
+    """Local cells (owned and ghost) of those of `regions` that the model has."""
+    found = [model.cell_tags.find(model.tag(r)) for r in regions if r in model.names]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int32)
+
+
 def region_indicator(model: Model, regions) -> fem.Function:
     """DG0 indicator (1 in the cells of `regions` present in the model, else 0)."""
     Q = fem.functionspace(model.mesh, ("DG", 0))
     chi = fem.Function(Q, name="indicator")
-    for region in regions:
-        if region in model.names:
-            cells = model.cell_tags.find(model.tag(region))
-            chi.x.array[Q.dofmap.list[cells].ravel()] = 1.0
+    chi.x.array[Q.dofmap.list[region_cells(model, regions)].ravel()] = 1.0
     return chi
 
 
@@ -97,8 +100,7 @@ def segment_pairs(model: Model, cfg: Config) -> SegmentPairs:
         springs = LigamentSprings(fibres(model.landmarks), nl.ligament_law)
         ends = []
         for level, attr in (("L4", "upper_mm"), ("L5", "lower_mm")):
-            cells = np.concatenate([model.cell_tags.find(model.tag(r))
-                                    for r in R.vertebra_regions(level) if r in model.names])
+            cells = region_cells(model, R.vertebra_regions(level))
             points = np.array([getattr(f, attr) for f in springs.fibres])
             nodes, distance = nearest_node(model.mesh, points, cells)
             springs.snap_mm = max(springs.snap_mm, float(distance.max()))

@@ -124,7 +124,8 @@ def solve_nonlinear(
     # (UFL would estimate a high degree from ln J and J^(-2/3) and spend most of the time there).
     dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": 2})
     factor = fem.Constant(mesh, 0.0)
-    residual = ufl.derivative(w * dx, uh, v) - factor * external_load(mesh, load, v)
+    loads = external_load(mesh, load, v)
+    residual = ufl.derivative(w * dx, uh, v) - factor * loads
 
     pressure = None
     if has_inc:
@@ -235,48 +236,48 @@ def solve_nonlinear(
     steps = []
     x = uh.x.petsc_vec.copy()
     previous = x.copy()
-    for step in range(1, options.steps + 1):
-        factor.value = step / options.steps
-        if step > 1:  # predictor: the last step's increment again (proportional loading)
-            increment = x.copy()
-            increment.axpy(-1.0, previous)
-            x.copy(previous)
-            x.axpy(1.0, increment)
-            increment.destroy()
-        x.getArray()[local_rows] = factor.value * values  # the step's prescribed displacements
-        t1 = time.perf_counter()
-        snes.solve(None, x)
-        reason = snes.getConvergedReason()
-        record = {
-            "load_factor": float(factor.value),
-            "newton_iterations": int(snes.getIterationNumber()),
-            "linear_iterations": int(snes.getLinearSolveIterations()),
-            "residual_N": float(snes.getFunctionNorm()),
-            "reason": _REASONS.get(reason, str(reason)),
-            "seconds": time.perf_counter() - t1,
-        }
-        steps.append(record)
-        log.info("load step %d/%d: %d Newton (%d linear) iterations, %s, |F| %.2e N",
-                 step, options.steps, record["newton_iterations"], record["linear_iterations"],
-                 record["reason"], record["residual_N"])
-        if reason <= 0:
-            for key in settings:
-                del opts[prefix + key]
-            raise SolverError(
-                f"Newton did not converge in load step {step}/{options.steps} (load factor "
-                f"{factor.value:.3g}): {record['reason']} after {record['newton_iterations']} "
-                f"iterations, residual {record['residual_N']:.3e} N"
-            )
-        pairs.commit(x)
-    for key in settings:
-        del opts[prefix + key]
+    try:
+        for step in range(1, options.steps + 1):
+            factor.value = step / options.steps
+            if step > 1:  # predictor: the last step's increment again (proportional loading)
+                increment = x.copy()
+                increment.axpy(-1.0, previous)
+                x.copy(previous)
+                x.axpy(1.0, increment)
+                increment.destroy()
+            x.getArray()[local_rows] = factor.value * values  # the step's prescribed displacements
+            t1 = time.perf_counter()
+            snes.solve(None, x)
+            reason = snes.getConvergedReason()
+            record = {
+                "load_factor": float(factor.value),
+                "newton_iterations": int(snes.getIterationNumber()),
+                "linear_iterations": int(snes.getLinearSolveIterations()),
+                "residual_N": float(snes.getFunctionNorm()),
+                "reason": _REASONS.get(reason, str(reason)),
+                "seconds": time.perf_counter() - t1,
+            }
+            steps.append(record)
+            log.info("load step %d/%d: %d Newton (%d linear) iterations, %s, |F| %.2e N",
+                     step, options.steps, record["newton_iterations"], record["linear_iterations"],
+                     record["reason"], record["residual_N"])
+            if reason <= 0:
+                raise SolverError(
+                    f"Newton did not converge in load step {step}/{options.steps} (load factor "
+                    f"{factor.value:.3g}): {record['reason']} after {record['newton_iterations']} "
+                    f"iterations, residual {record['residual_N']:.3e} N"
+                )
+            pairs.commit(x)
+    finally:
+        for key in settings:
+            del opts[prefix + key]
 
     # Reactions: the unconstrained residual (internal + pair forces - loads) on the supports.
     r = b.duplicate()
     unconstrained_residual(x, r)
     n_supports = 1 + len(load.rollers) + len(load.displacements)
     reactions = support_reactions(comm, r.getArray(readonly=True), local_rows, support, n_supports)
-    f_ext = dolfinx.fem.petsc.assemble_vector(fem.form(external_load(mesh, load, v)))
+    f_ext = dolfinx.fem.petsc.assemble_vector(fem.form(loads))
     f_ext.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     applied = comm.allreduce(f_ext.getArray(readonly=True).reshape(-1, 3).sum(axis=0), op=MPI.SUM)
     energy = comm.allreduce(fem.assemble_scalar(fem.form(w * dx)), op=MPI.SUM)

@@ -100,12 +100,11 @@ class PairAssembler:
         if not self._root:
             return None
         u = self._values.getArray(readonly=True)
-        out = []
-        for ps in self.pair_sets:
-            pos = lambda c: np.searchsorted(self._dofs, c.dofs)  # noqa: E731
-            out.append(np.einsum("nv,nvc->nc", ps.upper.weights, u[pos(ps.upper)])
-                       - np.einsum("nv,nvc->nc", ps.lower.weights, u[pos(ps.lower)]))
-        return out
+
+        def at(c: PointCoupling) -> np.ndarray:  # u(p) from the gathered values
+            return np.einsum("nv,nvc->nc", c.weights, u[np.searchsorted(self._dofs, c.dofs)])
+
+        return [at(ps.upper) - at(ps.lower) for ps in self.pair_sets]
 
     def add(self, x: PETSc.Vec, F: PETSc.Vec | None = None, A: PETSc.Mat | None = None,
             first: bool = False) -> None:

@@ -21,7 +21,7 @@ from spinefe import regions as R
 from spinefe.config import Config
 from spinefe.elasticity import LoadCase, SolverError
 from spinefe.kinematics import MOTIONS, relative_rotation_deg, rigid_fit
-from spinefe.mechanics import solve_segment_nonlinear
+from spinefe.mechanics import region_cells, solve_segment_nonlinear
 from spinefe.mesh import Model
 from spinefe.parallel import write_json
 
@@ -66,8 +66,7 @@ def vertebra_nodes(model: Model, u: fem.Function, level: str) -> tuple[np.ndarra
     the lesion and the seeds)."""
     V = u.function_space
     regions = R.vertebra_regions(level) + ([R.LESION, R.SEEDS] if level == "L4" else [])
-    cells = np.concatenate([model.cell_tags.find(model.tag(r)) for r in regions
-                            if r in model.names])
+    cells = region_cells(model, regions)
     dofs = np.unique(V.dofmap.list[cells].ravel())
     dofs = dofs[dofs < V.dofmap.index_map.size_local]
     return V.tabulate_dof_coordinates()[dofs], u.x.array.reshape(-1, 3)[dofs]

@@ -76,13 +76,19 @@ def spinefe_cmd(*args: str, ranks: int = 1) -> list[str]:
     return cmd
 
 
-@pytest.fixture
-def cli_env(tmp_path, cache_dir) -> dict:
-    """Environment for CLI subprocesses: the session's mesh cache, no inherited MPI variables."""
+def cli_environment(cache_dir, jit_cache=None) -> dict:
+    """Environment for CLI subprocesses: the session's mesh cache, no inherited MPI variables,
+    and a JIT cache of its own when `jit_cache` is given (else this run's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "MPI"))}
     env["SPINEFE_CACHE"] = str(cache_dir)
-    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    if jit_cache is not None:
+        env["XDG_CACHE_HOME"] = str(jit_cache)
     return env
+
+
+@pytest.fixture
+def cli_env(tmp_path, cache_dir) -> dict:
+    return cli_environment(cache_dir, tmp_path / "xdg")
 
 
 def dicompyler_dvhcalc():

@@ -4,14 +4,13 @@ symmetry, 1 rank against 2 ranks, the validation table, and bad input."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import numpy as np
 import pytest
 from mpi4py import MPI
 
-from conftest import coarse, spinefe_cmd
+from conftest import cli_environment, coarse, spinefe_cmd
 from spinefe.config import ConfigError, parse_config
 from spinefe.rom import rom_markdown, validation
 
@@ -20,11 +19,9 @@ BENDING = ("lateral_bending_left", "lateral_bending_right")
 
 @pytest.fixture(scope="module")
 def cli_env_module(cache_dir) -> dict:
-    """As conftest's cli_env, but sharing this run's JIT cache (the forms of the nonlinear
-    model take a minute to compile; this process waits while the command runs)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "MPI"))}
-    env["SPINEFE_CACHE"] = str(cache_dir)
-    return env
+    """The CLI environment sharing this run's JIT cache (the forms of the nonlinear model take
+    a minute to compile; this process waits while the command runs)."""
+    return cli_environment(cache_dir)
 
 
 @pytest.fixture(scope="module")
