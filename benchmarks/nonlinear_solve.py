@@ -25,6 +25,7 @@ def worker(size: float, case: str) -> None:
     from spinefe.config import Config, parse_config
     from spinefe.mechanics import load_bearing, solve_segment_nonlinear
     from spinefe.mesh import build_mesh, default_cache_dir
+    from spinefe.nonlinear import newton_summary
     from spinefe.rom import moment_load, rotation_of_L4
 
     comm = MPI.COMM_WORLD
@@ -50,7 +51,7 @@ def worker(size: float, case: str) -> None:
             "ranks": comm.size,
             "dofs": sol.dofs,
             "steps": [(s["newton_iterations"], s["linear_iterations"]) for s in sol.steps],
-            "newton_max_per_step": max(s["newton_iterations"] for s in sol.steps),
+            **newton_summary(sol.steps),
             "total_s": round(total, 1),
             "peak_memory_GB": round(peak / 1024.0, 2),
             "facet_force_N": {k: round(v["contact_force_N"], 2)

@@ -276,19 +276,26 @@ class Nonlinear(_Section):
     )
     contact: bool = Field(True, description="facet joint contact (penalty, with friction) [paper]")
     contact_penalty_N_mm3: Positive = Field(
-        1.0e4,
-        description="contact pressure per mm of penetration; penetration = pressure / penalty "
-        "[numerical]",
+        3.0e2,
+        description="contact pressure per mm of penetration before the augmented-Lagrangian "
+        "updates; stiffer values made Newton chatter on axial rotation [numerical]",
     )
     friction: float = Field(0.1, ge=0.0, le=1.0, description="facet Coulomb friction [paper]")
+    penetration_fraction: float = Field(
+        0.01, gt=0.0, le=1.0,
+        description="largest facet penetration at convergence, as a fraction of the initial "
+        "gap; augmented-Lagrangian updates reduce it to this [numerical]",
+    )
     hyperelastic_regions: tuple[str, ...] = Field(
         ("disc.annulus", "disc.nucleus"),
         description="regions with the compressible neo-Hookean law and large deformation; the "
         "others are small-strain linear elastic",
     )
     load_steps: int = Field(2, ge=1, le=100, description="equal load increments [numerical]")
-    line_search: Literal["bt", "basic"] = Field(
-        "bt", description="Newton line search: bt (backtracking) or basic (full steps)"
+    line_search: Literal["bt", "basic", "cp", "l2"] = Field(
+        "basic", description="Newton line search (PETSc SNESLineSearch): bt (backtracking on the "
+        "residual norm), basic (full steps), cp (critical point of the energy along the step), "
+        "l2 (secant on the residual norm)"
     )
     newton_rtol: float = Field(
         1e-8, gt=0.0, lt=1.0, description="Newton residual tolerance, relative to each step's "

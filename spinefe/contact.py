@@ -6,11 +6,18 @@ the normal n, pointing from the master towards the slave, are fixed). With du = 
 u(master) the gap is g = g0 + n . du. Normal law (penalty): p = k_n <-g> with k_n = eps A, A the
 vertex's share of the slave area and eps (N/mm^3) the penalty, so the contact pressure is
 eps <-g> and the penetration <-g> = pressure / eps. Friction: a tangential penalty k_t = eps A with
-a return mapping onto the Coulomb cone |t| <= mu p (Simo & Laursen, Comput Struct 42:97, 1992):
-t_trial = k_t (P du - s), P = I - n n^T, s the converged slip; stick when |t_trial| <= mu p,
-else slip with t = mu p t_trial / |t_trial|. The slip tangent keeps only its symmetric part
-(mu p k_t / |t_trial| (P - e e^T)); the dropped term mu k_n e n^T slows Newton in slip, it does not
-change the converged state.
+a return mapping onto the Coulomb cone |t| <= mu N (Simo & Laursen, Comput Struct 42:97, 1992):
+t_trial = k_t (P du - s), P = I - n n^T, s the converged slip; stick when |t_trial| <= mu N,
+else slip with t = mu N t_trial / |t_trial|. Within one Newton solve the normal force N of the
+limit is held fixed; between solves it is set to the current p (see `update`) until that no
+longer changes the residual. With N fixed the law has a potential and its tangent, in slip
+mu N k_t / |t_trial| (P - e e^T) with e the slip direction, is symmetric (CG applies) and exact.
+(Coupling N = p within the solve adds the non-symmetric term -mu k_n e n^T; without it, Newton
+chattered between sticking and sliding states on axial rotation.)
+Augmented Lagrangian (Simo & Laursen 1992): p = <lambda - k_n g>, with the multiplier lambda
+updated to p between Newton solves until the penetration is below a tolerance, so the penalty can
+stay moderate (stiffer penalties made Newton chatter between open and closed states) while the
+penetration meets the tolerance.
 """
 
 from __future__ import annotations
@@ -97,24 +104,32 @@ def pair_surfaces(slave: np.ndarray, master: np.ndarray) -> ContactGeometry:
 class FacetContact:
     """Pair law (spinefe.pairs) of one joint: penalty contact with Coulomb friction."""
 
-    def __init__(self, geometry: ContactGeometry, penalty_N_mm3: float, friction: float) -> None:
+    def __init__(self, geometry: ContactGeometry, penalty_N_mm3: float, friction: float,
+                 penetration_tol_mm: float = np.inf, step_pressure_MPa: float = 10.0) -> None:
         self.geometry = geometry
+        self.multiplier = np.zeros(len(geometry.gap_mm))  # augmented-Lagrangian normal force (N)
+        self.penetration_tol_mm = penetration_tol_mm
+        # Penetration a Newton update may reach from an open state (see step_limit): that of a
+        # pressure of the order of facet joint pressures (a few MPa, spine-mechanics.md).
+        self.step_penetration_mm = step_pressure_MPa / penalty_N_mm3
         self.n = geometry.normals
         self.g0 = geometry.gap_mm
         self.kn = penalty_N_mm3 * geometry.area_mm2
         self.kt = self.kn.copy()
         self.mu = friction
         self.slip = np.zeros_like(self.n)  # converged slip s (mm)
+        self.limit_normal_N = np.zeros(len(self.g0))  # N of the Coulomb limit mu N
 
     def _state(self, du: np.ndarray):
         n = self.n
         g = self.g0 + np.einsum("nc,nc->n", du, n)
-        closed = g < 0.0
-        p = self.kn * np.maximum(-g, 0.0)  # normal force (N)
+        trial = self.multiplier - self.kn * g
+        closed = trial > 0.0
+        p = np.maximum(trial, 0.0)  # normal force (N)
         du_t = du - np.einsum("nc,nc->n", du, n)[:, None] * n
         t_trial = self.kt[:, None] * (du_t - self.slip)
         norm = np.linalg.norm(t_trial, axis=1)
-        limit = self.mu * p
+        limit = self.mu * self.limit_normal_N * closed
         sliding = closed & (norm > limit)
         scale = np.where(sliding, limit / np.where(norm > 0, norm, 1.0), 1.0) * closed
         return g, closed, p, t_trial * scale[:, None], norm, sliding, scale
@@ -129,11 +144,39 @@ class FacetContact:
         n = self.n
         nn = n[:, :, None] * n[:, None, :]
         P = np.eye(3)[None] - nn
-        e = t / np.where(norm > 0, norm, 1.0)[:, None]
+        t_norm = np.linalg.norm(t, axis=1)
+        e = t / np.where(t_norm > 0, t_norm, 1.0)[:, None]  # slip direction
         ee = e[:, :, None] * e[:, None, :]
         K = (self.kn * (closed | first))[:, None, None] * nn
         K += (self.kt * scale)[:, None, None] * (P - sliding[:, None, None] * ee)
         return -p[:, None] * n + t, K
+
+    def update(self, du: np.ndarray) -> bool:
+        """Between Newton solves: the augmented-Lagrangian (Uzawa) update lambda <- p if the
+        penetration exceeds its tolerance, and N of the Coulomb limit set to p; True if either
+        changed."""
+        g, _, p, *_ = self._state(du)
+        augment = np.maximum(-g, 0.0).max(initial=0.0) > self.penetration_tol_mm
+        if augment:
+            self.multiplier = p
+        refresh = self.mu > 0.0 and not np.array_equal(p, self.limit_normal_N)
+        if refresh:
+            self.limit_normal_N = p
+        return bool(augment or refresh)
+
+    def step_limit(self, du: np.ndarray, ddu: np.ndarray) -> float:
+        """Shorten a Newton update that would carry an open pair deeper than
+        `step_penetration_mm` into the facing surface. An open pair has no normal stiffness in
+        the tangent, so the update sees a free joint and overshoots the gap by up to the whole
+        rotation (measured: several mm in axial rotation, the residual rising 1000-fold and
+        Newton stalling); stopped at the surface, the pair is closed, with stiffness, in the
+        next iteration."""
+        g = self.g0 + np.einsum("nc,nc->n", du, self.n)
+        dg = np.einsum("nc,nc->n", ddu, self.n)
+        crossing = (g >= 0.0) & (g + dg < -self.step_penetration_mm)
+        if not crossing.any():
+            return 1.0
+        return float(np.min((g[crossing] + self.step_penetration_mm) / -dg[crossing]))
 
     def commit(self, du: np.ndarray) -> None:
         _, closed, _, t, *_ = self._state(du)
@@ -159,8 +202,9 @@ class FacetContact:
 
 
 def contact_pairs(V: fem.FunctionSpace, geometry: ContactGeometry, penalty_N_mm3: float,
-                  friction: float) -> PointPairs:
+                  friction: float, penetration_tol_mm: float = np.inf) -> PointPairs:
     """Point pairs of one joint on the displacement space V; collective."""
     upper = locate(V, geometry.slave_mm + _INSIDE_MM * geometry.normals)
     lower = locate(V, geometry.master_mm - _INSIDE_MM * geometry.normals)
-    return PointPairs(upper, lower, FacetContact(geometry, penalty_N_mm3, friction))
+    return PointPairs(upper, lower, FacetContact(geometry, penalty_N_mm3, friction,
+                                                 penetration_tol_mm))

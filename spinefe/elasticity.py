@@ -236,6 +236,21 @@ _REASONS = {v: k for k, v in PETSc.KSP.ConvergedReason.__dict__.items() if not k
 _solve_count = 0
 
 
+def nodal_pressure(P: fem.FunctionSpace, sqrt_bulk, dx_inc, inv_mass: np.ndarray,
+                   sqrt_bulk_theta: np.ndarray) -> fem.Function:
+    """Pressure (MPa, compression positive, the convention of intradiscal pressure) of the
+    averaged-pressure nodes: p_i = -K_i theta_i from the owned values sqrt(K) theta_i, with the
+    nodal sqrt(K)_i = int(sqrt(K) phi_i) / m_i (inv_mass = 1 / m_i); collective."""
+    q = ufl.TestFunction(P)
+    k = dolfinx.fem.petsc.assemble_vector(fem.form(sqrt_bulk * q * dx_inc))
+    k.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    n_p = P.dofmap.index_map.size_local
+    pressure = fem.Function(P, name="pressure_MPa")
+    pressure.x.array[:n_p] = -sqrt_bulk_theta[:n_p] * k.getArray(readonly=True)[:n_p] * inv_mass
+    pressure.x.scatter_forward()
+    return pressure
+
+
 def solve_elasticity(
     materials: MaterialFields,
     load: LoadCase,
@@ -332,15 +347,8 @@ def solve_elasticity(
         corr = B.createVecRight()
         B.multTranspose(pvec, corr)
         r.axpy(1.0, corr)
-        # p_i = -K_i theta_i with the nodal bulk modulus sqrt(K)_i = int(sqrt(K) phi_i) / m_i;
-        # compression positive, the convention of intradiscal pressure.
-        pressure = fem.Function(P, name="pressure_MPa")
-        n_p = P.dofmap.index_map.size_local
-        k = dolfinx.fem.petsc.assemble_vector(fem.form(ufl.sqrt(bulk) * q * dx_inc))
-        k.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        sqrt_bulk = k.getArray(readonly=True)[:n_p] * dinv.getArray(readonly=True)
-        pressure.x.array[:n_p] = -pvec.getArray(readonly=True) * sqrt_bulk
-        pressure.x.scatter_forward()
+        pressure = nodal_pressure(P, ufl.sqrt(bulk), dx_inc, dinv.getArray(readonly=True),
+                                  pvec.getArray(readonly=True))
     r.axpy(-1.0, f)
     owned = r.getArray(readonly=True)
     reaction = np.array([owned[local_rows[local_rows % 3 == k]].sum() for k in range(3)])

@@ -107,6 +107,14 @@ class LigamentSprings:
     def commit(self, du: np.ndarray) -> None:
         """Elastic: no history."""
 
+    def update(self, du: np.ndarray) -> bool:
+        """Nothing held fixed within a Newton solve."""
+        return False
+
+    def step_limit(self, du: np.ndarray, ddu: np.ndarray) -> float:
+        """No limit: a fibre's force is at most linear in its elongation."""
+        return 1.0
+
     def report(self, du: np.ndarray) -> dict:
         """Per ligament: fibres, taut fibres, max elongation (mm), total force (N)."""
         dl = self.elongations(du)

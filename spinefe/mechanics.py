@@ -110,7 +110,8 @@ def segment_pairs(model: Model, cfg: Config) -> SegmentPairs:
         for side, (upper, lower) in model.contact_pairs.items():
             geometry = pair_surfaces(surface_triangles(model, upper),
                                      surface_triangles(model, lower))
-            pairs = contact_pairs(V, geometry, nl.contact_penalty_N_mm3, nl.friction)
+            pairs = contact_pairs(V, geometry, nl.contact_penalty_N_mm3, nl.friction,
+                                  nl.penetration_fraction * float(geometry.gap_mm.min()))
             joints[side] = pairs.law
             sets.append(pairs)
     return SegmentPairs(springs, joints, sets)

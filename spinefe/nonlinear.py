@@ -12,8 +12,9 @@ load factor of each step), plus the pairs' forces (spinefe.pairs):
   Its residual is the form int(sqrt(K) p_h de_v) with the P1 field p_h = c / m,
   c_i = int(sqrt(K) phi_i e_v), so only its tangent's rank-one part B^T diag(1 / m) B
   (B = dc/du) is added by hand; at small strain this is the linear averaged-pressure element.
-Every load step is solved by PETSc SNES (Newton with a backtracking line search); a step that does
-not converge raises SolverError with the step, the reason and the residual.
+Every load step is solved by PETSc SNES (Newton with a line search). A step that does not converge
+is retried from the last converged state with half the load increment (automatic incrementation);
+after `max_cutbacks` halvings SolverError reports the load factor, the reason and the residual.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from spinefe.elasticity import (
     external_load,
     ksp_options,
     lame,
+    nodal_pressure,
     owned_constrained_rows,
     rigid_body_nullspace,
     strain,
@@ -54,13 +56,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NewtonOptions:
-    """Load steps and the SNES tolerances (residual in N; relative to the step's first residual)."""
+    """Load steps and the Newton tolerances: a step converges when the residual (N) is below
+    max(atol, rtol times the residual of the step's predictor)."""
 
     steps: int = 4
-    line_search: str = "bt"  # PETSc SNESLineSearch type: bt (backtracking), basic (full step)
+    line_search: str = "basic"  # PETSc SNESLineSearch type: basic (full step), bt, cp, l2
     rtol: float = 1e-8
     atol: float = 1e-8
     max_iterations: int = 30
+    max_cutbacks: int = 6  # halvings of a load increment whose Newton solve fails
+    max_pair_updates: int = 20  # re-solves of a load step after pair updates (contact)
     inexact: bool = True  # Eisenstat-Walker linear tolerances (False: linear.rtol throughout)
     linear: SolverOptions = SolverOptions()
 
@@ -74,7 +79,19 @@ class NonlinearSolution(ElasticSolution):
     support_reactions_N: np.ndarray | None = None  # (supports, 3), see owned_constrained_rows
 
 
+def newton_summary(steps: list[dict]) -> dict:
+    """The most Newton iterations of a load step (all its solves) and of one solve, and the
+    contact updates of all steps."""
+    return {
+        "newton_iterations_max_per_step": max(s["newton_iterations"] for s in steps),
+        "newton_iterations_max_per_solve": max(s["newton_iterations_max_per_solve"] for s in steps),
+        "contact_updates": sum(s["pair_updates"] for s in steps),
+    }
+
+
 _REASONS = {v: k for k, v in PETSc.SNES.ConvergedReason.__dict__.items() if not k.startswith("_")}
+_PAIR_UPDATES_EXCEEDED = -1000  # a load step still changed the pairs after max_pair_updates
+_REASONS[_PAIR_UPDATES_EXCEEDED] = "DIVERGED_PAIR_UPDATES"
 _solve_count = 0
 
 
@@ -101,7 +118,8 @@ def solve_nonlinear(
     nearly_incompressible_nu: float = 0.49,
     options: NewtonOptions = NewtonOptions(),
 ) -> NonlinearSolution:
-    """Solve the static problem in `options.steps` equal load steps; collective.
+    """Solve the static problem in `options.steps` equal load steps, each halved on failure up to
+    `options.max_cutbacks` times (then SolverError); collective.
 
     hyperelastic: DG0 indicator (1 = neo-Hookean cell); None = geometrically linear everywhere.
     Prescribed displacements are scaled with the loads.
@@ -213,8 +231,6 @@ def solve_nonlinear(
     settings = {
         "snes_type": "newtonls",
         "snes_linesearch_type": options.line_search,
-        "snes_rtol": options.rtol,
-        "snes_atol": options.atol,
         "snes_stol": 0.0,
         "snes_max_it": options.max_iterations,
         # Eisenstat-Walker: loose linear solves far from the solution (fewer CG iterations
@@ -230,44 +246,97 @@ def solve_nonlinear(
     snes.setJacobian(snes_jacobian, A)
     snes.setFromOptions()
     snes.setDivergenceTolerance(1e300)  # contact: a first step may penetrate deeply; keep going
+
+    def limit_step(x, y):
+        """Line-search precheck: scale the update so the pairs admit it (contact)."""
+        alpha = pairs.step_limit(x, y)
+        if alpha < 1.0:
+            y.scale(alpha)
+        return alpha < 1.0
+
+    if pair_sets:
+        snes.setLineSearchPreCheck(limit_step)
     nullspace = rigid_body_nullspace(V)
     t_setup = time.perf_counter() - t0
 
-    steps = []
-    x = uh.x.petsc_vec.copy()
-    previous = x.copy()
-    try:
-        for step in range(1, options.steps + 1):
-            factor.value = step / options.steps
-            if step > 1:  # predictor: the last step's increment again (proportional loading)
-                increment = x.copy()
-                increment.axpy(-1.0, previous)
-                x.copy(previous)
-                x.axpy(1.0, increment)
-                increment.destroy()
-            x.getArray()[local_rows] = factor.value * values  # the step's prescribed displacements
-            t1 = time.perf_counter()
+    def solve_step(x: PETSc.Vec) -> tuple[int, int, int, int, int]:
+        """Newton solves of one load step from x, repeated while the pairs update their fixed
+        state (contact multipliers, friction limits) until a solve needs no iteration. The
+        tolerance is max(atol, rtol |F(x0)|) with x0 the predictor, for every solve of the
+        step. Returns the last reason, Newton and linear iterations, pair updates and the most
+        Newton iterations of one solve."""
+        r = b.duplicate()
+        snes_residual(snes, x, r)
+        snes.setTolerances(atol=max(options.atol, options.rtol * r.norm()), rtol=0.0)
+        r.destroy()
+        newton = linear = updates = most = 0
+        while True:
             snes.solve(None, x)
             reason = snes.getConvergedReason()
+            newton += snes.getIterationNumber()
+            linear += snes.getLinearSolveIterations()
+            most = max(most, snes.getIterationNumber())
+            if reason <= 0 or (updates and snes.getIterationNumber() == 0):
+                return reason, newton, linear, updates, most
+            if not pairs.update(x):
+                return reason, newton, linear, updates, most
+            updates += 1
+            if updates > options.max_pair_updates:
+                return _PAIR_UPDATES_EXCEEDED, newton, linear, updates, most
+
+    steps = []
+    x = uh.x.petsc_vec.copy()
+    converged = x.copy()  # the last converged state
+    increment = x.duplicate()  # its increment over the state before (the predictor)
+    nominal = 1.0 / options.steps
+    done, size, cutbacks, wasted = 0.0, nominal, 0, 0
+    try:
+        while done < 1.0 - 1e-12:
+            size = min(size, 1.0 - done)
+            factor.value = done + size
+            # Predictor: the last converged increment, scaled to this step (proportional loading).
+            converged.copy(x)
+            x.axpy(size / steps[-1]["load_increment"] if steps else 0.0, increment)
+            x.getArray()[local_rows] = factor.value * values  # the step's prescribed displacements
+            t1 = time.perf_counter()
+            reason, newton, linear, updates, most = solve_step(x)
             record = {
                 "load_factor": float(factor.value),
-                "newton_iterations": int(snes.getIterationNumber()),
-                "linear_iterations": int(snes.getLinearSolveIterations()),
+                "load_increment": float(size),
+                "newton_iterations": newton,
+                "linear_iterations": linear,
+                "pair_updates": updates,  # re-solves after contact updates
+                "newton_iterations_max_per_solve": most,
                 "residual_N": float(snes.getFunctionNorm()),
                 "reason": _REASONS.get(reason, str(reason)),
                 "seconds": time.perf_counter() - t1,
+                "cutbacks": cutbacks,  # failed tries of this step, their Newton iterations:
+                "failed_newton_iterations": wasted,
             }
-            steps.append(record)
-            log.info("load step %d/%d: %d Newton (%d linear) iterations, %s, |F| %.2e N",
-                     step, options.steps, record["newton_iterations"], record["linear_iterations"],
+            log.info("load factor %.4g (+%.3g): %d Newton (%d linear) iterations, %d contact "
+                     "updates, %s, |F| %.2e N", factor.value, size, newton, linear, updates,
                      record["reason"], record["residual_N"])
             if reason <= 0:
-                raise SolverError(
-                    f"Newton did not converge in load step {step}/{options.steps} (load factor "
-                    f"{factor.value:.3g}): {record['reason']} after {record['newton_iterations']} "
-                    f"iterations, residual {record['residual_N']:.3e} N"
-                )
+                # Cut back: retry from the last converged state with half the increment (the
+                # pairs' history, e.g. the friction slip, is only committed on convergence).
+                if cutbacks == options.max_cutbacks:
+                    raise SolverError(
+                        f"Newton did not converge at load factor {factor.value:.3g} after "
+                        f"{cutbacks} cutbacks (increment {size:.3g}): {record['reason']} after "
+                        f"{record['newton_iterations']} iterations, residual "
+                        f"{record['residual_N']:.3e} N"
+                    )
+                cutbacks += 1
+                wasted += record["newton_iterations"]
+                size /= 2.0
+                continue
+            x.copy(increment)
+            increment.axpy(-1.0, converged)
+            x.copy(converged)
             pairs.commit(x)
+            steps.append(record)
+            done, cutbacks, wasted = factor.value, 0, 0
+            size = min(2.0 * size, nominal)  # grow back after a cutback
     finally:
         for key in settings:
             del opts[prefix + key]
@@ -282,13 +351,7 @@ def solve_nonlinear(
     applied = comm.allreduce(f_ext.getArray(readonly=True).reshape(-1, 3).sum(axis=0), op=MPI.SUM)
     energy = comm.allreduce(fem.assemble_scalar(fem.form(w * dx)), op=MPI.SUM)
     if has_inc:
-        pressure = fem.Function(P, name="pressure_MPa")
-        kvec = dolfinx.fem.petsc.assemble_vector(fem.form(sqrt_bulk * q * dx_inc))
-        kvec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        # p_i = -K_i theta_i (compression positive), as in the linear element.
-        nodal_sqrt_bulk = kvec.getArray(readonly=True)[:n_p] * inv_mass
-        pressure.x.array[:n_p] = -p_hat.x.array[:n_p] * nodal_sqrt_bulk
-        pressure.x.scatter_forward()
+        pressure = nodal_pressure(P, sqrt_bulk, dx_inc, inv_mass, p_hat.x.array)
         c = c_vec.getArray(readonly=True)[:n_p]
         energy += 0.5 * comm.allreduce(float(np.sum(c * c * inv_mass)), op=MPI.SUM)
     states = pairs.relative_displacements(x)

@@ -32,6 +32,15 @@ class PairLaw(Protocol):
     def commit(self, du: np.ndarray) -> None:
         """Accept du as the converged state of a load step (history of friction)."""
 
+    def update(self, du: np.ndarray) -> bool:
+        """Between Newton solves: update the state the law holds fixed within one (contact: the
+        augmented-Lagrangian multipliers, the normal force of the friction limit) from du;
+        True if it changed."""
+
+    def step_limit(self, du: np.ndarray, ddu: np.ndarray) -> float:
+        """Largest fraction in (0, 1] of the Newton update ddu (n, 3) in mm the law admits at
+        du (1: no limit)."""
+
 
 @dataclass
 class PointPairs:
@@ -128,6 +137,26 @@ class PairAssembler:
             F.assemble()
         if A is not None:
             A.assemble()
+
+    def update(self, x: PETSc.Vec) -> bool:
+        """Refresh every law's fixed state at x; True (on every rank) if one changed; collective."""
+        dus = self.relative_displacements(x)
+        changed = False
+        if self._root:
+            for ps, du in zip(self.pair_sets, dus, strict=True):
+                changed |= ps.law.update(du)
+        return x.getComm().tompi4py().bcast(changed, root=0)
+
+    def step_limit(self, x: PETSc.Vec, y: PETSc.Vec) -> float:
+        """Fraction of the Newton update x -> x - y admitted by all laws (on every rank);
+        collective."""
+        dus = self.relative_displacements(x)
+        steps = self.relative_displacements(y)
+        alpha = 1.0
+        if self._root:
+            for ps, du, step in zip(self.pair_sets, dus, steps, strict=True):
+                alpha = min(alpha, ps.law.step_limit(du, -step))
+        return x.getComm().tompi4py().bcast(alpha, root=0)
 
     def commit(self, x: PETSc.Vec) -> None:
         """Tell every law that x is a converged state; collective."""

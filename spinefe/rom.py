@@ -22,6 +22,7 @@ from spinefe.config import Config
 from spinefe.elasticity import LoadCase, SolverError
 from spinefe.kinematics import MOTIONS, relative_rotation_deg, rigid_fit
 from spinefe.mechanics import region_cells, solve_segment_nonlinear
+from spinefe.nonlinear import newton_summary
 from spinefe.mesh import Model
 from spinefe.parallel import write_json
 
@@ -87,7 +88,7 @@ def solve_motion(model: Model, cfg: Config, motion: str, scenario: str | None = 
         "rom_deg": float(rotation @ np.asarray(MOTIONS[motion])),
         "rotation_vector_deg": rotation.tolist(),
         "newton": sol.steps,
-        "newton_iterations_max_per_step": max(s["newton_iterations"] for s in sol.steps),
+        **newton_summary(sol.steps),
         "seconds": round(time.perf_counter() - t0, 1),
         "dofs": sol.dofs,
         **pairs,
@@ -136,12 +137,14 @@ def rom_markdown(summary: dict) -> str:
     """The ROM table and its validation as Markdown."""
     lines = [f"Moment {summary['moment_Nm']} N m, preload {summary['preload_N']} N, "
              f"scenario {summary['scenario']}. ROM of L4 relative to L5, degrees.", "",
-             "| motion | ROM (deg) | coupled rotation x / y / z (deg) | Newton its (max/step) |",
-             "|---|---|---|---|"]
+             "| motion | ROM (deg) | coupled rotation x / y / z (deg) "
+             "| Newton its, max per step / per solve | contact updates |",
+             "|---|---|---|---|---|"]
     for motion, rec in summary["motions"].items():
         x, y, z = rec["rotation_vector_deg"]
         lines.append(f"| {motion} | {rec['rom_deg']:.2f} | {x:.2f} / {y:.2f} / {z:.2f} "
-                     f"| {rec['newton_iterations_max_per_step']} |")
+                     f"| {rec['newton_iterations_max_per_step']} / "
+                     f"{rec['newton_iterations_max_per_solve']} | {rec['contact_updates']} |")
     val = summary["validation"]
     lines += ["", "Against the paper's Table 3 (taken as full ranges: flexion + extension, "
               "left + right):", "",

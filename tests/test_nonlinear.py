@@ -22,7 +22,13 @@ import dolfinx_solver  # noqa: F401  (must precede dolfinx)
 import dolfinx
 
 from boxes import box, boundary, materials, plane, symmetry_rollers, two_blocks
-from spinefe.contact import contact_pairs, facet_triangles, pair_surfaces
+from spinefe.contact import (
+    ContactGeometry,
+    FacetContact,
+    contact_pairs,
+    facet_triangles,
+    pair_surfaces,
+)
 from spinefe.elasticity import LoadCase, SolverOptions, solve_elasticity
 from spinefe.kinematics import rigid_fit
 from spinefe.ligaments import Fibre, LigamentSprings
@@ -141,24 +147,62 @@ def test_springs_are_tension_only(delta):
     assert report["ALL"]["taut"] == (4 if delta > 0 else 0)
 
 
-def block_contact(mesh, gap, eps, friction, V):
+def block_contact(mesh, gap, eps, friction, V, penetration_tol_mm=np.inf):
     """Contact pairs: the upper block's bottom (z = 4 + gap, slave) on the lower one's top."""
     lower_top = boundary(mesh, lambda x: np.isclose(x[2], 4.0))
     upper_bottom = boundary(mesh, lambda x: np.isclose(x[2], 4.0 + gap))
     geometry = pair_surfaces(facet_triangles(mesh, upper_bottom), facet_triangles(mesh, lower_top))
-    return contact_pairs(V, geometry, eps, friction)
+    return contact_pairs(V, geometry, eps, friction, penetration_tol_mm)
 
 
-def test_flat_punch_contact_force_and_penetration():
+@pytest.mark.parametrize("state", ["open", "stick", "slip"])
+def test_contact_tangent_is_the_derivative_of_the_force(state):
+    """The pair tangent K equals the central-difference derivative of the pair force (h = 1e-6
+    mm; the force is piecewise smooth, so agreement to 1e-6 relative away from the kinks) at
+    random open, sticking and sliding states, with the normal force of the Coulomb limit held
+    fixed as within a Newton solve."""
+    rng = np.random.default_rng(1)
+    n, mu, eps = 40, 0.1, 100.0
+    normals = rng.normal(size=(n, 3))
+    normals /= np.linalg.norm(normals, axis=1)[:, None]
+    geometry = ContactGeometry(np.zeros((n, 3)), np.zeros((n, 3)), normals, np.full(n, 0.1),
+                               np.ones(n), 0)
+    law = FacetContact(geometry, eps, mu)
+    law.limit_normal_N[:] = 2.0  # N: mu N / k_t = 0.002 mm of elastic slip
+
+    def in_plane(a):  # unit vectors in the tangent planes
+        a = a - np.einsum("nc,nc->n", a, normals)[:, None] * normals
+        return a / np.linalg.norm(a, axis=1)[:, None]
+
+    law.slip = 0.001 * in_plane(rng.normal(size=(n, 3)))
+    tangential = {"open": 0.0, "stick": 0.0005, "slip": 0.01}[state]
+    du = (0.05 if state == "open" else -0.3) * normals
+    du += tangential * in_plane(rng.normal(size=(n, 3)))
+    _, closed, _, _, _, sliding, _ = law._state(du)
+    assert closed.all() == (state != "open") and not closed.any() == (state == "open")
+    assert sliding.all() == (state == "slip") and not sliding.any() == (state != "slip")
+    _, K = law.forces(du)
+    h = 1e-6
+    for j in range(3):
+        step = np.zeros(3)
+        step[j] = h
+        derivative = (law.forces(du + step)[0] - law.forces(du - step)[0]) / (2 * h)
+        assert np.allclose(derivative, K[:, :, j], rtol=1e-6, atol=1e-6 * np.abs(K).max())
+
+
+@pytest.mark.parametrize(("eps", "penetration_tol_mm"), [(1e6, np.inf), (1e4, 1e-4)])
+def test_flat_punch_contact_force_and_penetration(eps, penetration_tol_mm):
     """A 4 x 4 punch (whole cells), 0.1 mm above a 12 x 12 block, pushed 0.15 mm down: the
     contact force equals the load applied at the punch's top and the base's reaction, and the
-    penetration is the pressure over the penalty, below 1 % of the gap closure (0.05 mm)."""
-    eps, gap, push = 1e6, 0.1, 0.15
+    penetration is below 1 % of the gap closure (0.05 mm): the pressure over the penalty (pure
+    penalty, 1e6 N/mm^3) or below the augmented-Lagrangian tolerance (1e4 N/mm^3, whose pure
+    penalty would penetrate about 1e-3 mm)."""
+    gap, push = 0.1, 0.15
     mesh = two_blocks([12.0, 12.0, 8.0], [6, 6, 4], (4.0, 6.0), gap,
                       upper=lambda m: (np.abs(m[:, 0] - 6) < 2) & (np.abs(m[:, 1] - 6) < 2))
     mats = materials(mesh, 1000.0, 0.3)
     V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (3,)))
-    pairs = block_contact(mesh, gap, eps, 0.0, V)
+    pairs = block_contact(mesh, gap, eps, 0.0, V, penetration_tol_mm)
     top = plane(mesh, 2, 8.0 - 2.0 + gap)
     load = LoadCase(plane(mesh, 2, 0.0), displacements=((top, 0, 0.0), (top, 1, 0.0),
                                                          (top, 2, -push)))
@@ -169,7 +213,12 @@ def test_flat_punch_contact_force_and_penetration():
     assert state["contact_force_N"] == pytest.approx(-applied, rel=1e-8)
     assert sol.support_reactions_N[0][2] == pytest.approx(-applied, rel=1e-8)
     assert state["nodes_in_contact"] == state["nodes"]
-    assert state["penetration_mm_max"] == pytest.approx(state["peak_pressure_MPa"] / eps, rel=1e-6)
+    if np.isinf(penetration_tol_mm):
+        assert state["penetration_mm_max"] == pytest.approx(state["peak_pressure_MPa"] / eps,
+                                                            rel=1e-6)
+    else:
+        assert state["penetration_mm_max"] <= penetration_tol_mm
+        assert max(s["pair_updates"] for s in sol.steps) > 0
     assert state["penetration_mm_max"] < 0.01 * (push - gap)
 
 

@@ -96,7 +96,9 @@ def test_validation_table():
     assert val["in_vitro"]["lateral_bending"]["ours_one_direction"] == pytest.approx(3.6)
     summary = {"moment_Nm": 7.5, "preload_N": 0.0, "scenario": "healthy", "validation": val,
                "motions": {m: {"rom_deg": v, "rotation_vector_deg": [v, 0, 0],
-                               "newton_iterations_max_per_step": 3} for m, v in rom.items()}}
+                               "newton_iterations_max_per_step": 3,
+                               "newton_iterations_max_per_solve": 3, "contact_updates": 0}
+                           for m, v in rom.items()}}
     text = rom_markdown(summary)
     assert "| flexion_extension | 7.00 |" in text
     partial = validation({"flexion": 4.0})
