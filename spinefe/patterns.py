@@ -1,0 +1,121 @@
+"""Seed patterns of the paper's four corners along transpedicular needles, and the seed count
+that dose coverage needs.
+
+The paper (Table 1) pairs high activity (0.8 mCi, 8-12 seeds) with unilateral, dispersed loading
+and low activity (0.3-0.6 mCi, 15-25 seeds) with bilateral or unilateral dense loading. Here the
+four corners are access (unilateral left or right, bilateral) x density:
+- dense: 4 needles per pedicle, seeds every 5 mm (a 4.5 mm capsule and a 0.5 mm spacer);
+- sparse: 3 needles per pedicle, seeds every 8 mm.
+Needle tips lie in the anterior part of the lesion (TIP_DEPTH of its semi-axis in front of its
+centre), spread over its height; a bilateral needle aims at the lesion half of its side, a
+unilateral fan sweeps from its own side to near the midline, about the farthest a pedicle reaches
+with 3 mm to the canal.
+Entries sit 5 mm lateral on the pedicle face (so the fan can converge), spread cranio-caudally in
+the order of their targets, so the needles of one pedicle do not cross.
+The number of seeds is not taken from a table: it is the smallest count whose pattern (seeds
+filled needle by needle, round robin, from the tips) gives lesion D90 >= prescription
+(dosimetry.coverage.seeds_needed, TG-43 point doses on the lesion ellipsoid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dosimetry.coverage import Coverage, ellipsoid_samples, seeds_needed
+from spinefe.config import Config
+from spinefe.layout import SegmentLayout
+from spinefe.needles import Needle, PlanningError, check_needles, load_seeds, transpedicular
+
+ACCESS = ("unilateral_left", "unilateral_right", "bilateral")
+
+
+@dataclass(frozen=True)
+class Loading:
+    needles_per_side: int
+    spacing_mm: float  # seed centre to centre along a needle
+
+
+DENSITY = {"dense": Loading(4, 5.0), "sparse": Loading(3, 8.0)}
+#: Needle tips lie this fraction of the lesion's semi-axis in front of (anterior to) its centre.
+TIP_DEPTH = 0.8
+#: Margin (mm) by which seed capsules stay inside the L4 body (out of the cortical shell).
+SEED_BODY_MARGIN_MM = 1.5
+
+
+def _choice(field: str, value: str, allowed) -> None:
+    if value not in allowed:
+        raise PlanningError(f"{field}: unknown {value!r}; allowed: {list(allowed)}")
+
+
+def pattern_needles(layout: SegmentLayout, cfg: Config, access: str, density: str) -> list[Needle]:
+    """The checked needles of one corner for the configured lesion."""
+    _choice("access", access, ACCESS)
+    _choice("density", density, DENSITY)
+    centre, radii = np.asarray(cfg.lesion.centre_mm), np.asarray(cfg.lesion.radii_mm)
+    sides = ("left", "right") if access == "bilateral" else (access.split("_")[1],)
+    k = DENSITY[density].needles_per_side
+    needles = []
+    for side in sides:
+        s = 1.0 if side == "left" else -1.0  # +x is the patient's left
+        for i in range(k):
+            f = i / (k - 1) if k > 1 else 0.5
+            x = s * radii[0] * (0.45 if access == "bilateral" else 0.6 - 0.5 * f)
+            z = radii[2] * 0.5 * (2.0 * f - 1.0)
+            target = centre + np.array([x, -TIP_DEPTH * radii[1], z])
+            needles.append(transpedicular(layout, side, target, (-5.0, 4.5 * (2.0 * f - 1.0)),
+                                          name=f"{side}.{i + 1}"))
+    check_needles(layout, needles)
+    return needles
+
+
+def capacity(layout: SegmentLayout, needle: Needle, spacing_mm: float,
+             capsule_length_mm: float = 4.5) -> int:
+    """Seeds that fit on `needle` from its tip while staying inside the L4 body."""
+    n = 0
+    while True:
+        try:
+            pos, d = load_seeds(needle, n + 1, spacing_mm, capsule_length_mm)
+        except PlanningError:
+            return n
+        half = 0.5 * capsule_length_mm * d
+        ends = np.concatenate([pos + half, pos - half])
+        if not layout.L4.body.contains(ends, margin=SEED_BODY_MARGIN_MM).all():
+            return n
+        n += 1
+
+
+def seed_pattern(layout: SegmentLayout, needles: list[Needle], spacing_mm: float,
+                 capsule_length_mm: float = 4.5):
+    """Pattern n -> (centres (n, 3), directions): n seeds filled round robin over the needles,
+    each from its tip; also returns the largest n the needles hold."""
+    caps = [capacity(layout, nd, spacing_mm, capsule_length_mm) for nd in needles]
+
+    def place(n: int) -> tuple[np.ndarray, np.ndarray]:
+        if n > sum(caps):
+            raise PlanningError(f"{n} seeds do not fit on the needles (at most {sum(caps)})")
+        counts = np.zeros(len(needles), dtype=int)
+        while counts.sum() < n:
+            for j in range(len(needles)):
+                if counts.sum() < n and counts[j] < caps[j]:
+                    counts[j] += 1
+        loaded = [load_seeds(nd, int(c), spacing_mm, capsule_length_mm)
+                  for nd, c in zip(needles, counts, strict=True) if c]
+        return (np.concatenate([p for p, _ in loaded]), np.concatenate([d for _, d in loaded]))
+
+    return place, sum(caps)
+
+
+def seed_count(layout: SegmentLayout, cfg: Config, access: str, density: str,
+               activity_mCi: float, prescription_Gy: float) -> Coverage:
+    """Seeds one corner needs for lesion D90 >= prescription at `activity_mCi` (TG-43, seed
+    model of cfg.dosimetry); seeds_needed is None when the needles cannot hold enough."""
+    if not 0.1 <= activity_mCi <= 2.0:
+        raise PlanningError(f"activity_mCi: {activity_mCi} outside the allowed 0.1-2 mCi")
+    needles = pattern_needles(layout, cfg, access, density)
+    place, most = seed_pattern(layout, needles, DENSITY[density].spacing_mm,
+                               cfg.seed_capsule.length_mm)
+    points, volumes = ellipsoid_samples(cfg.lesion.centre_mm, cfg.lesion.radii_mm, 1.0)
+    return seeds_needed(points, volumes, place, activity_mCi, prescription_Gy,
+                        cfg.dosimetry.seed_model, n_max=most, formalism=cfg.dosimetry.formalism)

@@ -1,0 +1,115 @@
+"""Needle geometry checks, seeds along needles, and activity-driven seed counts (no mesh)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dolfinx_solver  # noqa: F401  (before anything that imports mpi4py)
+from spinefe.config import Config
+from spinefe.layout import segment_layout
+from spinefe.needles import (
+    PlanningError,
+    canal_distance,
+    check_needle,
+    check_needles,
+    load_seeds,
+    transpedicular,
+)
+from spinefe.patterns import ACCESS, DENSITY, pattern_needles, seed_count
+
+CFG = Config()
+LAYOUT = segment_layout(CFG)
+
+
+def test_good_path_along_the_pedicle_is_accepted():
+    """Along the pedicle's own axis into the lesion: in bone all the way, > 3 mm from the canal."""
+    needle = transpedicular(LAYOUT, "left", (10.0, -6.0, 18.0))
+    check_needle(LAYOUT, needle)
+    assert canal_distance(LAYOUT, needle.points()).min() > 3.0
+
+
+@pytest.mark.parametrize(
+    ("side", "target", "offset", "reason"),
+    [
+        ("left", (0.0, -6.0, 18.0), (0.0, 0.0), "from the spinal canal"),  # medial, through canal
+        ("left", (-5.0, -6.0, 18.0), (0.0, 0.0), "leaves bone"),  # crosses the canal itself
+        ("left", (40.0, -6.0, 18.0), (0.0, 0.0), "leaves bone"),  # out of the body's side
+        ("right", (-10.0, -15.0, 18.0), (0.0, 0.0), "cortical shell"),  # tip in the anterior wall
+        ("centre", (10.0, -6.0, 18.0), (0.0, 0.0), "allowed: 'left', 'right'"),
+    ],
+)
+def test_bad_paths_are_refused_with_the_reason(side, target, offset, reason):
+    needle = transpedicular(LAYOUT, "left" if side == "centre" else side, target, offset)
+    if side == "centre":
+        needle = type(needle)("n", side, needle.entry_mm, needle.tip_mm)
+    with pytest.raises(PlanningError, match=reason):
+        check_needle(LAYOUT, needle)
+
+
+def test_canal_margin_is_a_parameter():
+    """The same needle passes a 3 mm margin and fails a 5 mm one (default pedicle axis: 3.6 mm)."""
+    needle = transpedicular(LAYOUT, "left", (10.0, -6.0, 18.0))
+    check_needle(LAYOUT, needle, canal_margin_mm=3.0)
+    with pytest.raises(PlanningError, match="canal_margin_mm = 5.0"):
+        check_needle(LAYOUT, needle, canal_margin_mm=5.0)
+
+
+def test_crossing_needles_are_refused():
+    """Two needles of one pedicle whose entry and target orders are swapped cross each other."""
+    a = transpedicular(LAYOUT, "left", (8.0, -6.0, 14.0), (-5.0, 4.0), name="a")
+    b = transpedicular(LAYOUT, "left", (8.0, -6.0, 22.0), (-5.0, -4.0), name="b")
+    with pytest.raises(PlanningError, match="needles a and b.*cross"):
+        check_needles(LAYOUT, [a, b])
+    c = transpedicular(LAYOUT, "left", (8.0, -6.0, 22.0), (-5.0, 4.0), name="c")
+    d = transpedicular(LAYOUT, "left", (8.0, -6.0, 14.0), (-5.0, -4.0), name="d")
+    check_needles(LAYOUT, [c, d])
+    with pytest.raises(PlanningError, match="unique"):
+        check_needles(LAYOUT, [c, c])
+
+
+def test_seeds_along_a_needle_at_spacing_and_orientation():
+    needle = transpedicular(LAYOUT, "left", (10.0, -6.0, 18.0))
+    centres, directions = load_seeds(needle, 4, 6.0, capsule_length_mm=4.5)
+    np.testing.assert_allclose(np.linalg.norm(np.diff(centres, axis=0), axis=1), 6.0, rtol=1e-12)
+    np.testing.assert_allclose(directions, np.tile(needle.direction, (4, 1)), rtol=1e-12)
+    # The first capsule's front end is at the tip; all centres lie on the needle.
+    np.testing.assert_allclose(centres[0] + 2.25 * needle.direction, needle.tip_mm, atol=1e-12)
+    rel = centres - np.asarray(needle.entry_mm)
+    np.testing.assert_allclose(np.cross(rel, needle.direction), 0.0, atol=1e-9)
+    with pytest.raises(PlanningError, match="shorter than the capsule"):
+        load_seeds(needle, 2, 4.0)
+    with pytest.raises(PlanningError, match="needle left: 20 seeds"):
+        load_seeds(needle, 20, 6.0)
+
+
+@pytest.mark.parametrize("density", list(DENSITY))
+@pytest.mark.parametrize("access", ACCESS)
+def test_pattern_needles_pass_every_check(access, density):
+    needles = pattern_needles(LAYOUT, CFG, access, density)
+    sides = 2 if access == "bilateral" else 1
+    assert len(needles) == sides * DENSITY[density].needles_per_side
+    check_needles(LAYOUT, needles)
+
+
+def test_seed_count_rises_as_activity_falls():
+    """Bilateral dense loading of the default lesion at 150 Gy: the count is monotone in the
+    activity and strictly larger at 0.3 than at 0.8 mCi."""
+    counts = [seed_count(LAYOUT, CFG, "bilateral", "dense", a, 150.0).seeds_needed
+              for a in (0.3, 0.45, 0.6, 0.8)]
+    assert all(c is not None for c in counts), counts
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"access": "posterior"}, "access: unknown 'posterior'"),
+        ({"density": "medium"}, "density: unknown 'medium'"),
+        ({"activity_mCi": 2.5}, "activity_mCi: 2.5 outside the allowed 0.1-2 mCi"),
+    ],
+)
+def test_bad_planner_input_is_refused(kwargs, message):
+    args = {"access": "bilateral", "density": "dense", "activity_mCi": 0.45, **kwargs}
+    with pytest.raises(PlanningError, match=message):
+        seed_count(LAYOUT, CFG, args["access"], args["density"], args["activity_mCi"], 150.0)
