@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dosimetry import PlanError, SeedModelError
 from spinefe.config import SCENARIOS, ConfigError, load_config
+from spinefe.needles import PlanningError
 
 log = logging.getLogger("spinefe")
 
@@ -27,6 +28,7 @@ examples:
   spinefe dose --out results/dose --activity-mCi 0.5   seed dose, DVHs, metrics, DICOM RT
   spinefe rom --out results/rom --moment-Nm 7.5      range of motion under pure moments
   spinefe compare --nonlinear --out results/nl       the comparison with ligaments and contact
+  spinefe plan --access bilateral --density dense --activity-mCi 0.45 --out results/plan
 
 Every command that takes CONFIG.toml runs on the built-in default segment without one.
 Units: mm, N, MPa; frame: DICOM patient LPS (+x left, +y posterior, +z superior).
@@ -113,6 +115,22 @@ def _parser() -> argparse.ArgumentParser:
     dose.add_argument("--activity-mCi", type=float, help="overrides dosimetry.activity_mCi")
     dose.add_argument("--prescription-Gy", type=float, help="overrides dosimetry.prescription_Gy")
     dose.add_argument("--no-figure", action="store_true", help="skip the PNGs")
+
+    plan = sub.add_parser(
+        "plan",
+        help="seed plan of one pattern corner: needles, seed count from D90, TOML/CSV/RT Plan",
+        description="Transpedicular needles of one corner (access x density), checked against "
+        "bone, canal and each other; the fewest seeds whose TG-43 dose gives lesion D90 >= "
+        "prescription. Writes DIR/plan.toml, plan.csv, rtplan.dcm and summary.json (no mesh).",
+    )
+    plan.add_argument("config", type=Path, nargs="?", metavar="CONFIG.toml",
+                      help="segment configuration (default: built-in default segment)")
+    plan.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    plan.add_argument("--access", required=True,
+                      help="unilateral_left, unilateral_right or bilateral")
+    plan.add_argument("--density", required=True, help="dense or sparse")
+    plan.add_argument("--activity-mCi", type=float, help="overrides dosimetry.activity_mCi")
+    plan.add_argument("--prescription-Gy", type=float, help="overrides dosimetry.prescription_Gy")
     return p
 
 
@@ -266,6 +284,36 @@ def _cmd_dose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from dosimetry import write_plan
+    from dosimetry.dicom import write_rt_plan
+    from spinefe.parallel import write_json
+    from spinefe.patterns import plan_pattern
+
+    cfg = load_config(args.config)
+    activity = args.activity_mCi if args.activity_mCi is not None else cfg.dosimetry.activity_mCi
+    rx = args.prescription_Gy if args.prescription_Gy is not None else cfg.dosimetry.prescription_Gy
+    plan, needles, coverage = plan_pattern(cfg, args.access, args.density, activity, rx)
+    summary = {
+        "access": args.access, "density": args.density, "activity_mCi": activity,
+        "prescription_Gy": rx, "seeds": coverage.seeds_needed,
+        "d90_Gy_by_seed_count": coverage.d90_Gy,
+        "needles": [{"name": n.name, "side": n.side, "entry_mm": n.entry_mm, "tip_mm": n.tip_mm,
+                     "length_mm": n.length_mm} for n in needles],
+    }
+    if MPI.COMM_WORLD.rank == 0:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_plan(plan, args.out / "plan.toml")
+        write_plan(plan, args.out / "plan.csv")
+        write_rt_plan(plan, args.out / "rtplan.dcm", prescription_Gy=rx)
+        print(f"{plan.name}: {coverage.seeds_needed} seeds on {len(needles)} needles, lesion D90 "
+              f"{coverage.d90_Gy[coverage.seeds_needed]:.1f} Gy (prescription {rx} Gy)")
+    write_json(MPI.COMM_WORLD, summary, args.out / "summary.json")
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     from spinefe.config_toml import default_toml
 
@@ -321,10 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         "compare": _cmd_compare,
         "dose": _cmd_dose,
         "rom": _cmd_rom,
+        "plan": _cmd_plan,
     }
     try:
         return handlers[args.command](args)
-    except (ConfigError, PlanError, SeedModelError) as err:
+    except (ConfigError, PlanError, PlanningError, SeedModelError) as err:
         if comm.rank == 0:
             print(f"spinefe: error: {err}", file=sys.stderr)
         return 2

@@ -119,3 +119,28 @@ def seed_count(layout: SegmentLayout, cfg: Config, access: str, density: str,
     points, volumes = ellipsoid_samples(cfg.lesion.centre_mm, cfg.lesion.radii_mm, 1.0)
     return seeds_needed(points, volumes, place, activity_mCi, prescription_Gy,
                         cfg.dosimetry.seed_model, n_max=most, formalism=cfg.dosimetry.formalism)
+
+
+def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
+                 prescription_Gy: float):
+    """The plan of one corner with the seed count that covers the lesion: (Plan, needles,
+    Coverage). PlanningError if the needles cannot hold enough seeds."""
+    from dosimetry.plan import Plan, strength_from_activity
+    from spinefe.layout import segment_layout
+
+    layout = segment_layout(cfg)
+    coverage = seed_count(layout, cfg, access, density, activity_mCi, prescription_Gy)
+    if coverage.seeds_needed is None:
+        most = max(coverage.d90_Gy)
+        raise PlanningError(
+            f"{access} {density} at {activity_mCi} mCi: lesion D90 reaches only "
+            f"{coverage.d90_Gy[most]:.0f} Gy with all {most} seeds the needles hold, below the "
+            f"prescription of {prescription_Gy} Gy; raise the activity or use bilateral access"
+        )
+    needles = pattern_needles(layout, cfg, access, density)
+    place, _ = seed_pattern(layout, needles, DENSITY[density].spacing_mm,
+                            cfg.seed_capsule.length_mm)
+    positions, directions = place(coverage.seeds_needed)
+    plan = Plan.uniform(positions, directions, strength_from_activity(activity_mCi),
+                        cfg.dosimetry.seed_model, name=f"{access} {density} {activity_mCi} mCi")
+    return plan, needles, coverage

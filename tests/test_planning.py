@@ -113,3 +113,29 @@ def test_bad_planner_input_is_refused(kwargs, message):
     args = {"access": "bilateral", "density": "dense", "activity_mCi": 0.45, **kwargs}
     with pytest.raises(PlanningError, match=message):
         seed_count(LAYOUT, CFG, args["access"], args["density"], args["activity_mCi"], 150.0)
+
+
+def test_plan_command_writes_a_plan_that_reads_back(tmp_path):
+    """`spinefe plan` writes TOML, CSV, RT Plan and a summary whose seed count reaches D90."""
+    import json
+
+    from dosimetry import read_plan
+    from dosimetry.dicom import read_rt_plan
+    from spinefe.cli import main
+
+    out = tmp_path / "plan"
+    args = ["plan", "--access", "bilateral", "--density", "dense", "--activity-mCi", "0.6",
+            "--prescription-Gy", "150", "--out", str(out)]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    n = summary["seeds"]
+    assert summary["d90_Gy_by_seed_count"][str(n)] >= 150.0
+    assert summary["d90_Gy_by_seed_count"][str(n - 1)] < 150.0
+    for name in ("plan.toml", "plan.csv"):
+        plan = read_plan(out / name)
+        assert len(plan.seeds) == n
+        np.testing.assert_allclose([s.strength_U for s in plan.seeds], 0.6 * 1.270, rtol=1e-12)
+    dicom = read_rt_plan(out / "rtplan.dcm")
+    np.testing.assert_allclose(dicom.positions_mm, read_plan(out / "plan.toml").positions_mm,
+                               atol=1e-6)
+    assert main([*args[:2], "lateral", *args[3:]]) == 2
