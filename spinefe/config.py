@@ -274,7 +274,8 @@ class Nonlinear(_Section):
         description="force-elongation: linear (k = E A / L0, paper Table 4) or with the "
         "quadratic toe region of [blankevoort1991]",
     )
-    contact: bool = Field(True, description="facet joint contact (penalty, with friction) [paper]")
+    contact: bool = Field(True, description="facet joint contact (augmented Lagrangian, with "
+                          "friction) [paper]")
     contact_penalty_N_mm3: Positive = Field(
         3.0e2,
         description="contact pressure per mm of penetration before the augmented-Lagrangian "
@@ -301,7 +302,10 @@ class Nonlinear(_Section):
         1e-8, gt=0.0, lt=1.0, description="Newton residual tolerance, relative to each step's "
         "first residual [numerical]"
     )
-    newton_max_iterations: int = Field(30, ge=1, description="Newton iteration limit per step")
+    newton_max_iterations: int = Field(
+        30, ge=1, description="Newton iteration limit per solve (a load step that exceeds it is "
+        "cut back)"
+    )
 
     @field_validator("hyperelastic_regions")
     @classmethod

@@ -1,12 +1,14 @@
-"""Facet joint contact: node-to-surface penalty with the initial gap and Coulomb friction.
+"""Facet joint contact: node-to-surface augmented Lagrangian with the initial gap, and Coulomb
+friction.
 
 Every vertex of the L4 (slave) cartilage surface of a joint is paired, in the initial geometry,
 with its normal projection on the facing L5 (master) surface (small sliding: the partner point and
 the normal n, pointing from the master towards the slave, are fixed). With du = u(slave) -
-u(master) the gap is g = g0 + n . du. Normal law (penalty): p = k_n <-g> with k_n = eps A, A the
-vertex's share of the slave area and eps (N/mm^3) the penalty, so the contact pressure is
-eps <-g> and the penetration <-g> = pressure / eps. Friction: a tangential penalty k_t = eps A with
-a return mapping onto the Coulomb cone |t| <= mu N (Simo & Laursen, Comput Struct 42:97, 1992):
+u(master) the gap is g = g0 + n . du. Normal law: p = <lambda - k_n g> with k_n = eps A, A the
+vertex's share of the slave area, eps (N/mm^3) the penalty and lambda the augmented-Lagrangian
+multiplier (0 at the start: a pure penalty, penetration = pressure / eps).
+Friction: a tangential penalty k_t = eps A with a return mapping onto the Coulomb cone
+|t| <= mu N (Simo & Laursen, Comput Struct 42:97, 1992):
 t_trial = k_t (P du - s), P = I - n n^T, s the converged slip; stick when |t_trial| <= mu N,
 else slip with t = mu N t_trial / |t_trial|. Within one Newton solve the normal force N of the
 limit is held fixed; between solves it is set to the current p (see `update`) until that no
@@ -14,10 +16,11 @@ longer changes the residual. With N fixed the law has a potential and its tangen
 mu N k_t / |t_trial| (P - e e^T) with e the slip direction, is symmetric (CG applies) and exact.
 (Coupling N = p within the solve adds the non-symmetric term -mu k_n e n^T; without it, Newton
 chattered between sticking and sliding states on axial rotation.)
-Augmented Lagrangian (Simo & Laursen 1992): p = <lambda - k_n g>, with the multiplier lambda
-updated to p between Newton solves until the penetration is below a tolerance, so the penalty can
-stay moderate (stiffer penalties made Newton chatter between open and closed states) while the
-penetration meets the tolerance.
+Augmented Lagrangian (Simo & Laursen 1992): between Newton solves lambda <- p (Uzawa) until no
+node's force would change by more than k_n times a tolerance (for a closed node, its penetration;
+for an open node, the gap its old multiplier held), so the penalty can stay moderate (stiffer
+penalties made Newton chatter between open and closed states) while the penetration meets the
+tolerance.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def pair_surfaces(slave: np.ndarray, master: np.ndarray) -> ContactGeometry:
 
 
 class FacetContact:
-    """Pair law (spinefe.pairs) of one joint: penalty contact with Coulomb friction."""
+    """Pair law (spinefe.pairs) of one joint: augmented-Lagrangian contact, Coulomb friction."""
 
     def __init__(self, geometry: ContactGeometry, penalty_N_mm3: float, friction: float,
                  penetration_tol_mm: float = np.inf, step_pressure_MPa: float = 10.0) -> None:
@@ -119,6 +122,7 @@ class FacetContact:
         self.mu = friction
         self.slip = np.zeros_like(self.n)  # converged slip s (mm)
         self.limit_normal_N = np.zeros(len(self.g0))  # N of the Coulomb limit mu N
+        self._committed = (self.multiplier, self.limit_normal_N, self.slip)
 
     def _state(self, du: np.ndarray):
         n = self.n
@@ -135,7 +139,7 @@ class FacetContact:
         return g, closed, p, t_trial * scale[:, None], norm, sliding, scale
 
     def forces(self, du: np.ndarray, first: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """first: the tangent of a load step's first Newton iteration, which treats every pair
+        """first: the tangent of the first Newton iteration of a load step, which treats every pair
         as closed in the normal direction. From an open state the plain tangent lets the
         first step overshoot the gap by up to the whole increment, deep into the penalty,
         and Newton stalls (measured on axial rotation); an open pair is released at the next
@@ -152,11 +156,12 @@ class FacetContact:
         return -p[:, None] * n + t, K
 
     def update(self, du: np.ndarray) -> bool:
-        """Between Newton solves: the augmented-Lagrangian (Uzawa) update lambda <- p if the
-        penetration exceeds its tolerance, and N of the Coulomb limit set to p; True if either
-        changed."""
-        g, _, p, *_ = self._state(du)
-        augment = np.maximum(-g, 0.0).max(initial=0.0) > self.penetration_tol_mm
+        """Between Newton solves: the augmented-Lagrangian (Uzawa) update lambda <- p if that
+        changes a node's force by more than k_n times the tolerance, and N of the Coulomb limit
+        set to p; True if either changed."""
+        _, _, p, *_ = self._state(du)
+        change_mm = np.abs(p - self.multiplier) / self.kn
+        augment = change_mm.max(initial=0.0) > self.penetration_tol_mm
         if augment:
             self.multiplier = p
         refresh = self.mu > 0.0 and not np.array_equal(p, self.limit_normal_N)
@@ -173,15 +178,22 @@ class FacetContact:
         next iteration."""
         g = self.g0 + np.einsum("nc,nc->n", du, self.n)
         dg = np.einsum("nc,nc->n", ddu, self.n)
-        crossing = (g >= 0.0) & (g + dg < -self.step_penetration_mm)
+        closing = self.multiplier / self.kn  # the gap below which a pair is closed
+        allowed = closing - self.step_penetration_mm
+        crossing = (g >= closing) & (g + dg < allowed)
         if not crossing.any():
             return 1.0
-        return float(np.min((g[crossing] + self.step_penetration_mm) / -dg[crossing]))
+        return float(np.min((g[crossing] - allowed[crossing]) / -dg[crossing]))
 
     def commit(self, du: np.ndarray) -> None:
         _, closed, _, t, *_ = self._state(du)
         du_t = du - np.einsum("nc,nc->n", du, self.n)[:, None] * self.n
         self.slip = np.where(closed[:, None], du_t - t / self.kt[:, None], du_t)
+        self._committed = (self.multiplier, self.limit_normal_N, self.slip)
+
+    def restore(self) -> None:
+        """Multipliers, friction limits and slip of the last commit (a failed step's retry)."""
+        self.multiplier, self.limit_normal_N, self.slip = self._committed
 
     def report(self, du: np.ndarray) -> dict:
         """Joint force (N), peak pressure (MPa), penetration (mm), friction force (N), nodes."""

@@ -331,11 +331,17 @@ def segment_layout(cfg: Config) -> SegmentLayout:
     )
 
 
+def canal_ellipse(layout: SegmentLayout) -> tuple[float, float, float]:
+    """The spinal canal's cross-section: semi-axes along x and y and the centre's y (mm), without
+    the overlap into the bones that the meshed cylinder has."""
+    c = layout.canal
+    return c.major - CANAL_OVERLAP_MM, c.minor - CANAL_OVERLAP_MM, float(c.base[1])
+
+
 def in_canal(layout: SegmentLayout, p: np.ndarray) -> np.ndarray:
     """True for points (N, 3) inside the spinal canal (outside both vertebral bodies)."""
-    c = layout.canal
-    a, b = c.major - CANAL_OVERLAP_MM, c.minor - CANAL_OVERLAP_MM
-    inside = (p[:, 0] / a) ** 2 + ((p[:, 1] - c.base[1]) / b) ** 2 <= 1.0
+    a, b, yc = canal_ellipse(layout)
+    inside = (p[:, 0] / a) ** 2 + ((p[:, 1] - yc) / b) ** 2 <= 1.0
     lo, hi = layout.canal_bounds
     inside &= (p[:, 2] >= lo.z(p[:, 1])) & (p[:, 2] <= hi.z(p[:, 1]))
     return inside & ~layout.L4.body.contains(p) & ~layout.L5.body.contains(p)

@@ -111,6 +111,9 @@ class LigamentSprings:
         """Nothing held fixed within a Newton solve."""
         return False
 
+    def restore(self) -> None:
+        """Elastic: no history."""
+
     def step_limit(self, du: np.ndarray, ddu: np.ndarray) -> float:
         """No limit: a fibre's force is at most linear in its elongation."""
         return 1.0

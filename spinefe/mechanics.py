@@ -110,6 +110,11 @@ def segment_pairs(model: Model, cfg: Config) -> SegmentPairs:
         for side, (upper, lower) in model.contact_pairs.items():
             geometry = pair_surfaces(surface_triangles(model, upper),
                                      surface_triangles(model, lower))
+            if len(geometry.gap_mm) == 0 or geometry.gap_mm.min() <= 0.0:
+                raise ValueError(
+                    f"facets.gap_mm: the {side} facet surfaces have no pairs with a positive "
+                    f"initial gap ({len(geometry.gap_mm)} pairs); the contact needs a gap > 0"
+                )
             pairs = contact_pairs(V, geometry, nl.contact_penalty_N_mm3, nl.friction,
                                   nl.penetration_fraction * float(geometry.gap_mm.min()))
             joints[side] = pairs.law

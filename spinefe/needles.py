@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spinefe.anatomy import segment_distance
-from spinefe.layout import CANAL_OVERLAP_MM, Box, Cylinder, SegmentLayout
+from spinefe.layout import Box, Cylinder, SegmentLayout, canal_ellipse
 
 #: Outer diameter of an 18 G brachytherapy needle (mm), the usual gauge for I-125 seeds.
 NEEDLE_DIAMETER_MM = 1.27
@@ -61,10 +61,13 @@ class Needle:
 
 def pedicle_entry(layout: SegmentLayout, side: str, offset_mm=(0.0, 0.0)) -> np.ndarray:
     """Point on the posterior face of the L4 pedicle of `side`, moved by (transverse, cranial)
-    mm within it; transverse is positive towards the midline."""
+    mm within that face (perpendicular to the pedicle axis); transverse is positive towards the
+    midline."""
     pedicle = _pedicle(layout, side)
-    medial = np.array([-1.0 if side == "left" else 1.0, 0.0, 0.0])
-    return pedicle.base + offset_mm[0] * medial + offset_mm[1] * np.array([0.0, 0.0, 1.0])
+    across = np.cross(pedicle.axis, pedicle.major_dir)
+    across /= np.linalg.norm(across)
+    medial = across if across[0] * pedicle.base[0] < 0.0 else -across
+    return pedicle.base + offset_mm[0] * medial + offset_mm[1] * pedicle.major_dir
 
 
 def transpedicular(layout: SegmentLayout, side: str, target_mm, offset_mm=(0.0, 0.0),
@@ -115,13 +118,12 @@ def canal_distance(layout: SegmentLayout, p: np.ndarray, samples: int = 2048) ->
     """Distance (mm) in the transverse plane from points (n, 3) to the spinal canal's ellipse
     (negative inside). Point-to-ellipse distance has no closed form; the boundary is sampled
     every 0.03 mm (2048 points), which bounds the error far below the 3 mm margin."""
-    c = layout.canal
-    a, b = c.major - CANAL_OVERLAP_MM, c.minor - CANAL_OVERLAP_MM
+    a, b, yc = canal_ellipse(layout)
     phi = np.linspace(0.0, 2.0 * np.pi, samples, endpoint=False)
-    boundary = np.stack([a * np.cos(phi), c.base[1] + b * np.sin(phi)], axis=1)
+    boundary = np.stack([a * np.cos(phi), yc + b * np.sin(phi)], axis=1)
     xy = np.atleast_2d(p)[:, :2]
     d = np.min(np.linalg.norm(xy[:, None, :] - boundary[None], axis=2), axis=1)
-    inside = (xy[:, 0] / a) ** 2 + ((xy[:, 1] - c.base[1]) / b) ** 2 < 1.0
+    inside = (xy[:, 0] / a) ** 2 + ((xy[:, 1] - yc) / b) ** 2 < 1.0
     return np.where(inside, -d, d)
 
 

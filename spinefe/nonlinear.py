@@ -221,7 +221,7 @@ def solve_nonlinear(
             DB.destroy()
             J.axpy(1.0, C, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN if first
                    else PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
-        pairs.add(x, A=J, first=snes.getIterationNumber() == 0)
+        pairs.add(x, A=J, first=first_solve and snes.getIterationNumber() == 0)
         J.zeroRowsColumns(global_rows, diag=1.0)
         J.setNearNullSpace(nullspace)  # (a new nonzero pattern may drop it)
 
@@ -257,6 +257,7 @@ def solve_nonlinear(
     if pair_sets:
         snes.setLineSearchPreCheck(limit_step)
     nullspace = rigid_body_nullspace(V)
+    first_solve = True  # the step's first Newton solve (not a re-solve after a pair update)
     t_setup = time.perf_counter() - t0
 
     def solve_step(x: PETSc.Vec) -> tuple[int, int, int, int, int]:
@@ -269,8 +270,10 @@ def solve_nonlinear(
         snes_residual(snes, x, r)
         snes.setTolerances(atol=max(options.atol, options.rtol * r.norm()), rtol=0.0)
         r.destroy()
+        nonlocal first_solve
         newton = linear = updates = most = 0
         while True:
+            first_solve = updates == 0
             snes.solve(None, x)
             reason = snes.getConvergedReason()
             newton += snes.getIterationNumber()
@@ -317,8 +320,8 @@ def solve_nonlinear(
                      "updates, %s, |F| %.2e N", factor.value, size, newton, linear, updates,
                      record["reason"], record["residual_N"])
             if reason <= 0:
-                # Cut back: retry from the last converged state with half the increment (the
-                # pairs' history, e.g. the friction slip, is only committed on convergence).
+                # Cut back: retry from the last converged state, pairs included, with half
+                # the increment.
                 if cutbacks == options.max_cutbacks:
                     raise SolverError(
                         f"Newton did not converge at load factor {factor.value:.3g} after "
@@ -326,6 +329,7 @@ def solve_nonlinear(
                         f"{record['newton_iterations']} iterations, residual "
                         f"{record['residual_N']:.3e} N"
                     )
+                pairs.restore()
                 cutbacks += 1
                 wasted += record["newton_iterations"]
                 size /= 2.0
@@ -335,7 +339,7 @@ def solve_nonlinear(
             x.copy(converged)
             pairs.commit(x)
             steps.append(record)
-            done, cutbacks, wasted = factor.value, 0, 0
+            done, cutbacks, wasted = float(factor.value), 0, 0  # (a copy: .value is a view)
             size = min(2.0 * size, nominal)  # grow back after a cutback
     finally:
         for key in settings:

@@ -27,10 +27,13 @@ from spinefe.points import PointCoupling
 class PairLaw(Protocol):
     def forces(self, du: np.ndarray, first: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Internal force f (n, 3) in N and tangent K (n, 3, 3) in N/mm at du (n, 3) in mm;
-        `first` marks the tangent of a load step's first Newton iteration."""
+        `first` marks the tangent of the first Newton iteration of a load step."""
 
     def commit(self, du: np.ndarray) -> None:
         """Accept du as the converged state of a load step (history of friction)."""
+
+    def restore(self) -> None:
+        """Return to the state of the last commit (before a failed load step is retried)."""
 
     def update(self, du: np.ndarray) -> bool:
         """Between Newton solves: update the state the law holds fixed within one (contact: the
@@ -157,6 +160,11 @@ class PairAssembler:
             for ps, du, step in zip(self.pair_sets, dus, steps, strict=True):
                 alpha = min(alpha, ps.law.step_limit(du, -step))
         return x.getComm().tompi4py().bcast(alpha, root=0)
+
+    def restore(self) -> None:
+        """Every law back to its last committed state (not collective)."""
+        for ps in self.pair_sets:
+            ps.law.restore()
 
     def commit(self, x: PETSc.Vec) -> None:
         """Tell every law that x is a converged state; collective."""

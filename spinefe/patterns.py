@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dosimetry.coverage import Coverage, ellipsoid_samples, seeds_needed
+from dosimetry.coverage import ellipsoid_samples, seeds_needed
 from spinefe.config import Config
 from spinefe.layout import SegmentLayout
 from spinefe.needles import Needle, PlanningError, check_needles, load_seeds, transpedicular
@@ -108,17 +108,22 @@ def seed_pattern(layout: SegmentLayout, needles: list[Needle], spacing_mm: float
 
 
 def seed_count(layout: SegmentLayout, cfg: Config, access: str, density: str,
-               activity_mCi: float, prescription_Gy: float) -> Coverage:
+               activity_mCi: float, prescription_Gy: float):
     """Seeds one corner needs for lesion D90 >= prescription at `activity_mCi` (TG-43, seed
-    model of cfg.dosimetry); seeds_needed is None when the needles cannot hold enough."""
+    model of cfg.dosimetry): (Coverage, needles, pattern). Coverage.seeds_needed is None when
+    the needles cannot hold enough."""
     if not 0.1 <= activity_mCi <= 2.0:
         raise PlanningError(f"activity_mCi: {activity_mCi} outside the allowed 0.1-2 mCi")
     needles = pattern_needles(layout, cfg, access, density)
     place, most = seed_pattern(layout, needles, DENSITY[density].spacing_mm,
                                cfg.seed_capsule.length_mm)
+    if most == 0:
+        raise PlanningError(f"{access} {density}: no seed fits on the needles inside the body")
     points, volumes = ellipsoid_samples(cfg.lesion.centre_mm, cfg.lesion.radii_mm, 1.0)
-    return seeds_needed(points, volumes, place, activity_mCi, prescription_Gy,
-                        cfg.dosimetry.seed_model, n_max=most, formalism=cfg.dosimetry.formalism)
+    coverage = seeds_needed(points, volumes, place, activity_mCi, prescription_Gy,
+                            cfg.dosimetry.seed_model, n_max=most,
+                            formalism=cfg.dosimetry.formalism)
+    return coverage, needles, place
 
 
 def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
@@ -128,18 +133,17 @@ def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
     from dosimetry.plan import Plan, strength_from_activity
     from spinefe.layout import segment_layout
 
-    layout = segment_layout(cfg)
-    coverage = seed_count(layout, cfg, access, density, activity_mCi, prescription_Gy)
+    coverage, needles, place = seed_count(segment_layout(cfg), cfg, access, density,
+                                          activity_mCi, prescription_Gy)
     if coverage.seeds_needed is None:
         most = max(coverage.d90_Gy)
+        advice = "raise the activity" + ("" if access == "bilateral" else
+                                         " or use bilateral access")
         raise PlanningError(
             f"{access} {density} at {activity_mCi} mCi: lesion D90 reaches only "
             f"{coverage.d90_Gy[most]:.0f} Gy with all {most} seeds the needles hold, below the "
-            f"prescription of {prescription_Gy} Gy; raise the activity or use bilateral access"
+            f"prescription of {prescription_Gy} Gy; {advice}"
         )
-    needles = pattern_needles(layout, cfg, access, density)
-    place, _ = seed_pattern(layout, needles, DENSITY[density].spacing_mm,
-                            cfg.seed_capsule.length_mm)
     positions, directions = place(coverage.seeds_needed)
     plan = Plan.uniform(positions, directions, strength_from_activity(activity_mCi),
                         cfg.dosimetry.seed_model, name=f"{access} {density} {activity_mCi} mCi")

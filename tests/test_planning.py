@@ -95,7 +95,7 @@ def test_pattern_needles_pass_every_check(access, density):
 def test_seed_count_rises_as_activity_falls():
     """Bilateral dense loading of the default lesion at 150 Gy: the count is monotone in the
     activity and strictly larger at 0.3 than at 0.8 mCi."""
-    counts = [seed_count(LAYOUT, CFG, "bilateral", "dense", a, 150.0).seeds_needed
+    counts = [seed_count(LAYOUT, CFG, "bilateral", "dense", a, 150.0)[0].seeds_needed
               for a in (0.3, 0.45, 0.6, 0.8)]
     assert all(c is not None for c in counts), counts
     assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
