@@ -155,13 +155,10 @@ def _model_args(p: argparse.ArgumentParser, solver: bool = False) -> None:
         p.add_argument("--solver", choices=("cg_gamg", "mumps"), help="overrides mechanics.solver")
 
 
-def _load(args: argparse.Namespace, **sections: dict):
-    """Config with command-line overrides of some sections (None values are ignored), and its
-    meshed model."""
-    from mpi4py import MPI
-
+def _config(args: argparse.Namespace, **sections: dict):
+    """The config of args.config with command-line overrides of some sections (None values are
+    ignored)."""
     from spinefe.config import parse_config
-    from spinefe.mesh import build_mesh, default_cache_dir
 
     cfg = load_config(args.config)  # every rank validates: a bad config fails on all ranks
     data = cfg.model_dump(mode="json")
@@ -170,8 +167,16 @@ def _load(args: argparse.Namespace, **sections: dict):
         overrides = {k: v for k, v in overrides.items() if v is not None}
         data[section].update(overrides)
         changed |= bool(overrides)
-    if changed:
-        cfg = parse_config(data)
+    return parse_config(data) if changed else cfg
+
+
+def _load(args: argparse.Namespace, **sections: dict):
+    """`_config` and its meshed model."""
+    from mpi4py import MPI
+
+    from spinefe.mesh import build_mesh, default_cache_dir
+
+    cfg = _config(args, **sections)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     if MPI.COMM_WORLD.rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -292,9 +297,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from spinefe.parallel import write_json
     from spinefe.patterns import plan_pattern
 
-    cfg = load_config(args.config)
-    activity = args.activity_mCi if args.activity_mCi is not None else cfg.dosimetry.activity_mCi
-    rx = args.prescription_Gy if args.prescription_Gy is not None else cfg.dosimetry.prescription_Gy
+    cfg = _config(args, dosimetry={"activity_mCi": args.activity_mCi,
+                                   "prescription_Gy": args.prescription_Gy})
+    activity, rx = cfg.dosimetry.activity_mCi, cfg.dosimetry.prescription_Gy
     plan, needles, coverage = plan_pattern(cfg, args.access, args.density, activity, rx)
     summary = {
         "access": args.access, "density": args.density, "activity_mCi": activity,

@@ -45,6 +45,15 @@ class Box:
     corner: np.ndarray
     edges: tuple[np.ndarray, np.ndarray, np.ndarray]
 
+    def contains(self, p: np.ndarray) -> np.ndarray:
+        """True for points (n, 3) inside the box."""
+        rel = np.atleast_2d(p) - self.corner
+        inside = np.ones(len(rel), dtype=bool)
+        for e in self.edges:
+            t = rel @ e / (e @ e)
+            inside &= (t >= 0.0) & (t <= 1.0)
+        return inside
+
 
 @dataclass(frozen=True)
 class Cylinder:
@@ -58,6 +67,15 @@ class Cylinder:
     major: float
     minor: float
     major_dir: np.ndarray
+
+    def contains(self, p: np.ndarray) -> np.ndarray:
+        """True for points (n, 3) inside the cylinder."""
+        length = np.linalg.norm(self.axis)
+        a = self.axis / length
+        rel = np.atleast_2d(p) - self.base
+        t = rel @ a
+        u, v = rel @ self.major_dir, rel @ np.cross(a, self.major_dir)
+        return (t >= 0.0) & (t <= length) & ((u / self.major) ** 2 + (v / self.minor) ** 2 <= 1.0)
 
 
 @dataclass(frozen=True)

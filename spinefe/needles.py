@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spinefe.anatomy import segment_distance
-from spinefe.layout import Box, Cylinder, SegmentLayout, canal_ellipse
+from spinefe.layout import Cylinder, SegmentLayout, canal_ellipse
 
 #: Outer diameter of an 18 G brachytherapy needle (mm), the usual gauge for I-125 seeds.
 NEEDLE_DIAMETER_MM = 1.27
@@ -84,34 +84,13 @@ def _pedicle(layout: SegmentLayout, side: str) -> Cylinder:
     return layout.L4.parts[f"pedicle.{side}"]
 
 
-def in_cylinder(c: Cylinder, p: np.ndarray) -> np.ndarray:
-    """True for points (n, 3) inside the elliptic cylinder c."""
-    length = np.linalg.norm(c.axis)
-    a = c.axis / length
-    rel = np.atleast_2d(p) - c.base
-    t = rel @ a
-    across = np.cross(a, c.major_dir)
-    u, v = rel @ c.major_dir, rel @ across
-    return (t >= 0.0) & (t <= length) & ((u / c.major) ** 2 + (v / c.minor) ** 2 <= 1.0)
-
-
-def in_box(b: Box, p: np.ndarray) -> np.ndarray:
-    """True for points (n, 3) inside the (possibly oriented) box b."""
-    rel = np.atleast_2d(p) - b.corner
-    inside = np.ones(len(rel), dtype=bool)
-    for e in b.edges:
-        t = rel @ e / (e @ e)
-        inside &= (t >= 0.0) & (t <= 1.0)
-    return inside
-
-
 def in_L4_bone(layout: SegmentLayout, p: np.ndarray) -> np.ndarray:
     """True for points (n, 3) inside L4's body, pedicles or lamina."""
     parts = layout.L4.parts
     inside = layout.L4.body.contains(p)
     for side in ("left", "right"):
-        inside |= in_cylinder(parts[f"pedicle.{side}"], p)
-    return inside | in_box(parts["lamina"], p)
+        inside |= parts[f"pedicle.{side}"].contains(p)
+    return inside | parts["lamina"].contains(p)
 
 
 def canal_distance(layout: SegmentLayout, p: np.ndarray, samples: int = 2048) -> np.ndarray:
