@@ -251,21 +251,37 @@ def nodal_pressure(P: fem.FunctionSpace, sqrt_bulk, dx_inc, inv_mass: np.ndarray
     return pressure
 
 
-def solve_elasticity(
+@dataclass
+class ElasticSystem:
+    """The assembled, constrained linear system K u = f of one set of materials.
+
+    A: the stiffness with the constrained rows and columns replaced by the identity; b: the load
+    with the prescribed values lifted in; a: the bilinear form without the averaged-pressure term,
+    which (when present) is B^T diag(dinv) B with B = int(sqrt(K) q div u) on the cells chi = 1.
+    """
+
+    V: fem.FunctionSpace
+    a: ufl.Form
+    A: PETSc.Mat
+    f: PETSc.Vec
+    b: PETSc.Vec
+    uh: fem.Function  # zero but for the prescribed values
+    local_rows: np.ndarray
+    global_rows: np.ndarray
+    values: np.ndarray
+    chi: fem.Function
+    pressure_operator: tuple | None  # (P, sqrt(K), dx_inc, B, dinv) when chi = 1 anywhere
+
+
+def assemble_elasticity(
     materials: MaterialFields,
     load: LoadCase,
     degree: int = 1,
     nearly_incompressible_nu: float = 0.49,
-    options: SolverOptions = SolverOptions(),
-) -> ElasticSolution:
-    """Solve the static problem on the mesh of `materials`; collective.
-
-    Raises SolverError when the solver does not converge.
-    """
-    global _solve_count
+) -> ElasticSystem:
+    """Assemble and constrain the static problem on the mesh of `materials`; collective."""
     mesh = materials.E.function_space.mesh
     comm = mesh.comm
-    t0 = time.perf_counter()
     V = fem.functionspace(mesh, ("Lagrange", degree, (3,)))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
     mu, lam = lame(materials.E, materials.nu)
@@ -282,14 +298,14 @@ def solve_elasticity(
     f = dolfinx.fem.petsc.assemble_vector(fem.form(L))
     f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
 
-    pressure, B, dinv = None, None, None
+    pressure_operator = None
     if has_inc:
         P = fem.functionspace(mesh, ("Lagrange", 1))
         q = ufl.TestFunction(P)
         inc_tags = marker_tags(mesh, 3, [(inc_cells, 1)])
         dx_inc = ufl.Measure("dx", domain=mesh, subdomain_data=inc_tags, subdomain_id=1)
-        bulk = lam + 2.0 * mu / 3.0
-        B = dolfinx.fem.petsc.assemble_matrix(fem.form(ufl.sqrt(bulk) * q * ufl.div(u) * dx_inc))
+        sqrt_bulk = ufl.sqrt(lam + 2.0 * mu / 3.0)
+        B = dolfinx.fem.petsc.assemble_matrix(fem.form(sqrt_bulk * q * ufl.div(u) * dx_inc))
         B.assemble()
         m = dolfinx.fem.petsc.assemble_vector(fem.form(q * dx_inc))
         m.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
@@ -302,6 +318,7 @@ def solve_elasticity(
         A.axpy(1.0, C, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
         C.destroy()
         DB.destroy()
+        pressure_operator = (P, sqrt_bulk, dx_inc, B, dinv)
 
     local_rows, global_rows, values, _ = owned_constrained_rows(V, load)
     if comm.allreduce(local_rows.size, op=MPI.SUM) == 0:
@@ -311,43 +328,89 @@ def solve_elasticity(
     uh.x.array[local_rows] = values  # zeroRowsColumns lifts them into b
     A.zeroRowsColumns(global_rows, diag=1.0, x=uh.x.petsc_vec, b=b)
     A.setNearNullSpace(rigid_body_nullspace(V))
-    t_assemble = time.perf_counter() - t0
+    return ElasticSystem(V, a, A, f, b, uh, local_rows, global_rows, values, chi,
+                         pressure_operator)
 
+
+def create_ksp(comm, A: PETSc.Mat, options: SolverOptions) -> PETSc.KSP:
+    """A KSP of `options` on operator A, set up (the preconditioner is built from A).
+
+    The options are removed once the KSP is set up (GAMG reads its level options in set-up), so
+    that solves with other options do not inherit them."""
+    global _solve_count
     _solve_count += 1
+    prefix = f"spinefe_elasticity_{_solve_count}_"
     ksp = PETSc.KSP().create(comm)
-    ksp.setOptionsPrefix(f"spinefe_elasticity_{_solve_count}_")
+    ksp.setOptionsPrefix(prefix)
     opts = PETSc.Options()
     for key, value in ksp_options(options).items():
-        opts[f"spinefe_elasticity_{_solve_count}_{key}"] = value
+        opts[prefix + key] = value
     ksp.setOperators(A)
     ksp.setFromOptions()
-    t1 = time.perf_counter()
     ksp.setUp()
-    t2 = time.perf_counter()
-    ksp.solve(b, uh.x.petsc_vec)
-    t3 = time.perf_counter()
-    uh.x.scatter_forward()
-    reason, its = ksp.getConvergedReason(), ksp.getIterationNumber()
-    name = _REASONS.get(reason, str(reason))
     for key in ksp_options(options):
-        del opts[f"spinefe_elasticity_{_solve_count}_{key}"]
+        del opts[prefix + key]
+    return ksp
+
+
+def reason_name(ksp: PETSc.KSP) -> str:
+    """The KSP's converged reason by name (e.g. DIVERGED_MAX_IT)."""
+    reason = ksp.getConvergedReason()
+    return _REASONS.get(reason, str(reason))
+
+
+def check_converged(ksp: PETSc.KSP, options: SolverOptions) -> str:
+    """The KSP's converged reason by name; SolverError when it did not converge."""
+    reason, its = ksp.getConvergedReason(), ksp.getIterationNumber()
+    name = reason_name(ksp)
     if reason <= 0:
         raise SolverError(
             f"{options.solver} did not converge: {name} after {its} iterations "
             f"(residual norm {ksp.getResidualNorm():.3e}, rtol {options.rtol})"
         )
+    return name
+
+
+def solve_elasticity(
+    materials: MaterialFields,
+    load: LoadCase,
+    degree: int = 1,
+    nearly_incompressible_nu: float = 0.49,
+    options: SolverOptions = SolverOptions(),
+) -> ElasticSolution:
+    """Solve the static problem on the mesh of `materials`; collective.
+
+    Raises SolverError when the solver does not converge.
+    """
+    comm = materials.E.function_space.mesh.comm
+    t0 = time.perf_counter()
+    system = assemble_elasticity(materials, load, degree, nearly_incompressible_nu)
+    V, a, A, f, b, uh = system.V, system.a, system.A, system.f, system.b, system.uh
+    local_rows, values, chi = system.local_rows, system.values, system.chi
+    t_assemble = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    ksp = create_ksp(comm, A, options)
+    t2 = time.perf_counter()
+    ksp.solve(b, uh.x.petsc_vec)
+    t3 = time.perf_counter()
+    uh.x.scatter_forward()
+    its = ksp.getIterationNumber()
+    name = check_converged(ksp, options)
 
     # Residual-based reaction: r = K u - f on the clamped dofs (unconstrained operator).
     r = dolfinx.fem.petsc.assemble_vector(fem.form(ufl.action(a, uh)))
     r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-    if has_inc:
+    pressure = None
+    if system.pressure_operator is not None:
+        P, sqrt_bulk, dx_inc, B, dinv = system.pressure_operator
         pvec = B.createVecLeft()
         B.mult(uh.x.petsc_vec, pvec)
         pvec.pointwiseMult(pvec, dinv)  # sqrt(K) * averaged volumetric strain
         corr = B.createVecRight()
         B.multTranspose(pvec, corr)
         r.axpy(1.0, corr)
-        pressure = nodal_pressure(P, ufl.sqrt(bulk), dx_inc, dinv.getArray(readonly=True),
+        pressure = nodal_pressure(P, sqrt_bulk, dx_inc, dinv.getArray(readonly=True),
                                   pvec.getArray(readonly=True))
     r.axpy(-1.0, f)
     owned = r.getArray(readonly=True)
