@@ -373,6 +373,25 @@ def seed_axis(cfg: Config, i: int) -> tuple[np.ndarray, np.ndarray]:
     return c - half, c + half
 
 
+def overlapping_capsules(axes, diameter_mm: float) -> tuple[int, int, float] | None:
+    """The first pair (i, j, distance in mm) of capsules, given by their axis end points, that
+    overlap; None when none do. Each capsule is tested as the sphere-capped cylinder inside it
+    (axis shortened by the radius at both ends), so seeds end to end on one needle with a spacer
+    pass, and side by side ones closer than a diameter plus SEED_CLEARANCE_MM do not."""
+    r = 0.5 * diameter_mm
+    inner = []
+    for p0, p1 in axes:
+        p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+        d = (p1 - p0) / np.linalg.norm(p1 - p0)
+        inner.append((p0 + r * d, p1 - r * d))
+    for i in range(len(inner)):
+        for j in range(i + 1, len(inner)):
+            dist = segment_distance(*inner[i], *inner[j])
+            if dist < diameter_mm + SEED_CLEARANCE_MM:
+                return i, j, dist
+    return None
+
+
 def check_layout(cfg: Config) -> None:
     """Raise ValueError naming the key when the geometry of `cfg` is inconsistent."""
     for key in ("L4", "L5"):
@@ -416,11 +435,10 @@ def check_layout(cfg: Config) -> None:
                 f"seeds.{i}.position_mm: seed {i} at {list(cfg.seeds[i].position_mm)} is not "
                 "entirely inside bone (L4 or L5 vertebral body, including the lesion)"
             )
-    for i in range(len(axes)):
-        for j in range(i + 1, len(axes)):
-            dist = segment_distance(*axes[i], *axes[j])
-            if dist < 2 * r + SEED_CLEARANCE_MM:
-                raise ValueError(
-                    f"seeds.{i} and seeds.{j} overlap: axis distance {dist:.2f} mm < capsule "
-                    f"diameter {2 * r} mm + clearance {SEED_CLEARANCE_MM} mm"
-                )
+    overlap = overlapping_capsules(axes, 2 * r)
+    if overlap is not None:
+        i, j, dist = overlap
+        raise ValueError(
+            f"seeds.{i} and seeds.{j} overlap: capsules {dist - 2 * r:.2f} mm apart, less "
+            f"than the clearance {SEED_CLEARANCE_MM} mm"
+        )

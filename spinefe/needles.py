@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spinefe.anatomy import segment_distance
-from spinefe.layout import Cylinder, SegmentLayout, canal_ellipse
+from spinefe.anatomy import cylinder_sample_points, segment_distance
+from spinefe.layout import (SEED_CLEARANCE_MM, Cylinder, SegmentLayout, canal_ellipse, in_canal,
+                            overlapping_capsules)
 
 #: Outer diameter of an 18 G brachytherapy needle (mm), the usual gauge for I-125 seeds.
 NEEDLE_DIAMETER_MM = 1.27
@@ -172,3 +173,29 @@ def load_seeds(needle: Needle, count: int, spacing_mm: float,
         )
     d = needle.direction
     return np.asarray(needle.tip_mm) - depth[:, None] * d, np.tile(d, (count, 1))
+
+
+def check_seeds(layout: SegmentLayout, positions_mm, directions, diameter_mm: float = 0.8,
+                length_mm: float = 4.5) -> None:
+    """Raise PlanningError naming the seed (index in the plan) whose capsule leaves L4 bone
+    (body, pedicles, lamina) or enters the canal, or two seeds whose capsules overlap
+    (`overlapping_capsules`)."""
+    positions = np.asarray(positions_mm, float).reshape(-1, 3)
+    dirs = np.asarray(directions, float).reshape(-1, 3)
+    dirs = dirs / np.linalg.norm(dirs, axis=1)[:, None]
+    axes = [(p - 0.5 * length_mm * d, p + 0.5 * length_mm * d)
+            for p, d in zip(positions, dirs, strict=True)]
+    for i, (p0, p1) in enumerate(axes):
+        pts = cylinder_sample_points(p0, p1, 0.5 * diameter_mm)
+        where = np.round(positions[i], 1).tolist()
+        if in_canal(layout, pts).any():
+            raise PlanningError(f"seed {i} at {where} mm: its capsule enters the spinal canal")
+        if not in_L4_bone(layout, pts).all():
+            raise PlanningError(f"seed {i} at {where} mm: its capsule is not entirely inside "
+                                "the L4 vertebra (body, pedicles, lamina)")
+    overlap = overlapping_capsules(axes, diameter_mm)
+    if overlap is not None:
+        i, j, dist = overlap
+        raise PlanningError(
+            f"seeds {i} and {j}: capsules overlap ({dist - diameter_mm:.2f} mm apart, less "
+            f"than the clearance {SEED_CLEARANCE_MM} mm)")

@@ -26,7 +26,8 @@ import numpy as np
 from dosimetry.coverage import ellipsoid_samples, seeds_needed
 from spinefe.config import Config
 from spinefe.layout import SegmentLayout
-from spinefe.needles import Needle, PlanningError, check_needles, load_seeds, transpedicular
+from spinefe.needles import (Needle, PlanningError, check_needles, check_seeds, load_seeds,
+                             transpedicular)
 
 ACCESS = ("unilateral_left", "unilateral_right", "bilateral")
 
@@ -133,8 +134,9 @@ def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
     from dosimetry.plan import Plan, strength_from_activity
     from spinefe.layout import segment_layout
 
-    coverage, needles, place = seed_count(segment_layout(cfg), cfg, access, density,
-                                          activity_mCi, prescription_Gy)
+    layout = segment_layout(cfg)
+    coverage, needles, place = seed_count(layout, cfg, access, density, activity_mCi,
+                                          prescription_Gy)
     if coverage.seeds_needed is None:
         most = max(coverage.d90_Gy)
         advice = "raise the activity" + ("" if access == "bilateral" else
@@ -145,6 +147,8 @@ def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
             f"prescription of {prescription_Gy} Gy; {advice}"
         )
     positions, directions = place(coverage.seeds_needed)
+    check_seeds(layout, positions, directions, cfg.seed_capsule.diameter_mm,
+                cfg.seed_capsule.length_mm)
     plan = Plan.uniform(positions, directions, strength_from_activity(activity_mCi),
                         cfg.dosimetry.seed_model, name=f"{access} {density} {activity_mCi} mCi")
     return plan, needles, coverage

@@ -13,6 +13,7 @@ from spinefe.needles import (
     canal_distance,
     check_needle,
     check_needles,
+    check_seeds,
     load_seeds,
     transpedicular,
 )
@@ -81,6 +82,22 @@ def test_seeds_along_a_needle_at_spacing_and_orientation():
         load_seeds(needle, 2, 4.0)
     with pytest.raises(PlanningError, match="needle left: 20 seeds"):
         load_seeds(needle, 20, 6.0)
+
+
+def test_seed_checks_name_the_offending_seed():
+    """Seeds end to end on a needle (0.5 mm spacer) pass; a capsule beside another, in the
+    canal or outside L4 is refused with its index."""
+    needle = transpedicular(LAYOUT, "left", (10.0, -6.0, 18.0))
+    centres, directions = load_seeds(needle, 3, 5.0)
+    check_seeds(LAYOUT, centres, directions)
+    beside = np.vstack([centres, centres[1] + [0.0, 0.0, 0.8]])
+    with pytest.raises(PlanningError, match="seeds 1 and 3: capsules overlap"):
+        check_seeds(LAYOUT, beside, np.vstack([directions, directions[1]]))
+    with pytest.raises(PlanningError, match="seed 3 at .* enters the spinal canal"):
+        check_seeds(LAYOUT, np.vstack([centres, [0.0, 25.0, 18.0]]),
+                    np.vstack([directions, [0.0, 0.0, 1.0]]))
+    with pytest.raises(PlanningError, match="seed 0 at .* not entirely inside the L4"):
+        check_seeds(LAYOUT, [[0.0, 0.0, 50.0]], [[1.0, 0.0, 0.0]])
 
 
 @pytest.mark.parametrize("density", list(DENSITY))
