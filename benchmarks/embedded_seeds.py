@@ -1,0 +1,154 @@
+"""Benchmark: embedded seeds (fixed mesh, homogenised cells) against conforming seeds (meshed
+capsules), and the time of a plan evaluation against a remesh-and-solve.
+
+Twelve plans span the four corners (bilateral / unilateral x dense / sparse) and the activities
+0.3-0.8 mCi. Per plan: `PlanEvaluator.evaluate` with each homogenisation rule on the segment
+meshed without seeds, and `evaluate_conforming` on a mesh of the plan's capsules (each remeshed
+into a fresh cache, so the remesh is timed). Writes one JSON line per plan and rule to --out and
+prints the error tables of docs/planning.md.
+
+    python benchmarks/embedded_seeds.py [--size 1.8] [--ranks 2] [--out FILE] [--plans N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: (access, density, activity mCi, seeds or None for the count that covers the lesion at 150 Gy)
+PLANS = [
+    ("bilateral", "dense", 0.3, None), ("bilateral", "dense", 0.45, None),
+    ("bilateral", "dense", 0.6, None), ("bilateral", "dense", 0.8, None),
+    ("bilateral", "sparse", 0.6, None), ("bilateral", "sparse", 0.8, None),
+    ("unilateral_left", "dense", 0.8, 12), ("unilateral_left", "dense", 0.45, 8),
+    ("unilateral_right", "dense", 0.6, 10), ("unilateral_left", "sparse", 0.8, 6),
+    ("unilateral_right", "sparse", 0.8, 8), ("unilateral_right", "sparse", 0.45, 4),
+]
+PRESCRIPTION_GY = 150.0
+RULES = ("mori_tanaka", "voigt", "reuss")
+
+
+def make_plan(cfg, access: str, density: str, activity: float, seeds: int | None):
+    """The corner's plan: the covering seed count, or `seeds` along its needles (unilateral
+    access does not cover the mid-line lesion, docs/planning.md)."""
+    from dosimetry.plan import Plan, strength_from_activity
+    from spinefe.layout import segment_layout
+    from spinefe.patterns import plan_pattern, seed_count
+
+    if seeds is None:
+        return plan_pattern(cfg, access, density, activity, PRESCRIPTION_GY)[0]
+    _, _, place = seed_count(segment_layout(cfg), cfg, access, density, activity,
+                             PRESCRIPTION_GY)
+    positions, directions = place(seeds)
+    return Plan.uniform(positions, directions, strength_from_activity(activity),
+                        cfg.dosimetry.seed_model,
+                        name=f"{access} {density} {activity} mCi, {seeds} seeds")
+
+
+def worker(size: float, out: Path, n_plans: int) -> None:
+    from mpi4py import MPI
+
+    from spinefe.config import Config, parse_config
+    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.mesh import build_mesh, default_cache_dir
+
+    comm = MPI.COMM_WORLD
+    data = Config().model_dump(mode="json")
+    data["mesh"]["size_mm"] = size
+    data["seeds"] = []
+    cfg = parse_config(data)
+    model = build_mesh(cfg, comm, default_cache_dir())
+    evaluators = {}
+    for rule in RULES:
+        comm.barrier()
+        # Voigt stiffens cells 1e4-fold, far from the tumour operator (see PlanEvaluator).
+        evaluators[rule] = PlanEvaluator(model, cfg, rule=rule,
+                                         factorise_each_plan=rule == "voigt")
+    for access, density, activity, seeds in PLANS[:n_plans]:
+        plan = make_plan(cfg, access, density, activity, seeds)
+        rows = []
+        for rule, ev in evaluators.items():
+            ev.evaluate(plan)  # the timed evaluation below is a subsequent one
+            comm.barrier()
+            rows.append({"rule": rule, **ev.evaluate(plan).record(),
+                         "setup_seconds": ev.setup_seconds})
+        cache = Path(comm.bcast(tempfile.mkdtemp(prefix="spinefe-conforming-")
+                                if comm.rank == 0 else None, root=0))
+        comm.barrier()
+        rows.append({"rule": "conforming", **evaluate_conforming(cfg, plan, comm, cache).record()})
+        if comm.rank == 0:
+            with open(out, "a") as f:
+                for row in rows:
+                    f.write(json.dumps({"access": access, "density": density,
+                                        "activity_mCi": activity, **row}) + "\n")
+            print(f"{plan.name}: done", flush=True)
+
+
+def tables(rows: list[dict]) -> str:
+    """Markdown: per plan, the embedded rules' relative error against the conforming model."""
+    plans: dict[str, dict] = {}
+    for r in rows:
+        plans.setdefault(r["plan"], {})[r["rule"]] = r
+    keys = [("lesion modulus", lambda m: m["lesion"]["apparent_modulus_MPa"]),
+            ("lesion energy", lambda m: m["lesion"]["strain_energy_mJ"]),
+            ("cortical max", lambda m: m["L4.cortical_endplates"]["max"]),
+            ("cortical p99", lambda m: m["L4.cortical_endplates"]["p99"]),
+            ("cortical p95", lambda m: m["L4.cortical_endplates"]["p95"])]
+    ratio = [("cortical max / tumour", lambda m: m["relative_to_tumour"]["L4.cortical_endplates"]
+              ["max"]),
+             ("cortical p99 / tumour", lambda m: m["relative_to_tumour"]["L4.cortical_endplates"]
+              ["p99"])]
+    lines = ["| plan | seeds | rule | " + " | ".join(k for k, _ in keys + ratio)
+             + " | evaluation (s) | remesh + 2 solves (s) |",
+             "|---|---|---|" + "---|" * (len(keys) + len(ratio) + 2)]
+    for name, by_rule in plans.items():
+        ref = by_rule.get("conforming")
+        if ref is None:
+            continue
+        cm = ref["mechanics"]
+        lines.append(f"| {name} | {ref['seeds']} | conforming | "
+                     + " | ".join(f"{f(cm):.4g}" for _, f in keys + ratio)
+                     + f" | | {ref['solver']['seconds']['total']:.0f} |")
+        for rule in RULES:
+            if rule not in by_rule:
+                continue
+            m = by_rule[rule]["mechanics"]
+            cells = [f"{100 * (f(m) / f(cm) - 1):+.2f} %" for _, f in keys]
+            cells += [f"{f(m) - f(cm):+.4f}" for _, f in ratio]
+            lines.append(f"| | | {rule} | " + " | ".join(cells)
+                         + f" | {by_rule[rule]['solver']['seconds']['total']:.2f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=float, default=1.8)
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--plans", type=int, default=len(PLANS))
+    p.add_argument("--out", type=Path, default=Path("results/benchmarks/embedded_seeds.jsonl"))
+    p.add_argument("--timeout", type=int, default=7200)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--tables", action="store_true", help="only print the tables of --out")
+    args = p.parse_args()
+    if args.worker:
+        worker(args.size, args.out, args.plans)
+        return
+    if not args.tables:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.unlink(missing_ok=True)
+        mpiexec = str(Path(sys.executable).parent / "mpiexec")
+        t0 = time.perf_counter()
+        subprocess.run(["timeout", "-k", "10", str(args.timeout), mpiexec, "-n", str(args.ranks),
+                        sys.executable, __file__, "--worker", "--size", str(args.size),
+                        "--plans", str(args.plans), "--out", str(args.out)], check=True)
+        print(f"total {time.perf_counter() - t0:.0f} s")
+    print(tables([json.loads(line) for line in args.out.read_text().splitlines()]))
+
+
+if __name__ == "__main__":
+    main()

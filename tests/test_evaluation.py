@@ -1,0 +1,163 @@
+"""Plan evaluation: embedded seeds against conforming ones, bounds, 1 vs 2 ranks, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from dosimetry import Plan, write_plan
+from tests.conftest import coarse, spinefe_cmd
+
+CORTICAL = "L4.cortical_endplates"
+
+
+def seedless():
+    return coarse(seeds=[])
+
+
+@pytest.fixture(scope="module")
+def seedless_model(cache_dir):
+    from spinefe.mesh import build_mesh
+
+    return build_mesh(seedless(), MPI.COMM_WORLD, cache_dir)
+
+
+@pytest.fixture(scope="module")
+def plan():
+    """Bilateral sparse loading at 0.8 mCi: 11 seeds on six needles."""
+    from spinefe.patterns import plan_pattern
+
+    return plan_pattern(seedless(), "bilateral", "sparse", 0.8, 150.0)[0]
+
+
+def _scalars(mech: dict) -> dict:
+    return {"cortical max": mech[CORTICAL]["max"], "cortical p99": mech[CORTICAL]["p99"],
+            "cortical p95": mech[CORTICAL]["p95"],
+            "lesion modulus": mech["lesion"]["apparent_modulus_MPa"],
+            "lesion energy": mech["lesion"]["strain_energy_mJ"],
+            "axial stiffness": mech["axial_stiffness_N_mm"]}
+
+
+@pytest.mark.parallel
+def test_without_seeds_embedded_equals_conforming(seedless_model, cache_dir):
+    """No seed: the embedded model is the tumour model, and so is the conforming one (the same
+    mesh; CG + GAMG at rtol 1e-8 against the Cholesky solve)."""
+    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
+
+    cfg = seedless()
+    ev = PlanEvaluator(seedless_model, cfg)
+    none = Plan((), name="no seeds")
+    embedded = ev.solve(none)
+    conforming = evaluate_conforming(cfg, none, MPI.COMM_WORLD, cache_dir).mechanics
+    for key, value in _scalars(conforming).items():
+        assert _scalars(embedded)[key] == pytest.approx(value, rel=1e-6), key
+        assert _scalars(ev.tumour)[key] == pytest.approx(value, rel=1e-6), key
+    assert embedded["solver"]["iterations"] <= 1
+
+
+@pytest.mark.serial_only
+def test_embedded_bounds_and_conforming_reference(seedless_model, default_model):
+    """The 16 configured seeds, embedded in the seedless mesh and meshed in the default one.
+    On one mesh the stiffer rule gives the stiffer segment (compliance is monotone in the
+    moduli): tumour < reuss <= mori_tanaka <= voigt. The conforming lesion modulus lies between
+    the Reuss and Voigt ones, close to Mori-Tanaka's; so do the cortical percentiles."""
+    from spinefe.dose import config_plan
+    from spinefe.evaluation import PlanEvaluator, conforming_metrics
+    from spinefe.mechanics import load_bearing
+
+    cfg = seedless()
+    plan = config_plan(coarse())
+    results = {rule: PlanEvaluator(seedless_model, cfg, rule=rule,
+                                   factorise_each_plan=rule == "voigt")
+               for rule in ("reuss", "mori_tanaka", "voigt")}
+    tumour = results["reuss"].tumour
+    mech = {rule: ev.evaluate(plan).mechanics for rule, ev in results.items()}
+    stiffness = [mech[r]["axial_stiffness_N_mm"] for r in ("reuss", "mori_tanaka", "voigt")]
+    assert tumour["axial_stiffness_N_mm"] < stiffness[0] <= stiffness[1] <= stiffness[2]
+    modulus = {r: m["lesion"]["apparent_modulus_MPa"] for r, m in mech.items()}
+    conforming = conforming_metrics(load_bearing(default_model), coarse())
+    reference = conforming["lesion"]["apparent_modulus_MPa"]
+    assert modulus["reuss"] <= reference <= modulus["voigt"]
+    assert modulus["mori_tanaka"] == pytest.approx(reference, rel=0.05)
+    for stat in ("p95", "p99"):
+        assert mech["mori_tanaka"][CORTICAL][stat] == pytest.approx(
+            conforming[CORTICAL][stat], rel=0.02), stat
+
+
+@pytest.mark.serial_only
+def test_evaluation_record(seedless_model, plan):
+    """One evaluation carries the dose and the mechanics the optimiser needs."""
+    from spinefe.evaluation import PlanEvaluator
+
+    record = PlanEvaluator(seedless_model, seedless()).evaluate(plan).record()
+    assert record["seeds"] == 11 and record["solver"]["dofs"] > 0
+    assert record["dose"]["target"]["D90_Gy"] >= 150.0 * 0.98
+    assert {"D0.1cc_Gy", "Dmax_Gy"} <= set(record["dose"]["organ_at_risk"])
+    relative = record["mechanics"]["relative_to_tumour"]
+    assert set(relative[CORTICAL]) == {"max", "p95", "p99", "mean"}
+    assert relative[CORTICAL]["p99"] < 1.0  # titanium stiffens the lesion, relieving the shell
+
+
+@pytest.mark.mpi_only
+def test_one_and_two_ranks_agree(plan, cache_dir):
+    """The same plan evaluated on 1 rank and on 2 ranks: dose identical (same sample points),
+    mechanics to 1e-8 (CG at rtol 1e-11 on an exact factorisation)."""
+    from spinefe.evaluation import PlanEvaluator
+    from spinefe.mesh import build_mesh
+
+    records = []
+    for comm in (MPI.COMM_SELF, MPI.COMM_WORLD):
+        model = build_mesh(seedless(), comm, cache_dir)
+        records.append(PlanEvaluator(model, seedless(), rtol=1e-11).evaluate(plan).record())
+    one, two = records
+    for key in ("D90_Gy", "V100_percent", "V150_percent"):
+        assert two["dose"]["target"][key] == pytest.approx(one["dose"]["target"][key],
+                                                           rel=1e-12), key
+    a, b = _scalars(one["mechanics"]), _scalars(two["mechanics"])
+    for key in a:
+        assert b[key] == pytest.approx(a[key], rel=1e-8), key
+
+
+@pytest.mark.serial_only
+def test_seeds_outside_L4_or_overlapping_are_refused(seedless_model, plan):
+    from spinefe.evaluation import PlanEvaluator
+    from spinefe.needles import PlanningError
+
+    ev = PlanEvaluator(seedless_model, seedless())
+    seeds = list(plan.seeds)
+    in_L5 = Plan((*seeds[:2], seeds[2].__class__(position_mm=(0.0, 0.0, -20.0),
+                                                  direction=(0.0, 1.0, 0.0),
+                                                  strength_U=seeds[2].strength_U)))
+    with pytest.raises(PlanningError, match="seed 2 at .* not entirely inside the L4"):
+        ev.evaluate(in_L5)
+    shifted = seeds[1].__class__(position_mm=tuple(np.add(seeds[0].position_mm, 0.3)),
+                                 direction=seeds[0].direction, strength_U=seeds[0].strength_U)
+    with pytest.raises(PlanningError, match="seeds 0 and 1: capsules overlap"):
+        ev.evaluate(Plan((seeds[0], shifted)))
+
+
+@pytest.mark.serial_only
+def test_evaluate_command(tmp_path, cli_env, plan):
+    """`spinefe evaluate` on 2 ranks writes the evaluation; a bad rule is refused by name."""
+    from spinefe.config_toml import config_toml
+    from spinefe.embedded import RULES
+
+    cfg = tmp_path / "coarse.toml"
+    cfg.write_text(config_toml(coarse()))  # the command meshes it without its seeds
+    write_plan(plan, tmp_path / "plan.toml")
+    out = tmp_path / "out"
+    run = subprocess.run(spinefe_cmd("evaluate", str(cfg), "--plan", str(tmp_path / "plan.toml"),
+                                     "--out", str(out), ranks=2),
+                         env=cli_env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    record = json.loads((out / "evaluation.json").read_text())
+    assert record["mpi_size"] == 2 and record["embedded"]["seeds"] == 11
+    assert "lesion apparent modulus" in (out / "evaluation.md").read_text()
+    bad = subprocess.run(spinefe_cmd("evaluate", "--plan", "p.toml", "--rule", "hill", "--out",
+                                     str(out)), env=cli_env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'hill'" in bad.stderr
+    assert all(rule in bad.stderr for rule in RULES)
