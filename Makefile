@@ -48,6 +48,7 @@ benchmark: venv
 	$(PY) benchmarks/mesh_sizes.py
 	$(PY) benchmarks/mechanics_solve.py
 	$(PY) benchmarks/dose_points.py
+	$(PY) benchmarks/plan_evaluation.py
 
 # Mesh convergence of the mechanics indicators at h = 1.0, 0.8, 0.6 mm (about 40 min on 2 cores).
 study-convergence: venv

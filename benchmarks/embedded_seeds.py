@@ -3,9 +3,9 @@ capsules), and the time of a plan evaluation against a remesh-and-solve.
 
 Twelve plans span the four corners (bilateral / unilateral x dense / sparse) and the activities
 0.3-0.8 mCi. Per plan: `PlanEvaluator.evaluate` with each homogenisation rule on the segment
-meshed without seeds, and `evaluate_conforming` on a mesh of the plan's capsules (each remeshed
-into a fresh cache, so the remesh is timed). Writes one JSON line per plan and rule to --out and
-prints the error tables of docs/planning.md.
+meshed without seeds, and `evaluate_conforming` on a mesh of the plan's capsules (cached in
+$SPINEFE_CACHE; benchmarks/plan_evaluation.py times a remesh). Writes one JSON line per plan and
+rule to --out and prints the error table of docs/planning.md.
 
     python benchmarks/embedded_seeds.py [--size 1.8] [--ranks 2] [--out FILE] [--plans N]
 """
@@ -16,7 +16,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -77,10 +76,8 @@ def worker(size: float, out: Path, n_plans: int) -> None:
             comm.barrier()
             rows.append({"rule": rule, **ev.evaluate(plan).record(),
                          "setup_seconds": ev.setup_seconds})
-        cache = Path(comm.bcast(tempfile.mkdtemp(prefix="spinefe-conforming-")
-                                if comm.rank == 0 else None, root=0))
-        comm.barrier()
-        rows.append({"rule": "conforming", **evaluate_conforming(cfg, plan, comm, cache).record()})
+        rows.append({"rule": "conforming",
+                     **evaluate_conforming(cfg, plan, comm, default_cache_dir()).record()})
         if comm.rank == 0:
             with open(out, "a") as f:
                 for row in rows:
@@ -90,38 +87,36 @@ def worker(size: float, out: Path, n_plans: int) -> None:
 
 
 def tables(rows: list[dict]) -> str:
-    """Markdown: per plan, the embedded rules' relative error against the conforming model."""
+    """Markdown: per plan the conforming model's values and seed effects (ratio to its tumour
+    model), and each embedded rule's error against them."""
     plans: dict[str, dict] = {}
     for r in rows:
         plans.setdefault(r["plan"], {})[r["rule"]] = r
-    keys = [("lesion modulus", lambda m: m["lesion"]["apparent_modulus_MPa"]),
-            ("lesion energy", lambda m: m["lesion"]["strain_energy_mJ"]),
-            ("cortical max", lambda m: m["L4.cortical_endplates"]["max"]),
-            ("cortical p99", lambda m: m["L4.cortical_endplates"]["p99"]),
-            ("cortical p95", lambda m: m["L4.cortical_endplates"]["p95"])]
-    ratio = [("cortical max / tumour", lambda m: m["relative_to_tumour"]["L4.cortical_endplates"]
-              ["max"]),
-             ("cortical p99 / tumour", lambda m: m["relative_to_tumour"]["L4.cortical_endplates"]
-              ["p99"])]
-    lines = ["| plan | seeds | rule | " + " | ".join(k for k, _ in keys + ratio)
-             + " | evaluation (s) | remesh + 2 solves (s) |",
-             "|---|---|---|" + "---|" * (len(keys) + len(ratio) + 2)]
+    ce = "L4.cortical_endplates"
+    values = [("lesion modulus", lambda m: m["lesion"]["apparent_modulus_MPa"]),
+              ("lesion energy", lambda m: m["lesion"]["strain_energy_mJ"]),
+              ("cortical max", lambda m: m[ce]["max"]),
+              ("cortical p99", lambda m: m[ce]["p99"]),
+              ("cortical p95", lambda m: m[ce]["p95"])]
+    effects = [("lesion modulus / tumour",
+                lambda m: m["relative_to_tumour"]["lesion_apparent_modulus_MPa"]),
+               ("cortical max / tumour", lambda m: m["relative_to_tumour"][ce]["max"]),
+               ("cortical p99 / tumour", lambda m: m["relative_to_tumour"][ce]["p99"])]
+    lines = ["| plan | seeds | model | " + " | ".join(k for k, _ in values + effects) + " |",
+             "|---|---|---|" + "---|" * (len(values) + len(effects))]
     for name, by_rule in plans.items():
         ref = by_rule.get("conforming")
         if ref is None:
             continue
         cm = ref["mechanics"]
         lines.append(f"| {name} | {ref['seeds']} | conforming | "
-                     + " | ".join(f"{f(cm):.4g}" for _, f in keys + ratio)
-                     + f" | | {ref['solver']['seconds']['total']:.0f} |")
+                     + " | ".join(f"{f(cm):.4g}" for _, f in values + effects) + " |")
         for rule in RULES:
-            if rule not in by_rule:
-                continue
-            m = by_rule[rule]["mechanics"]
-            cells = [f"{100 * (f(m) / f(cm) - 1):+.2f} %" for _, f in keys]
-            cells += [f"{f(m) - f(cm):+.4f}" for _, f in ratio]
-            lines.append(f"| | | {rule} | " + " | ".join(cells)
-                         + f" | {by_rule[rule]['solver']['seconds']['total']:.2f} | |")
+            if rule in by_rule:
+                m = by_rule[rule]["mechanics"]
+                cells = [f"{100 * (f(m) / f(cm) - 1):+.2f} %" for _, f in values]
+                cells += [f"{f(m) - f(cm):+.4f}" for _, f in effects]
+                lines.append(f"| | | {rule} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

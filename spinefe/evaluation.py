@@ -1,15 +1,15 @@
 """Plan evaluation: a seed plan's dose and mechanical metrics in one record, fast enough to search.
 
 `PlanEvaluator(model, cfg)` works on one mesh without seeds (the tumour model) and prepares once:
-the tumour solution (reference of the relative stresses and start of every solve), the
-constrained tumour operator A_t with its GAMG preconditioner, the cells that may hold seeds (all
+the tumour solution (reference of the relative metrics and start of every solve), the
+constrained tumour operator A_t and its factorisation, the cells that may hold seeds (all
 of L4) with their sample points, and the dose sample points of the lesion and the canal.
 `evaluate(plan)` then
 1. embeds the capsules: titanium fraction per cell and homogenised moduli (spinefe.embedded);
 2. assembles the stiffness change dK on the L4 cells only and forms A = A_t + dK (the
    constrained dofs lie on L5's inferior surface, so the constraint rows stay as they are);
-3. solves with CG preconditioned by the tumour operator's GAMG (built once; dK is local, so it
-   stays a good preconditioner) from the tumour displacement;
+3. solves with CG preconditioned by a Cholesky factorisation of the tumour operator (MUMPS,
+   made once; dK is local, so CG needs about 8 iterations) from the tumour displacement;
 4. computes the dose (TG-43 at the fixed sample points) and the mechanical metrics.
 Every plan starts from the same state, so its result does not depend on the order of evaluation.
 
@@ -46,7 +46,7 @@ from spinefe.mechanics import load_bearing, region_cells, segment_load_case, sol
 from spinefe.mesh import Model, build_mesh, cell_volumes, marker_tags
 from spinefe.layout import segment_layout
 from spinefe.needles import PlanningError, check_seeds
-from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, weighted_stats
+from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, von_mises_array, weighted_stats
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ class MechanicalProbe:
     - the lesion's apparent axial modulus int(sigma_zz) / int(eps_zz) (MPa) and strain energy
       (mJ) over the cells whose midpoint lies in the lesion ellipsoid (capsules included);
     - the segment's axial stiffness: load / mean displacement of L4.superior along it (N/mm).
-    Collective; P1 stresses are constant per cell, so one point per cell is exact.
+    Collective. P1 stresses are constant per cell, so one point per cell is exact; L4 has no
+    nearly incompressible cells, so the stress is Hooke's law without the nodal pressure.
     """
 
     def __init__(self, model: Model, cfg: Config, u: fem.Function, materials: MaterialFields):
@@ -91,7 +92,10 @@ class MechanicalProbe:
             raise ValueError("mechanics.degree: plan metrics need P1 displacements")
         self.comm, self.cfg = mesh.comm, cfg
         n = mesh.topology.index_map(3).size_local
-        owned = lambda c: np.unique(c[c < n])  # noqa: E731
+
+        def owned(cells):
+            return np.unique(cells[cells < n])
+
         self.groups = {g: owned(region_cells(model, regions))
                        for g, regions in STRESS_GROUPS.items()}
         hosts = owned(region_cells(model, [R.LESION, R.SEEDS, "L4.trabecular"]))
@@ -117,8 +121,7 @@ class MechanicalProbe:
     def __call__(self) -> dict:
         values = self.fields.eval(self.mesh, self.cells).reshape(len(self.cells), 2, 3, 3)
         sigma, eps = values[:, 0], values[:, 1]
-        dev = sigma - np.trace(sigma, axis1=1, axis2=2)[:, None, None] / 3.0 * np.eye(3)
-        vm = np.sqrt(1.5 * np.einsum("cij,cij->c", dev, dev))
+        vm = von_mises_array(sigma)
         out = {}
         for group, cells in self.groups.items():
             idx = np.searchsorted(self.cells, cells)
@@ -136,9 +139,15 @@ class MechanicalProbe:
 
 
 def relative_to(metrics: dict, reference: dict) -> dict:
-    """Von Mises statistics of `metrics` divided by those of the reference (tumour) model."""
-    return {g: {k: metrics[g][k] / reference[g][k] for k in ("max", "p95", "p99", "mean")}
-            for g in STRESS_GROUPS}
+    """`metrics` divided by those of the reference (tumour) model: the von Mises statistics of
+    every group, the lesion's apparent modulus and strain energy, the axial stiffness."""
+    out = {g: {k: metrics[g][k] / reference[g][k] for k in ("max", "p95", "p99", "mean")}
+           for g in STRESS_GROUPS}
+    for key in ("apparent_modulus_MPa", "strain_energy_mJ"):
+        out[f"lesion_{key}"] = metrics["lesion"][key] / reference["lesion"][key]
+    out["axial_stiffness_N_mm"] = metrics["axial_stiffness_N_mm"] / reference[
+        "axial_stiffness_N_mm"]
+    return out
 
 
 class DoseProbe:

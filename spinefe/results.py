@@ -100,7 +100,7 @@ def weighted_stats(values: np.ndarray, weights: np.ndarray, comm: MPI.Comm) -> d
     return comm.bcast(out, root=0)
 
 
-def _von_mises(sigma: np.ndarray) -> np.ndarray:
+def von_mises_array(sigma: np.ndarray) -> np.ndarray:
     """Von Mises stress of stress tensors (..., 3, 3), MPa; the numpy twin of
     `elasticity.von_mises` for values already evaluated at points."""
     dev = sigma - np.trace(sigma, axis1=-2, axis2=-1)[..., None, None] / 3.0 * np.eye(3)
@@ -119,12 +119,12 @@ def von_mises_fields(sol: ElasticSolution) -> tuple[fem.Function, np.ndarray, np
     cells = np.arange(n, dtype=np.int32)
     points, qw = basix.make_quadrature(basix.CellType.tetrahedron, 2 * (degree - 1))
     sigma_q = fem.Expression(stress(sol), points).eval(mesh, cells).reshape(n, len(qw), 3, 3)
-    values = _von_mises(sigma_q)
+    values = von_mises_array(sigma_q)
     weights = cell_volumes(mesh)[:, None] * (qw / qw.sum())[None, :]
     mean = np.einsum("q,cqij->cij", qw / qw.sum(), sigma_q)  # cell-mean stress tensor
     Q = fem.functionspace(mesh, ("DG", 0))
     dg0 = fem.Function(Q, name="von_mises_MPa")
-    dg0.x.array[Q.dofmap.list[cells].ravel()] = _von_mises(mean)
+    dg0.x.array[Q.dofmap.list[cells].ravel()] = von_mises_array(mean)
     dg0.x.scatter_forward()
     return dg0, values, weights
 

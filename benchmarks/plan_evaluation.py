@@ -1,0 +1,118 @@
+"""Benchmark: time of a plan evaluation (embedded seeds) at the optimisation resolution.
+
+On the segment meshed without seeds at --size (1.8 mm: 104k dofs): the set-up of a
+PlanEvaluator (first evaluation), then every plan of benchmarks/embedded_seeds.py evaluated in
+turn (subsequent evaluations), each with its parts (embed, assemble dK, CG solve, metrics, dose);
+the same plan with the tumour operator's GAMG as the preconditioner instead of its Cholesky
+factorisation; and one remesh-and-solve of the plan with its capsules meshed. Prints a Markdown
+table and writes --out (JSON).
+
+    python benchmarks/plan_evaluation.py [--size 1.8] [--ranks 2] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from embedded_seeds import PLANS, make_plan  # noqa: E402  (a sibling script, not a package)
+
+
+def worker(size: float, out: Path) -> None:
+    from mpi4py import MPI
+
+    from spinefe.config import Config, parse_config
+    from spinefe.elasticity import SolverOptions, create_ksp
+    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.mesh import build_mesh, default_cache_dir
+
+    comm = MPI.COMM_WORLD
+    data = Config().model_dump(mode="json")
+    data["mesh"]["size_mm"] = size
+    data["seeds"] = []
+    cfg = parse_config(data)
+    model = build_mesh(cfg, comm, default_cache_dir())
+    plans = [make_plan(cfg, *p) for p in PLANS]
+    comm.barrier()
+    t0 = time.perf_counter()
+    ev = PlanEvaluator(model, cfg)
+    first = ev.evaluate(plans[0])
+    first_seconds = time.perf_counter() - t0
+    rows = []
+    for plan in plans:
+        comm.barrier()
+        r = ev.evaluate(plan)
+        rows.append({"plan": plan.name, "seeds": r.seeds, "iterations": r.solver["iterations"],
+                     **{k: round(v, 3) for k, v in r.solver["seconds"].items()}})
+    # The same plan, CG preconditioned by the tumour operator's GAMG (built once) instead.
+    ev.ksp = create_ksp(comm, ev.system.A, SolverOptions(rtol=ev.rtol))
+    ev.ksp.setOperators(ev.A, ev.system.A)
+    ev.ksp.setInitialGuessNonzero(True)
+    comm.barrier()
+    gamg = ev.evaluate(plans[1])
+    cache = Path(comm.bcast(tempfile.mkdtemp(prefix="spinefe-remesh-") if comm.rank == 0
+                            else None, root=0))
+    comm.barrier()
+    remesh = evaluate_conforming(cfg, plans[1], comm, cache)
+    if comm.rank == 0:
+        result = {"size_mm": size, "ranks": comm.size, "dofs": ev.dofs,
+                  "setup_seconds": round(ev.setup_seconds, 2),
+                  "first_evaluation_seconds": round(first_seconds, 2),
+                  "first_plan": first.plan, "evaluations": rows,
+                  "gamg": {"plan": gamg.plan, "iterations": gamg.solver["iterations"],
+                           "seconds": round(gamg.solver["seconds"]["total"], 2)},
+                  "remesh": {"plan": remesh.plan, "dofs": remesh.solver["dofs"],
+                             **{k: round(v, 1) for k, v in remesh.solver["seconds"].items()}}}
+        out.write_text(json.dumps(result, indent=1))
+
+
+def table(result: dict) -> str:
+    rows = result["evaluations"]
+    lines = [f"{result['dofs']} dofs (h = {result['size_mm']} mm), {result['ranks']} ranks. "
+             f"Set-up {result['setup_seconds']} s; first evaluation (set-up included) "
+             f"{result['first_evaluation_seconds']} s.", "",
+             "| plan | seeds | CG its | embed | assemble dK | solve | metrics | dose | total (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['plan']} | {r['seeds']} | {r['iterations']} | {r['embed']:.3f} "
+                     f"| {r['assemble']:.3f} | {r['solve']:.3f} | {r['metrics']:.3f} "
+                     f"| {r['dose']:.3f} | {r['total']:.2f} |")
+    totals = sorted(r["total"] for r in rows)
+    g, m = result["gamg"], result["remesh"]
+    mean = sum(totals) / len(totals)
+    lines += ["", f"Subsequent evaluations: {totals[0]:.2f}-{totals[-1]:.2f} s, mean {mean:.2f} s.",
+              f"With the tumour operator's GAMG instead of its factorisation: {g['iterations']} "
+              f"CG iterations, {g['seconds']} s ({g['plan']}).",
+              f"Remesh and solve ({m['plan']}, {m['dofs']} dofs): mesh {m['mesh']} s, tumour "
+              f"and implanted solves {m['solve']} s, total {m['total']} s: "
+              f"{m['total'] / mean:.0f} x a mean evaluation."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=float, default=1.8)
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("results/benchmarks/plan_evaluation.json"))
+    p.add_argument("--timeout", type=int, default=3600)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args.size, args.out)
+        return
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    subprocess.run(["timeout", "-k", "10", str(args.timeout), mpiexec, "-n", str(args.ranks),
+                    sys.executable, __file__, "--worker", "--size", str(args.size),
+                    "--out", str(args.out)], check=True)
+    print(table(json.loads(args.out.read_text())))
+
+
+if __name__ == "__main__":
+    main()
