@@ -407,10 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from mpi4py import MPI
 
-    from spinefe.parallel import setup_logging
+    from spinefe.parallel import setup_logging, share_cores
 
     comm = MPI.COMM_WORLD
     setup_logging(comm, logging.DEBUG if args.verbose else logging.INFO, args.log_all_ranks)
+    share_cores(comm)
     handlers = {
         "config": _cmd_config,
         "mesh": _cmd_mesh,

@@ -25,10 +25,11 @@ from mpi4py import MPI
 
 from dosimetry import Plan, Samples, conformity_metrics, oar_metrics, target_metrics
 from dosimetry.plan import strength_from_activity
-from dosimetry.tg43 import dose_rate, set_threads, total_dose_Gy
+from dosimetry.tg43 import dose_rate, total_dose_Gy
 from spinefe import regions as R
 from spinefe.config import Config, ConfigError
 from spinefe.mesh import Model
+from spinefe.parallel import share_cores
 
 log = logging.getLogger(__name__)
 
@@ -147,19 +148,6 @@ class DoseResult:
     metrics: dict
     region_stats: dict[str, dict]
     inside_capsule_samples: int
-
-
-def share_cores(comm: MPI.Comm) -> None:
-    """Give the compiled dose kernel this rank's share of the cores (no oversubscription when
-    several MPI ranks run on one machine)."""
-    import os
-
-    import numba
-
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, Slurm)
-    set_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, cores // local.size)))
-    local.Free()
 
 
 def evaluate_dose(model: Model, cfg: Config, plan: Plan | None = None) -> DoseResult:

@@ -39,6 +39,24 @@ def write_json(comm: MPI.Comm, data: dict, filename: Path) -> None:
         os.replace(tmp, filename)
 
 
+def share_cores(comm: MPI.Comm) -> None:
+    """Give this rank's thread pools its share of the node's cores, so that several ranks on
+    one machine do not oversubscribe it: the compiled dose kernel (numba) and the BLAS / OpenMP
+    libraries loaded in the process (numpy's OpenBLAS starts one thread per core; threadpoolctl
+    finds and limits them)."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    from dosimetry.tg43 import set_threads
+
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, Slurm)
+    share = max(1, cores // local.size)
+    local.Free()
+    set_threads(min(numba.config.NUMBA_NUM_THREADS, share))
+    threadpool_limits(limits=share)
+
+
 class _RankFilter(logging.Filter):
     def __init__(self, rank: int, all_ranks: bool) -> None:
         super().__init__()
