@@ -1,0 +1,138 @@
+"""Dual optimisation of seed plans: dose coverage against mechanical reinforcement (NSGA-II).
+
+A design is eight numbers in [0, 1] (`decode`):
+
+| gene | meaning | values |
+|---|---|---|
+| 0 | seed activity | one of `activities_mCi` (default 0.3-0.8 mCi in 0.1 steps) |
+| 1 | access | unilateral_left, unilateral_right, bilateral |
+| 2 | needles per pedicle | 1-4 |
+| 3 | seed spacing along a needle | 5-10 mm (centre to centre) |
+| 4 | tip depth | 0.2-0.95 of the lesion's anterior-posterior semi-axis in front of its centre |
+| 5 | lateral aim | 0.2-0.8 of its transverse semi-axis (spinefe.patterns.fan_needles) |
+| 6 | cranio-caudal spread of the fan | 0-0.8 of its cranio-caudal semi-axis |
+| 7 | seeds per needle | 1 to `max_seeds_per_needle`, fewer where the needle holds fewer |
+
+Objectives (all minimised): -V100 of the lesion, the L4 cortical + endplate von Mises peak
+relative to the tumour model, -(lesion apparent modulus relative to the tumour model), and the
+number of needles. Constraints (feasible when <= 0): lesion D90 >= prescription; the design is a
+valid plan (needles in bone, clear of the canal and of each other; seeds inside L4, not
+overlapping); optionally V150 and canal D0.1cc limits.
+
+Why the peak and not the p99: over 12 plans the embedded model ranks plans by the cortical
+peak's seed effect as the conforming model does (Spearman 0.98), by the p99 only loosely (0.55;
+docs/planning.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from spinefe.config import Config
+from spinefe.layout import SegmentLayout
+from spinefe.needles import Needle, PlanningError, check_seeds, load_seeds
+from spinefe.patterns import ACCESS, capacity, fan_needles
+
+ACTIVITIES_MCI = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+N_GENES = 8
+OBJECTIVES = ("-V100_percent", "cortical_max_ratio", "-lesion_modulus_ratio", "needles")
+
+
+@dataclass(frozen=True)
+class Design:
+    """One decoded decision vector (module docstring)."""
+
+    activity_mCi: float
+    access: str
+    needles_per_side: int
+    spacing_mm: float
+    tip_depth: float
+    aim: float
+    spread: float
+    seeds_per_needle: int
+
+    @property
+    def needles(self) -> int:
+        return self.needles_per_side * (2 if self.access == "bilateral" else 1)
+
+
+def _pick(gene: float, n: int) -> int:
+    """Index 0..n-1 of a gene in [0, 1] (equal shares; 1.0 falls in the last)."""
+    return min(int(gene * n), n - 1)
+
+
+def decode(x, activities_mCi=ACTIVITIES_MCI, max_seeds_per_needle: int = 6) -> Design:
+    """The design of a decision vector x (N_GENES values in [0, 1]); continuous genes are
+    rounded (0.1 mm, 0.01) so that designs that plan the same seeds compare equal."""
+    x = np.clip(np.asarray(x, float), 0.0, 1.0)
+    return Design(
+        activity_mCi=float(activities_mCi[_pick(x[0], len(activities_mCi))]),
+        access=ACCESS[_pick(x[1], len(ACCESS))],
+        needles_per_side=1 + _pick(x[2], 4),
+        spacing_mm=round(5.0 + 5.0 * x[3], 1),
+        tip_depth=round(0.2 + 0.75 * x[4], 2),
+        aim=round(0.2 + 0.6 * x[5], 2),
+        spread=round(0.8 * x[6], 2),
+        seeds_per_needle=1 + _pick(x[7], max_seeds_per_needle),
+    )
+
+
+def design_seeds(layout: SegmentLayout, cfg: Config,
+                 design: Design) -> tuple[list[Needle], np.ndarray, np.ndarray]:
+    """The design's checked needles and seeds (centres, directions): each needle carries
+    `seeds_per_needle` from its tip, or as many as it holds inside the body. PlanningError when
+    the design is not a valid plan."""
+    needles = fan_needles(layout, cfg, design.access, design.needles_per_side,
+                          design.tip_depth, design.aim, design.spread)
+    capsule = cfg.seed_capsule
+    loaded = []
+    for needle in needles:
+        n = min(design.seeds_per_needle,
+                capacity(layout, needle, design.spacing_mm, capsule.length_mm))
+        if n:
+            loaded.append(load_seeds(needle, n, design.spacing_mm, capsule.length_mm))
+    if not loaded:
+        raise PlanningError("no seed fits on the design's needles inside the L4 body")
+    positions = np.concatenate([p for p, _ in loaded])
+    directions = np.concatenate([d for _, d in loaded])
+    check_seeds(layout, positions, directions, capsule.diameter_mm, capsule.length_mm)
+    return needles, positions, directions
+
+
+def design_record(design: Design) -> dict:
+    return asdict(design) | {"needles": design.needles}
+
+
+@dataclass(frozen=True)
+class Goals:
+    """Dose goals of the search: lesion D90 >= prescription_Gy; optional upper limits of the
+    lesion V150 (% of its volume) and the canal D0.1cc (Gy)."""
+
+    prescription_Gy: float
+    v150_max_percent: float | None = None
+    canal_d01cc_max_Gy: float | None = None
+
+    @property
+    def constraints(self) -> int:
+        return 2 + (self.v150_max_percent is not None) + (self.canal_d01cc_max_Gy is not None)
+
+
+def design_values(design: Design, record: dict | None, goals: Goals) -> tuple[list, list]:
+    """Objectives F and constraints G (feasible <= 0) of a design from its evaluation record
+    (None: not a valid plan, which violates the validity constraint)."""
+    if record is None:
+        return [0.0, 2.0, 0.0, float(design.needles)], [1.0] * goals.constraints
+    target = record["dose"]["target"]
+    relative = record["mechanics"]["relative_to_tumour"]
+    F = [-target["V100_percent"], relative["L4.cortical_endplates"]["max"],
+         -relative["lesion_apparent_modulus_MPa"], float(design.needles)]
+    rx = goals.prescription_Gy
+    G = [(rx - target["D90_Gy"]) / rx, -1.0]
+    if goals.v150_max_percent is not None:
+        G.append((target["V150_percent"] - goals.v150_max_percent) / goals.v150_max_percent)
+    if goals.canal_d01cc_max_Gy is not None:
+        d = record["dose"]["organ_at_risk"]["D0.1cc_Gy"]
+        G.append((d - goals.canal_d01cc_max_Gy) / goals.canal_d01cc_max_Gy)
+    return F, G
