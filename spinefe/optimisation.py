@@ -136,3 +136,111 @@ def design_values(design: Design, record: dict | None, goals: Goals) -> tuple[li
         d = record["dose"]["organ_at_risk"]["D0.1cc_Gy"]
         G.append((d - goals.canal_d01cc_max_Gy) / goals.canal_d01cc_max_Gy)
     return F, G
+
+
+class PlanSearch:
+    """Collective evaluation of populations of designs on sub-communicators of
+    `ranks_per_evaluation` ranks, each with its own PlanEvaluator on the seedless mesh.
+
+    Every design is evaluated once: the archive (design -> record, identical on every rank)
+    answers repeats, and a generation's new designs are dealt round robin to the groups.
+    """
+
+    def __init__(self, cfg: Config, comm, goals: Goals, ranks_per_evaluation: int = 1,
+                 activities_mCi=ACTIVITIES_MCI, max_seeds_per_needle: int = 6,
+                 cache_dir=None):
+        from spinefe.evaluation import PlanEvaluator
+        from spinefe.layout import segment_layout
+        from spinefe.mesh import build_mesh
+
+        k = ranks_per_evaluation
+        if k < 1 or comm.size % k:
+            raise ValueError(f"ranks_per_evaluation: {k} must divide the {comm.size} ranks")
+        self.comm, self.cfg, self.goals = comm, cfg, goals
+        self.activities, self.max_seeds = tuple(activities_mCi), max_seeds_per_needle
+        self.groups, self.group_id = comm.size // k, comm.rank // k
+        self.group = comm.Split(self.group_id, comm.rank)
+        self.seedless = cfg.model_copy(update={"seeds": ()})
+        self.layout = segment_layout(cfg)
+        if cache_dir is not None:
+            build_mesh(self.seedless, comm, cache_dir)  # mesh once; the groups read the cache
+        model = build_mesh(self.seedless, self.group, cache_dir)
+        self.evaluator = PlanEvaluator(model, self.seedless)
+        #: Checkpointed with the search: the archive (design -> record or None) and history.
+        self.state: dict = {"archive": {}, "history": []}
+
+    @property
+    def archive(self) -> dict:
+        return self.state["archive"]
+
+    def plan(self, design: Design):
+        """The design's Plan (dosimetry) and needles; PlanningError when invalid."""
+        from dosimetry.plan import Plan, strength_from_activity
+
+        needles, positions, directions = design_seeds(self.layout, self.cfg, design)
+        plan = Plan.uniform(positions, directions, strength_from_activity(design.activity_mCi),
+                            self.cfg.dosimetry.seed_model,
+                            name=f"{design.access} {design.needles} needles "
+                                 f"{len(positions)} x {design.activity_mCi} mCi")
+        return plan, needles
+
+    def _evaluate(self, design: Design) -> dict | None:
+        try:
+            plan, _ = self.plan(design)
+            return self.evaluator.evaluate(plan).record()
+        except PlanningError:
+            return None
+
+    def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Objectives and constraints of the population X (same on every rank); collective."""
+        designs = [decode(x, self.activities, self.max_seeds) for x in X]
+        new = list(dict.fromkeys(d for d in designs if d not in self.archive))
+        mine = new[self.group_id::self.groups]
+        results = [(d, self._evaluate(d)) for d in mine]
+        parts = self.comm.allgather(results if self.group.rank == 0 else [])
+        for part in parts:
+            self.archive.update(part)
+        values = [design_values(d, self.archive[d], self.goals) for d in designs]
+        return (np.array([f for f, _ in values]), np.array([g for _, g in values]))
+
+
+#: Fixed bounds of the objectives for the hypervolume (so that generations compare): -V100 (%),
+#: cortical peak ratio, -lesion modulus ratio, needles.
+HV_BOUNDS = np.array([[-100.0, 0.0], [0.99, 1.0], [-1.05, -1.0], [1.0, 8.0]])
+
+
+def hypervolume(F: np.ndarray) -> float:
+    """Hypervolume of objectives F (n, 4) scaled to [0, 1] by HV_BOUNDS, reference point 1.1 in
+    every objective (pymoo's HV); 0 for an empty front."""
+    from pymoo.indicators.hv import HV
+
+    if len(F) == 0:
+        return 0.0
+    lo, hi = HV_BOUNDS[:, 0], HV_BOUNDS[:, 1]
+    return float(HV(ref_point=np.full(4, 1.1))((np.asarray(F) - lo) / (hi - lo)))
+
+
+def run_search(cfg: Config, settings, goals: Goals, comm, checkpoint=None,
+               ranks_per_evaluation: int = 1, cache_dir=None):
+    """NSGA-II over the design space (spinefe.search); returns (algorithm on rank 0, search).
+    The search's state records per generation the evaluations, front size, hypervolume and
+    elapsed seconds; collective."""
+    import time
+
+    from spinefe.search import UnitBoxProblem, nsga2, pareto_front
+
+    t0 = time.perf_counter()
+    search = PlanSearch(cfg, comm, goals, ranks_per_evaluation, cache_dir=cache_dir)
+    setup = time.perf_counter() - t0
+
+    def on_generation(algorithm):
+        _, F = pareto_front(algorithm)
+        search.state["history"].append({
+            "generation": int(algorithm.n_gen) - 1, "evaluations": len(search.archive),
+            "front": len(F), "hypervolume": hypervolume(F),
+            "seconds": round(time.perf_counter() - t0 - setup, 2)})
+
+    problem = UnitBoxProblem(N_GENES, len(OBJECTIVES), goals.constraints)
+    algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state)
+    search.state["setup_seconds"] = setup
+    return algorithm, search

@@ -45,23 +45,27 @@ class UnitBoxProblem(Problem):
 
 def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
           settings: SearchSettings, comm: MPI.Comm, checkpoint: Path | None = None,
-          on_generation: Callable[[NSGA2], None] | None = None):
+          on_generation: Callable[[NSGA2], None] | None = None, state: dict | None = None):
     """Run NSGA-II to `settings.generations`, resuming from `checkpoint` when it exists; returns
     the algorithm on rank 0 (None elsewhere). Collective: every rank calls `evaluate`.
 
-    The checkpoint is rewritten atomically after every generation; `on_generation(algorithm)`
-    (rank 0) is called after each, e.g. to record the front.
+    The checkpoint (the algorithm and the caller's `state` dict, e.g. an archive of
+    evaluations) is rewritten atomically after every generation; on resume `state` is updated
+    from it on every rank. `on_generation(algorithm)` (rank 0) is called after each generation.
     """
-    algorithm = None
+    algorithm, saved = None, None
     if comm.rank == 0:
         if checkpoint is not None and checkpoint.exists():
             with open(checkpoint, "rb") as f:
-                algorithm = pickle.load(f)
+                algorithm, saved = pickle.load(f)
             algorithm.termination = get_termination("n_gen", settings.generations)
         else:
             algorithm = NSGA2(pop_size=settings.population, eliminate_duplicates=True)
             algorithm.setup(problem, termination=("n_gen", settings.generations),
                             seed=settings.seed)
+    saved = comm.bcast(saved, root=0)
+    if saved is not None and state is not None:
+        state.update(saved)
     while True:
         pop = algorithm.ask() if comm.rank == 0 and algorithm.has_next() else None
         X = comm.bcast(None if pop is None else pop.get("X"), root=0)
@@ -75,7 +79,7 @@ def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, n
             Evaluator().eval(StaticProblem(problem, **values), pop)
             algorithm.tell(infills=pop)
             if checkpoint is not None:
-                _write_atomic(checkpoint, pickle.dumps(algorithm))
+                _write_atomic(checkpoint, pickle.dumps((algorithm, state)))
             if on_generation is not None:
                 on_generation(algorithm)
 
