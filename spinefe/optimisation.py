@@ -244,3 +244,73 @@ def run_search(cfg: Config, settings, goals: Goals, comm, checkpoint=None,
     algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state)
     search.state["setup_seconds"] = setup
     return algorithm, search
+
+
+def evaluation_rows(archive: dict) -> list[dict]:
+    """One flat row per archived design: its genes decoded, validity and metrics."""
+    rows = []
+    for design, record in archive.items():
+        row = design_record(design) | {"valid": record is not None}
+        if record is not None:
+            target, relative = record["dose"]["target"], record["mechanics"]["relative_to_tumour"]
+            row |= {
+                "seeds": record["seeds"],
+                "D90_Gy": target["D90_Gy"], "V100_percent": target["V100_percent"],
+                "V150_percent": target["V150_percent"], "V200_percent": target["V200_percent"],
+                "canal_D0.1cc_Gy": record["dose"].get("organ_at_risk", {}).get("D0.1cc_Gy"),
+                "cortical_max_ratio": relative["L4.cortical_endplates"]["max"],
+                "cortical_p99_ratio": relative["L4.cortical_endplates"]["p99"],
+                "lesion_modulus_ratio": relative["lesion_apparent_modulus_MPa"],
+                "axial_stiffness_ratio": relative["axial_stiffness_N_mm"],
+            }
+        rows.append(row)
+    return rows
+
+
+def write_csv(rows: list[dict], path) -> None:
+    """Rows as CSV (columns: the union of the rows' keys, in first-seen order), atomically."""
+    import csv
+    import io
+
+    from dosimetry.plan import write_text_atomic
+
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def plot_front(rows: list[dict], front: list[dict], path) -> None:
+    """Lesion V100 against the cortical + endplate peak reduction (both %): every valid design
+    meeting D90 in grey, the Pareto front coloured by activity, marker by access."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markers = {"bilateral": "o", "unilateral_left": "<", "unilateral_right": ">"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=150)
+    valid = [r for r in rows if r["valid"]]
+    ax.scatter([r["V100_percent"] for r in valid],
+               [100 * (1 - r["cortical_max_ratio"]) for r in valid],
+               s=8, c="0.8", label="evaluated designs")
+    activities = sorted({r["activity_mCi"] for r in rows})
+    norm = matplotlib.colors.Normalize(min(activities), max(activities))
+    for access, marker in markers.items():
+        pts = [r for r in front if r["access"] == access]
+        if pts:
+            ax.scatter([r["V100_percent"] for r in pts],
+                            [100 * (1 - r["cortical_max_ratio"]) for r in pts],
+                            c=[r["activity_mCi"] for r in pts], cmap="viridis", norm=norm,
+                            marker=marker, s=40, edgecolors="k", linewidths=0.5,
+                            label=f"front, {access.replace('_', ' ')}")
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
+                 label="seed activity (mCi)")
+    ax.set_xlabel("lesion V100 (%)")
+    ax.set_ylabel("L4 cortical + endplate peak von Mises reduction (%)")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
