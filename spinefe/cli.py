@@ -148,6 +148,26 @@ def _parser() -> argparse.ArgumentParser:
                           help="also evaluate with the capsules meshed (remesh and solve)")
     evaluate.add_argument("--prescription-Gy", type=float,
                           help="overrides dosimetry.prescription_Gy")
+
+    opt = sub.add_parser(
+        "optimise",
+        help="Pareto search (NSGA-II) of seed plans: dose coverage against reinforcement",
+        description="Searches activity, access, needles, angles, depths, spacing and seeds per "
+        "needle for plans with lesion D90 >= prescription that maximise V100 and the "
+        "reinforcement with few needles. Writes DIR/pareto.csv, pareto.png, evaluations.csv, "
+        "plans/, summary.json; DIR/checkpoint.pkl makes a rerun resume.",
+    )
+    _model_args(opt)
+    opt.add_argument("--population", type=int, default=40, help="NSGA-II population (40)")
+    opt.add_argument("--generations", type=int, default=50, help="generations (50)")
+    opt.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    opt.add_argument("--ranks-per-evaluation", type=int, default=1,
+                     help="ranks per plan evaluation; the others evaluate other plans (1)")
+    opt.add_argument("--prescription-Gy", type=float, help="overrides dosimetry.prescription_Gy")
+    opt.add_argument("--v150-max-percent", type=float, help="limit of the lesion V150 (%%)")
+    opt.add_argument("--canal-d01cc-max-Gy", type=float, help="limit of the canal D0.1cc (Gy)")
+    opt.add_argument("--no-verify", action="store_true",
+                     help="skip the conforming re-evaluation of the recommended plans")
     return p
 
 
@@ -363,6 +383,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimise(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.mesh import default_cache_dir
+    from spinefe.optimisation import Goals, optimise
+    from spinefe.search import SearchSettings
+
+    comm = MPI.COMM_WORLD
+    cfg = _config(args, dosimetry={"prescription_Gy": args.prescription_Gy})
+    goals = Goals(cfg.dosimetry.prescription_Gy, args.v150_max_percent, args.canal_d01cc_max_Gy)
+    settings = SearchSettings(args.population, args.generations, args.seed)
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    summary = optimise(cfg, args.out, settings, goals, comm, args.ranks_per_evaluation, cache,
+                       verify=not args.no_verify)
+    if comm.rank == 0:
+        print(f"{summary['evaluations']} designs ({summary['valid_designs']} valid) in "
+              f"{summary['seconds']} s; {len(summary['front'])} on the front -> {args.out}")
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     from spinefe.config_toml import default_toml
 
@@ -421,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "rom": _cmd_rom,
         "plan": _cmd_plan,
         "evaluate": _cmd_evaluate,
+        "optimise": _cmd_optimise,
     }
     try:
         return handlers[args.command](args)

@@ -314,3 +314,89 @@ def plot_front(rows: list[dict], front: list[dict], path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def recommended(front: list[dict]) -> dict[str, dict]:
+    """The paper's two clinical readings of the front (every front design meets D90):
+    `mechanical` (pain predominance): the largest cortical + endplate peak reduction;
+    `dosimetric`: the largest lesion V100, then the fewest needles."""
+    if not front:
+        return {}
+    return {"mechanical": min(front, key=lambda r: (r["cortical_max_ratio"], -r["V100_percent"])),
+            "dosimetric": max(front, key=lambda r: (r["V100_percent"], -r["needles"]))}
+
+
+def optimise(cfg: Config, out, settings, goals: Goals, comm, ranks_per_evaluation: int = 1,
+             cache_dir=None, verify: bool = True) -> dict | None:
+    """Pareto search (run_search, checkpoint DIR/checkpoint.pkl: a rerun resumes), then on rank
+    0 DIR/evaluations.csv, pareto.csv, pareto.png, plans/<n>.toml + .dcm of the front and
+    summary.json; the two recommended plans re-evaluated with conforming seeds (`verify`).
+    Returns the summary (rank 0); collective."""
+    import json
+    import time
+    from pathlib import Path
+
+    from dosimetry import write_plan
+    from dosimetry.dicom import write_rt_plan
+    from dosimetry.plan import write_text_atomic
+    from spinefe.evaluation import evaluate_conforming
+    from spinefe.search import pareto_front
+
+    out = Path(out)
+    if comm.rank == 0:
+        (out / "plans").mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    t0 = time.perf_counter()
+    algorithm, search = run_search(cfg, settings, goals, comm, out / "checkpoint.pkl",
+                                   ranks_per_evaluation, cache_dir)
+    seconds = time.perf_counter() - t0
+    front = None
+    if comm.rank == 0:
+        X, _ = pareto_front(algorithm)
+        designs = list(dict.fromkeys(decode(x, search.activities, search.max_seeds) for x in X))
+        front = evaluation_rows({d: search.archive[d] for d in designs})
+    front = comm.bcast(front, root=0)
+    picks = recommended(front)
+    verification = {}
+    for role, row in picks.items():
+        design = Design(**{k: row[k] for k in Design.__dataclass_fields__})
+        plan, _ = search.plan(design)
+        if verify:
+            conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}), plan, comm,
+                                       cache_dir).mechanics
+            rel = conf["relative_to_tumour"]
+            verification[role] = {
+                "cortical_max_ratio": {"embedded": row["cortical_max_ratio"],
+                                       "conforming": rel["L4.cortical_endplates"]["max"]},
+                "lesion_modulus_ratio": {"embedded": row["lesion_modulus_ratio"],
+                                         "conforming": rel["lesion_apparent_modulus_MPa"]},
+            }
+        if comm.rank == 0:
+            write_plan(plan, out / "plans" / f"recommended_{role}.toml")
+    if comm.rank != 0:
+        return None
+    rows = evaluation_rows(search.archive)
+    write_csv(rows, out / "evaluations.csv")
+    write_csv(front, out / "pareto.csv")
+    plot_front(rows, front, out / "pareto.png")
+    for i, row in enumerate(front):
+        design = Design(**{k: row[k] for k in Design.__dataclass_fields__})
+        plan, _ = search.plan(design)
+        write_plan(plan, out / "plans" / f"front_{i:02d}.toml")
+        write_rt_plan(plan, out / "plans" / f"front_{i:02d}.dcm",
+                      prescription_Gy=goals.prescription_Gy)
+    history = search.state["history"]
+    n = len(search.archive)
+    summary = {
+        "settings": asdict(settings), "goals": asdict(goals), "objectives": list(OBJECTIVES),
+        "ranks": comm.size, "ranks_per_evaluation": ranks_per_evaluation,
+        "dofs": search.evaluator.dofs, "evaluations": n,
+        "valid_designs": sum(r["valid"] for r in rows),
+        "seconds": round(seconds, 1), "setup_seconds": round(search.state["setup_seconds"], 1),
+        "evaluations_per_second": round(n / max(history[-1]["seconds"], 1e-9), 3)
+        if history else None,
+        "history": history, "front": front, "recommended": picks, "verification": verification,
+        "config_hash": cfg.hash(),
+    }
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=float))
+    return summary
