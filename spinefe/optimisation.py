@@ -284,7 +284,7 @@ def write_csv(rows: list[dict], path) -> None:
 
 def plot_front(rows: list[dict], front: list[dict], path) -> None:
     """Lesion V100 against the cortical + endplate peak reduction (both %): every valid design
-    meeting D90 in grey, the Pareto front coloured by activity, marker by access."""
+    in grey, the Pareto front coloured by activity, marker by access."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -295,7 +295,7 @@ def plot_front(rows: list[dict], front: list[dict], path) -> None:
     valid = [r for r in rows if r["valid"]]
     ax.scatter([r["V100_percent"] for r in valid],
                [100 * (1 - r["cortical_max_ratio"]) for r in valid],
-               s=8, c="0.8", label="evaluated designs")
+               s=8, c="0.8", label="valid designs")
     activities = sorted({r["activity_mCi"] for r in rows})
     norm = matplotlib.colors.Normalize(min(activities), max(activities))
     for access, marker in markers.items():
