@@ -5,7 +5,8 @@ Twelve plans span the four corners (bilateral / unilateral x dense / sparse) and
 0.3-0.8 mCi. Per plan: `PlanEvaluator.evaluate` with each homogenisation rule on the segment
 meshed without seeds, and `evaluate_conforming` on a mesh of the plan's capsules (cached in
 $SPINEFE_CACHE; benchmarks/plan_evaluation.py times a remesh). Writes one JSON line per plan and
-rule to --out and prints the error table of docs/planning.md.
+rule to --out and prints the per-plan table of docs/planning.md (the summary tables there are
+computed from the same JSON lines).
 
     python benchmarks/embedded_seeds.py [--size 1.8] [--ranks 2] [--out FILE] [--plans N]
 """

@@ -12,7 +12,7 @@ Homogenisation rules, in the bulk (K) and shear (G) moduli of the host m and tit
   21:571, 1973, in the explicit form of Benveniste, Mech Mater 6:147, 1987). For inclusions stiffer
   than the host it equals the Hashin-Shtrikman lower bound. It fits the microstructure: isolated
   capsules in a host that stays connected around them, so the host carries the load between
-  them. Voigt lets one cell of 10 % titanium carry 1400 times the stiffness of the 1 MPa lesion;
+  them. Voigt gives a cell of 10 % titanium 14 000 times the stiffness of the 1 MPa lesion;
   Reuss ignores the titanium altogether (docs/planning.md measures all three against the
   conforming model).
 All three are exact at phi = 0 (the host) and phi = 1 (titanium) and ordered reuss <= mori_tanaka

@@ -246,12 +246,19 @@ class PlanEvaluator:
         hosts = hosts[hosts < n]
         self.cell_dofs = self.host.space.dofmap.list[hosts].ravel()
         self.fraction = TitaniumFraction(mesh, hosts)
-        if np.any(self.system.chi.x.array[self.cell_dofs] > 0.5):
+        # Checked on every rank together: a rank that raised alone would leave the others
+        # waiting in the next collective.
+        V = self.system.V
+        if self.comm.allreduce(bool(np.any(self.system.chi.x.array[self.cell_dofs] > 0.5)),
+                               op=MPI.LOR):
             raise ValueError("materials: an L4 material is nearly incompressible; the embedded "
                              "seeds need the plain elastic form there")
-        V = self.system.V
+        constrained = fem.Function(V)
+        constrained.x.array[self.system.local_rows] = 1.0
+        constrained.x.scatter_forward()  # ghosts learn the constraints of their owners
         host_dofs = np.unique(V.dofmap.list[hosts].ravel())
-        if np.intersect1d(host_dofs, self.system.local_rows // 3).size:
+        touches = np.any(constrained.x.array.reshape(-1, 3)[host_dofs] > 0.0)
+        if self.comm.allreduce(bool(touches), op=MPI.LOR):
             raise ValueError("the L4 cells touch a constrained dof; dK would break the supports")
         # dK is compiled once and integrated, per plan, over the cells that hold titanium.
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)

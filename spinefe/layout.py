@@ -374,21 +374,26 @@ def seed_axis(cfg: Config, i: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def overlapping_capsules(axes, diameter_mm: float) -> tuple[int, int, float] | None:
-    """The first pair (i, j, distance in mm) of capsules, given by their axis end points, that
-    overlap; None when none do. Each capsule is tested as the sphere-capped cylinder inside it
-    (axis shortened by the radius at both ends), so seeds end to end on one needle with a spacer
-    pass, and side by side ones closer than a diameter plus SEED_CLEARANCE_MM do not."""
-    r = 0.5 * diameter_mm
-    inner = []
-    for p0, p1 in axes:
-        p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
-        d = (p1 - p0) / np.linalg.norm(p1 - p0)
-        inner.append((p0 + r * d, p1 - r * d))
-    for i in range(len(inner)):
-        for j in range(i + 1, len(inner)):
-            dist = segment_distance(*inner[i], *inner[j])
-            if dist < diameter_mm + SEED_CLEARANCE_MM:
-                return i, j, dist
+    """The first pair (i, j, gap in mm) of capsules, given by their axis end points, closer
+    than SEED_CLEARANCE_MM; None when none are. Capsules on one line (seeds end to end on a
+    needle) are compared by the gap between their flat ends; any other pair by the distance of
+    their axes less a diameter, which is conservative for the flat ends' rims."""
+    ends = [(np.asarray(p0, float), np.asarray(p1, float)) for p0, p1 in axes]
+    for i in range(len(ends)):
+        for j in range(i + 1, len(ends)):
+            (a0, a1), (b0, b1) = ends[i], ends[j]
+            length = np.linalg.norm(a1 - a0)
+            d = (a1 - a0) / length
+            rel0, rel1 = b0 - a0, b1 - a0
+            off_line = max(np.linalg.norm(rel0 - (rel0 @ d) * d),
+                           np.linalg.norm(rel1 - (rel1 @ d) * d))
+            if off_line < 1e-6:  # on one line: the gap between the axial intervals
+                lo, hi = sorted((rel0 @ d, rel1 @ d))
+                gap = max(lo - length, -hi)
+            else:
+                gap = segment_distance(a0, a1, b0, b1) - diameter_mm
+            if gap < SEED_CLEARANCE_MM:
+                return i, j, gap
     return None
 
 
@@ -437,8 +442,8 @@ def check_layout(cfg: Config) -> None:
             )
     overlap = overlapping_capsules(axes, 2 * r)
     if overlap is not None:
-        i, j, dist = overlap
+        i, j, gap = overlap
         raise ValueError(
-            f"seeds.{i} and seeds.{j} overlap: capsules {dist - 2 * r:.2f} mm apart, less "
+            f"seeds.{i} and seeds.{j} overlap: capsules {gap:.2f} mm apart, less "
             f"than the clearance {SEED_CLEARANCE_MM} mm"
         )

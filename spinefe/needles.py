@@ -195,7 +195,7 @@ def check_seeds(layout: SegmentLayout, positions_mm, directions, diameter_mm: fl
                                 "the L4 vertebra (body, pedicles, lamina)")
     overlap = overlapping_capsules(axes, diameter_mm)
     if overlap is not None:
-        i, j, dist = overlap
+        i, j, gap = overlap
         raise PlanningError(
-            f"seeds {i} and {j}: capsules overlap ({dist - diameter_mm:.2f} mm apart, less "
-            f"than the clearance {SEED_CLEARANCE_MM} mm)")
+            f"seeds {i} and {j}: capsules overlap ({gap:.2f} mm apart, less than the "
+            f"clearance {SEED_CLEARANCE_MM} mm)")

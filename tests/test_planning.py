@@ -7,7 +7,7 @@ import pytest
 
 import dolfinx_solver  # noqa: F401  (before anything that imports mpi4py)
 from spinefe.config import Config
-from spinefe.layout import segment_layout
+from spinefe.layout import overlapping_capsules, segment_layout
 from spinefe.needles import (
     PlanningError,
     canal_distance,
@@ -98,6 +98,11 @@ def test_seed_checks_name_the_offending_seed():
                     np.vstack([directions, [0.0, 0.0, 1.0]]))
     with pytest.raises(PlanningError, match="seed 0 at .* not entirely inside the L4"):
         check_seeds(LAYOUT, [[0.0, 0.0, 50.0]], [[1.0, 0.0, 0.0]])
+    # Crossed capsules whose flat-end rims meet are caught (rounded ends would pass them).
+    crossed = [((-4.5, 0.0, 0.0), (0.0, 0.0, 0.0)), ((0.24, 0.24, 0.0), (0.24, 4.74, 0.0))]
+    assert overlapping_capsules(crossed, 0.8)[:2] == (0, 1)
+    in_line = [((0.0, 0.0, 0.0), (4.5, 0.0, 0.0)), ((5.0, 0.0, 0.0), (9.5, 0.0, 0.0))]
+    assert overlapping_capsules(in_line, 0.8) is None
 
 
 @pytest.mark.parametrize("density", list(DENSITY))
