@@ -50,19 +50,27 @@ def make_plan(cfg, access: str, density: str, activity: float, seeds: int | None
                         name=f"{access} {density} {activity} mCi, {seeds} seeds")
 
 
-def worker(size: float, out: Path, n_plans: int) -> None:
-    from mpi4py import MPI
-
+def seedless_segment(size: float, comm):
+    """The default segment at element size `size` (mm) without seeds: (config, model), the
+    mesh cached in $SPINEFE_CACHE; collective."""
     from spinefe.config import Config, parse_config
-    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
     from spinefe.mesh import build_mesh, default_cache_dir
 
-    comm = MPI.COMM_WORLD
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = size
     data["seeds"] = []
     cfg = parse_config(data)
-    model = build_mesh(cfg, comm, default_cache_dir())
+    return cfg, build_mesh(cfg, comm, default_cache_dir())
+
+
+def worker(size: float, out: Path, n_plans: int) -> None:
+    from mpi4py import MPI
+
+    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.mesh import default_cache_dir
+
+    comm = MPI.COMM_WORLD
+    cfg, model = seedless_segment(size, comm)
     evaluators = {}
     for rule in RULES:
         comm.barrier()

@@ -21,23 +21,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from embedded_seeds import PLANS, make_plan  # noqa: E402  (a sibling script, not a package)
+from embedded_seeds import PLANS, make_plan, seedless_segment  # noqa: E402  (a sibling script, not a package)
 
 
 def worker(size: float, out: Path) -> None:
     from mpi4py import MPI
 
-    from spinefe.config import Config, parse_config
     from spinefe.elasticity import SolverOptions, create_ksp
     from spinefe.evaluation import PlanEvaluator, evaluate_conforming
-    from spinefe.mesh import build_mesh, default_cache_dir
 
     comm = MPI.COMM_WORLD
-    data = Config().model_dump(mode="json")
-    data["mesh"]["size_mm"] = size
-    data["seeds"] = []
-    cfg = parse_config(data)
-    model = build_mesh(cfg, comm, default_cache_dir())
+    cfg, model = seedless_segment(size, comm)
     plans = [make_plan(cfg, *p) for p in PLANS]
     comm.barrier()
     t0 = time.perf_counter()
