@@ -5,8 +5,8 @@ Runs `optimise` (population x generations, ranks split into groups of --ranks-pe
 on the segment meshed without seeds at --size, then prints the time, evaluations per second and
 the hypervolume of the front at half and at the full budget.
 
-    python benchmarks/pareto_search.py [--size 1.8] [--ranks 2] [--population 40]
-        [--generations 50] [--out DIR]
+    python benchmarks/pareto_search.py [--size 2.2] [--verify-size 1.8] [--ranks 2]
+        [--population 40] [--generations 50] [--out DIR]
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ def worker(args) -> None:
 
     from spinefe.config import Config, parse_config
     from spinefe.mesh import default_cache_dir
-    from spinefe.optimisation import Goals, optimise
-    from spinefe.search import SearchSettings
+    from spinefe.optimisation import optimise
 
     data = Config().model_dump(mode="json")
-    data["mesh"]["size_mm"] = args.size
-    data["seeds"] = []
-    cfg = parse_config(data)
-    optimise(cfg, args.out, SearchSettings(args.population, args.generations, args.seed),
-             Goals(cfg.dosimetry.prescription_Gy, args.v150_max_percent,
-                   args.canal_d01cc_max_Gy),
-             MPI.COMM_WORLD, args.ranks_per_evaluation, default_cache_dir(),
+    data["mesh"]["size_mm"] = args.verify_size
+    data["optimisation"].update(
+        mesh_size_mm=args.size, population=args.population, generations=args.generations,
+        random_seed=args.seed, ranks_per_evaluation=args.ranks_per_evaluation,
+        hybrid=args.hybrid, v150_max_percent=args.v150_max_percent,
+        canal_d01cc_max_Gy=args.canal_d01cc_max_Gy)
+    optimise(parse_config(data), args.out, MPI.COMM_WORLD, default_cache_dir(),
              verify=not args.no_verify)
 
 
@@ -43,7 +42,8 @@ def report(out: Path) -> str:
     h = s["history"]
     half = h[len(h) // 2 - 1] if len(h) > 1 else h[-1]
     return (f"{s['evaluations']} designs evaluated ({s['valid_designs']} valid plans), "
-            f"{s['dofs']} dofs, {s['ranks']} ranks in groups of {s['ranks_per_evaluation']}: "
+            f"{s['dofs']} dofs, {s['ranks']} ranks in groups of "
+            f"{s['optimisation']['ranks_per_evaluation']}: "
             f"search {h[-1]['seconds']:.0f} s after a {s['setup_seconds']:.0f} s set-up, "
             f"{s['evaluations_per_second']:.2f} evaluations/s. Front: {len(s['front'])} plans; "
             f"hypervolume {half['hypervolume']:.4f} at generation {half['generation']} "
@@ -53,7 +53,10 @@ def report(out: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=float, default=1.8)
+    p.add_argument("--size", type=float, default=2.2, help="optimisation resolution h (mm)")
+    p.add_argument("--verify-size", type=float, default=1.8,
+                   help="h (mm) of the conforming re-evaluation of the recommended plans")
+    p.add_argument("--hybrid", action="store_true")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--ranks-per-evaluation", type=int, default=1)
     p.add_argument("--population", type=int, default=40)

@@ -158,13 +158,18 @@ def _parser() -> argparse.ArgumentParser:
         "plans/, summary.json; DIR/checkpoint.pkl makes a rerun resume.",
     )
     _model_args(opt)
-    opt.add_argument("--population", type=int, default=40, help="NSGA-II population (40)")
-    opt.add_argument("--generations", type=int, default=50, help="generations (50)")
-    opt.add_argument("--seed", type=int, default=1, help="random seed (1)")
-    opt.add_argument("--ranks-per-evaluation", type=int, default=1,
-                     help="ranks per plan evaluation; the others evaluate other plans (1)")
+    opt.add_argument("--population", type=int, help="overrides optimisation.population (40)")
+    opt.add_argument("--generations", type=int, help="overrides optimisation.generations (50)")
+    opt.add_argument("--seed", type=int, help="overrides optimisation.random_seed (1)")
+    opt.add_argument("--mesh-size-mm", type=float,
+                     help="overrides optimisation.mesh_size_mm, the search's resolution (2.2)")
+    opt.add_argument("--ranks-per-evaluation", type=int,
+                     help="overrides optimisation.ranks_per_evaluation (1)")
+    opt.add_argument("--hybrid", action="store_true", default=None,
+                     help="hybrid activity plans (optimisation.hybrid)")
     opt.add_argument("--prescription-Gy", type=float, help="overrides dosimetry.prescription_Gy")
     opt.add_argument("--v150-max-percent", type=float, help="limit of the lesion V150 (%%)")
+    opt.add_argument("--v200-max-percent", type=float, help="limit of the lesion V200 (%%)")
     opt.add_argument("--canal-d01cc-max-Gy", type=float, help="limit of the canal D0.1cc (Gy)")
     opt.add_argument("--no-verify", action="store_true",
                      help="skip the conforming re-evaluation of the recommended plans")
@@ -387,16 +392,17 @@ def _cmd_optimise(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from spinefe.mesh import default_cache_dir
-    from spinefe.optimisation import Goals, optimise
-    from spinefe.search import SearchSettings
+    from spinefe.optimisation import optimise
 
     comm = MPI.COMM_WORLD
-    cfg = _config(args, dosimetry={"prescription_Gy": args.prescription_Gy})
-    goals = Goals(cfg.dosimetry.prescription_Gy, args.v150_max_percent, args.canal_d01cc_max_Gy)
-    settings = SearchSettings(args.population, args.generations, args.seed)
+    cfg = _config(args, dosimetry={"prescription_Gy": args.prescription_Gy}, optimisation={
+        "population": args.population, "generations": args.generations,
+        "random_seed": args.seed, "mesh_size_mm": args.mesh_size_mm,
+        "ranks_per_evaluation": args.ranks_per_evaluation, "hybrid": args.hybrid,
+        "v150_max_percent": args.v150_max_percent, "v200_max_percent": args.v200_max_percent,
+        "canal_d01cc_max_Gy": args.canal_d01cc_max_Gy})
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    summary = optimise(cfg, args.out, settings, goals, comm, args.ranks_per_evaluation, cache,
-                       verify=not args.no_verify)
+    summary = optimise(cfg, args.out, comm, cache, verify=not args.no_verify)
     if comm.rank == 0:
         print(f"{summary['evaluations']} designs ({summary['valid_designs']} valid) in "
               f"{summary['seconds']} s; {len(summary['front'])} on the front -> {args.out}")

@@ -1,10 +1,10 @@
 """Dual optimisation of seed plans: dose coverage against mechanical reinforcement (NSGA-II).
 
-A design is eight numbers in [0, 1] (`decode`):
+A design is eight numbers in [0, 1], nine with hybrid activities (`decode`):
 
 | gene | meaning | values |
 |---|---|---|
-| 0 | seed activity | one of `activities_mCi` (default 0.3-0.8 mCi in 0.1 steps) |
+| 0 | seed activity | one of `optimisation.activities_mCi` (default 0.3-0.8 mCi in 0.1 steps) |
 | 1 | access | unilateral_left, unilateral_right, bilateral |
 | 2 | needles per pedicle | 1-4 |
 | 3 | seed spacing along a needle | 5-10 mm (centre to centre) |
@@ -12,12 +12,13 @@ A design is eight numbers in [0, 1] (`decode`):
 | 5 | lateral aim | 0.2-0.8 of its transverse semi-axis (spinefe.patterns.fan_needles) |
 | 6 | cranio-caudal spread of the fan | 0-0.8 of its cranio-caudal semi-axis |
 | 7 | seeds per needle | 1 to `max_seeds_per_needle`, fewer where the needle holds fewer |
+| 8 | (hybrid) activity of every other needle of a side | one of `activities_mCi` |
 
 Objectives (all minimised): -V100 of the lesion, the L4 cortical + endplate von Mises peak
 relative to the tumour model, -(lesion apparent modulus relative to the tumour model), and the
 number of needles. Constraints (feasible when <= 0): lesion D90 >= prescription; the design is a
 valid plan (needles in bone, clear of the canal and of each other; seeds inside L4, not
-overlapping); optionally V150 and canal D0.1cc limits.
+overlapping); the optional V150, V200 and canal D0.1cc limits of `optimisation`.
 
 Why the peak and not the p99: over 12 plans the embedded model ranks plans by the cortical
 peak's seed effect as the conforming model does (Spearman 0.98), by the p99 only loosely (0.55;
@@ -30,19 +31,23 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from spinefe.config import Config
+from spinefe.config import Config, Optimisation
 from spinefe.layout import SegmentLayout
 from spinefe.needles import Needle, PlanningError, check_seeds, load_seeds
 from spinefe.patterns import ACCESS, capacity, fan_needles
 
-ACTIVITIES_MCI = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-N_GENES = 8
 OBJECTIVES = ("-V100_percent", "cortical_max_ratio", "-lesion_modulus_ratio", "needles")
+
+
+def n_genes(opt: Optimisation) -> int:
+    """Genes of a design: 8, or 9 with hybrid activities."""
+    return 9 if opt.hybrid else 8
 
 
 @dataclass(frozen=True)
 class Design:
-    """One decoded decision vector (module docstring)."""
+    """One decoded decision vector (module docstring); hybrid_activity_mCi: the activity of
+    every other needle of a side (None: all seeds at activity_mCi)."""
 
     activity_mCi: float
     access: str
@@ -52,10 +57,17 @@ class Design:
     aim: float
     spread: float
     seeds_per_needle: int
+    hybrid_activity_mCi: float | None = None
 
     @property
     def needles(self) -> int:
         return self.needles_per_side * (2 if self.access == "bilateral" else 1)
+
+    def needle_activity(self, index: int) -> float:
+        """Activity (mCi) of the needle at `index` of fan_needles' list (side by side)."""
+        if self.hybrid_activity_mCi is not None and (index % self.needles_per_side) % 2:
+            return self.hybrid_activity_mCi
+        return self.activity_mCi
 
 
 def _pick(gene: float, n: int) -> int:
@@ -63,109 +75,111 @@ def _pick(gene: float, n: int) -> int:
     return min(int(gene * n), n - 1)
 
 
-def decode(x, activities_mCi=ACTIVITIES_MCI, max_seeds_per_needle: int = 6) -> Design:
-    """The design of a decision vector x (N_GENES values in [0, 1]); continuous genes are
-    rounded (0.1 mm, 0.01) so that designs that plan the same seeds compare equal."""
+def decode(x, opt: Optimisation) -> Design:
+    """The design of a decision vector x (n_genes(opt) values in [0, 1]); continuous genes are
+    rounded (0.1 mm, 0.01) and a hybrid activity equal to the main one (or on a single needle
+    per side) is dropped, so that designs that plan the same seeds compare equal."""
     x = np.clip(np.asarray(x, float), 0.0, 1.0)
-    return Design(
-        activity_mCi=float(activities_mCi[_pick(x[0], len(activities_mCi))]),
+    activities = opt.activities_mCi
+    design = Design(
+        activity_mCi=float(activities[_pick(x[0], len(activities))]),
         access=ACCESS[_pick(x[1], len(ACCESS))],
         needles_per_side=1 + _pick(x[2], 4),
-        spacing_mm=round(5.0 + 5.0 * x[3], 1),
-        tip_depth=round(0.2 + 0.75 * x[4], 2),
-        aim=round(0.2 + 0.6 * x[5], 2),
-        spread=round(0.8 * x[6], 2),
-        seeds_per_needle=1 + _pick(x[7], max_seeds_per_needle),
+        spacing_mm=round(float(5.0 + 5.0 * x[3]), 1),
+        tip_depth=round(float(0.2 + 0.75 * x[4]), 2),
+        aim=round(float(0.2 + 0.6 * x[5]), 2),
+        spread=round(float(0.8 * x[6]), 2),
+        seeds_per_needle=1 + _pick(x[7], opt.max_seeds_per_needle),
     )
+    if opt.hybrid and design.needles_per_side > 1:
+        second = float(activities[_pick(x[8], len(activities))])
+        if second != design.activity_mCi:
+            design = Design(**asdict(design) | {"hybrid_activity_mCi": second})
+    return design
 
 
 def design_seeds(layout: SegmentLayout, cfg: Config,
-                 design: Design) -> tuple[list[Needle], np.ndarray, np.ndarray]:
-    """The design's checked needles and seeds (centres, directions): each needle carries
-    `seeds_per_needle` from its tip, or as many as it holds inside the body. PlanningError when
-    the design is not a valid plan."""
+                 design: Design) -> tuple[list[Needle], np.ndarray, np.ndarray, np.ndarray]:
+    """The design's checked needles and seeds (centres, directions, activities in mCi): each
+    needle carries `seeds_per_needle` from its tip, or as many as it holds inside the body.
+    PlanningError when the design is not a valid plan."""
     needles = fan_needles(layout, cfg, design.access, design.needles_per_side,
                           design.tip_depth, design.aim, design.spread)
     capsule = cfg.seed_capsule
     loaded = []
-    for needle in needles:
+    for index, needle in enumerate(needles):
         n = min(design.seeds_per_needle,
                 capacity(layout, needle, design.spacing_mm, capsule.length_mm))
         if n:
-            loaded.append(load_seeds(needle, n, design.spacing_mm, capsule.length_mm))
+            p, d = load_seeds(needle, n, design.spacing_mm, capsule.length_mm)
+            loaded.append((p, d, np.full(n, design.needle_activity(index))))
     if not loaded:
         raise PlanningError("no seed fits on the design's needles inside the L4 body")
-    positions = np.concatenate([p for p, _ in loaded])
-    directions = np.concatenate([d for _, d in loaded])
+    positions, directions, activities = (np.concatenate(c) for c in zip(*loaded, strict=True))
     check_seeds(layout, positions, directions, capsule.diameter_mm, capsule.length_mm)
-    return needles, positions, directions
+    return needles, positions, directions, activities
 
 
 def design_record(design: Design) -> dict:
     return asdict(design) | {"needles": design.needles}
 
 
-@dataclass(frozen=True)
-class Goals:
-    """Dose goals of the search: lesion D90 >= prescription_Gy; optional upper limits of the
-    lesion V150 (% of its volume) and the canal D0.1cc (Gy)."""
-
-    prescription_Gy: float
-    v150_max_percent: float | None = None
-    canal_d01cc_max_Gy: float | None = None
-
-    @property
-    def constraints(self) -> int:
-        return 2 + (self.v150_max_percent is not None) + (self.canal_d01cc_max_Gy is not None)
+def constraints(cfg: Config) -> int:
+    """Constraints of the search: D90, validity and the limits set in `optimisation`."""
+    o = cfg.optimisation
+    return 2 + sum(v is not None for v in (o.v150_max_percent, o.v200_max_percent,
+                                           o.canal_d01cc_max_Gy))
 
 
-def design_values(design: Design, record: dict | None, goals: Goals) -> tuple[list, list]:
-    """Objectives F and constraints G (feasible <= 0) of a design from its evaluation record
-    (None: not a valid plan, which violates the validity constraint)."""
+def design_values(design: Design, record: dict | None, cfg: Config) -> tuple[list, list]:
+    """Objectives F and constraints G (feasible <= 0, relative to the limit) of a design from
+    its evaluation record (None: not a valid plan, which violates the validity constraint)."""
     if record is None:
-        return [0.0, 2.0, 0.0, float(design.needles)], [1.0] * goals.constraints
+        return [0.0, 2.0, 0.0, float(design.needles)], [1.0] * constraints(cfg)
     target = record["dose"]["target"]
     relative = record["mechanics"]["relative_to_tumour"]
     F = [-target["V100_percent"], relative["L4.cortical_endplates"]["max"],
          -relative["lesion_apparent_modulus_MPa"], float(design.needles)]
-    rx = goals.prescription_Gy
+    rx, o = cfg.dosimetry.prescription_Gy, cfg.optimisation
     G = [(rx - target["D90_Gy"]) / rx, -1.0]
-    if goals.v150_max_percent is not None:
-        G.append((target["V150_percent"] - goals.v150_max_percent) / goals.v150_max_percent)
-    if goals.canal_d01cc_max_Gy is not None:
-        d = record["dose"]["organ_at_risk"]["D0.1cc_Gy"]
-        G.append((d - goals.canal_d01cc_max_Gy) / goals.canal_d01cc_max_Gy)
+    for limit, value in ((o.v150_max_percent, target["V150_percent"]),
+                         (o.v200_max_percent, target["V200_percent"]),
+                         (o.canal_d01cc_max_Gy,
+                          record["dose"].get("organ_at_risk", {}).get("D0.1cc_Gy"))):
+        if limit is not None:
+            G.append((value - limit) / limit)
     return F, G
 
 
 class PlanSearch:
     """Collective evaluation of populations of designs on sub-communicators of
-    `ranks_per_evaluation` ranks, each with its own PlanEvaluator on the seedless mesh.
+    `optimisation.ranks_per_evaluation` ranks, each with its own PlanEvaluator on the segment
+    meshed without seeds at `optimisation.mesh_size_mm`.
 
     Every design is evaluated once: the archive (design -> record, identical on every rank)
     answers repeats, and a generation's new designs are dealt round robin to the groups.
     """
 
-    def __init__(self, cfg: Config, comm, goals: Goals, ranks_per_evaluation: int = 1,
-                 activities_mCi=ACTIVITIES_MCI, max_seeds_per_needle: int = 6,
-                 cache_dir=None):
+    def __init__(self, cfg: Config, comm, cache_dir=None):
         from spinefe.evaluation import PlanEvaluator
         from spinefe.layout import segment_layout
         from spinefe.mesh import build_mesh
 
-        k = ranks_per_evaluation
-        if k < 1 or comm.size % k:
-            raise ValueError(f"ranks_per_evaluation: {k} must divide the {comm.size} ranks")
-        self.comm, self.cfg, self.goals = comm, cfg, goals
-        self.activities, self.max_seeds = tuple(activities_mCi), max_seeds_per_needle
+        opt = cfg.optimisation
+        k = opt.ranks_per_evaluation
+        if comm.size % k:
+            raise ValueError(f"optimisation.ranks_per_evaluation: {k} must divide the "
+                             f"{comm.size} MPI ranks")
+        self.comm, self.cfg, self.opt = comm, cfg, opt
         self.groups, self.group_id = comm.size // k, comm.rank // k
         self.group = comm.Split(self.group_id, comm.rank)
-        self.seedless = cfg.model_copy(update={"seeds": ()})
+        self.seedless = cfg.model_copy(update={
+            "seeds": (), "mesh": cfg.mesh.model_copy(update={"size_mm": opt.mesh_size_mm})})
         self.layout = segment_layout(cfg)
         if cache_dir is not None:
             build_mesh(self.seedless, comm, cache_dir)  # mesh once; the groups read the cache
         model = build_mesh(self.seedless, self.group, cache_dir)
-        self.evaluator = PlanEvaluator(model, self.seedless)
+        self.evaluator = PlanEvaluator(model, self.seedless, dose_degree=opt.dose_degree)
         #: Checkpointed with the search: the archive (design -> record or None) and history.
         self.state: dict = {"archive": {}, "history": []}
 
@@ -174,33 +188,34 @@ class PlanSearch:
         return self.state["archive"]
 
     def plan(self, design: Design):
-        """The design's Plan (dosimetry) and needles; PlanningError when invalid."""
-        from dosimetry.plan import Plan, strength_from_activity
+        """The design's Plan (dosimetry); PlanningError when invalid."""
+        from dosimetry.plan import Plan, Seed, strength_from_activity
 
-        needles, positions, directions = design_seeds(self.layout, self.cfg, design)
-        plan = Plan.uniform(positions, directions, strength_from_activity(design.activity_mCi),
-                            self.cfg.dosimetry.seed_model,
-                            name=f"{design.access} {design.needles} needles "
-                                 f"{len(positions)} x {design.activity_mCi} mCi")
-        return plan, needles
+        _, positions, directions, activities = design_seeds(self.layout, self.cfg, design)
+        model = self.cfg.dosimetry.seed_model
+        mix = f"{design.activity_mCi}/{design.hybrid_activity_mCi}" \
+            if design.hybrid_activity_mCi else f"{design.activity_mCi}"
+        return Plan(tuple(Seed(tuple(p), tuple(d), strength_from_activity(a), model)
+                          for p, d, a in zip(positions, directions, activities, strict=True)),
+                    name=f"{design.access} {design.needles} needles {len(positions)} x "
+                         f"{mix} mCi")
 
     def _evaluate(self, design: Design) -> dict | None:
         try:
-            plan, _ = self.plan(design)
-            return self.evaluator.evaluate(plan).record()
+            return self.evaluator.evaluate(self.plan(design)).record()
         except PlanningError:
             return None
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives and constraints of the population X (same on every rank); collective."""
-        designs = [decode(x, self.activities, self.max_seeds) for x in X]
+        designs = [decode(x, self.opt) for x in X]
         new = list(dict.fromkeys(d for d in designs if d not in self.archive))
         mine = new[self.group_id::self.groups]
         results = [(d, self._evaluate(d)) for d in mine]
         parts = self.comm.allgather(results if self.group.rank == 0 else [])
         for part in parts:
             self.archive.update(part)
-        values = [design_values(d, self.archive[d], self.goals) for d in designs]
+        values = [design_values(d, self.archive[d], self.cfg) for d in designs]
         return (np.array([f for f, _ in values]), np.array([g for _, g in values]))
 
 
@@ -220,17 +235,16 @@ def hypervolume(F: np.ndarray) -> float:
     return float(HV(ref_point=np.full(4, 1.1))((np.asarray(F) - lo) / (hi - lo)))
 
 
-def run_search(cfg: Config, settings, goals: Goals, comm, checkpoint=None,
-               ranks_per_evaluation: int = 1, cache_dir=None):
+def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     """NSGA-II over the design space (spinefe.search); returns (algorithm on rank 0, search).
     The search's state records per generation the evaluations, front size, hypervolume and
     elapsed seconds; collective."""
     import time
 
-    from spinefe.search import UnitBoxProblem, nsga2, pareto_front
+    from spinefe.search import SearchSettings, UnitBoxProblem, nsga2, pareto_front
 
     t0 = time.perf_counter()
-    search = PlanSearch(cfg, comm, goals, ranks_per_evaluation, cache_dir=cache_dir)
+    search = PlanSearch(cfg, comm, cache_dir)
     setup = time.perf_counter() - t0
 
     def on_generation(algorithm):
@@ -240,7 +254,9 @@ def run_search(cfg: Config, settings, goals: Goals, comm, checkpoint=None,
             "front": len(F), "hypervolume": hypervolume(F),
             "seconds": round(time.perf_counter() - t0 - setup, 2)})
 
-    problem = UnitBoxProblem(N_GENES, len(OBJECTIVES), goals.constraints)
+    o = cfg.optimisation
+    problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(cfg))
+    settings = SearchSettings(o.population, o.generations, o.random_seed)
     algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state)
     search.state["setup_seconds"] = setup
     return algorithm, search
@@ -261,6 +277,8 @@ def evaluation_rows(archive: dict) -> list[dict]:
                 "cortical_max_ratio": relative["L4.cortical_endplates"]["max"],
                 "cortical_p99_ratio": relative["L4.cortical_endplates"]["p99"],
                 "lesion_modulus_ratio": relative["lesion_apparent_modulus_MPa"],
+                "lesion_bone_sed_cov": record["mechanics"]["lesion"]["bone_sed_cov"],
+                "lesion_bone_sed_cov_ratio": relative["lesion_bone_sed_cov"],
                 "axial_stiffness_ratio": relative["axial_stiffness_N_mm"],
             }
         rows.append(row)
@@ -326,8 +344,62 @@ def recommended(front: list[dict]) -> dict[str, dict]:
             "dosimetric": max(front, key=lambda r: (r["V100_percent"], -r["needles"]))}
 
 
-def optimise(cfg: Config, out, settings, goals: Goals, comm, ranks_per_evaluation: int = 1,
-             cache_dir=None, verify: bool = True) -> dict | None:
+#: Activities (mCi) of the paper's two pattern families for the open question: dense
+#: low-activity (<= LOW) against sparse high-activity (>= HIGH) seeds.
+LOW_MCI, HIGH_MCI = 0.4, 0.7
+
+
+def support_uniformity(rows: list[dict], prescription_Gy: float, bin_percent: float = 2.0) -> dict:
+    """The paper's open question on the archive: at equal coverage, do dense low-activity
+    plans support the lesion more uniformly than sparse high-activity ones?
+
+    Valid plans with D90 >= prescription are binned by lesion V100 (`bin_percent` wide); in
+    every bin holding both families, the median bone strain energy density CoV ratio (lower:
+    more uniform support), lesion modulus ratio and seed count of each family are compared.
+    """
+    covered = [r for r in rows if r["valid"] and r["D90_Gy"] >= prescription_Gy
+               and not r.get("hybrid_activity_mCi")]
+    bins = []
+    for lo in np.arange(0.0, 100.0, bin_percent):
+        inside = [r for r in covered if lo <= r["V100_percent"] < lo + bin_percent
+                  or (lo + bin_percent >= 100.0 and r["V100_percent"] == 100.0)]
+        dense = [r for r in inside if r["activity_mCi"] <= LOW_MCI]
+        sparse = [r for r in inside if r["activity_mCi"] >= HIGH_MCI]
+        if dense and sparse:
+            bins.append({"V100_percent": [float(lo), float(lo + bin_percent)]} | {
+                f"{name}_{key}": float(np.median([r[key] for r in family]))
+                for name, family in (("dense", dense), ("sparse", sparse))
+                for key in ("lesion_bone_sed_cov_ratio", "lesion_modulus_ratio", "seeds")
+            } | {"dense_plans": len(dense), "sparse_plans": len(sparse)})
+    more_uniform = sum(b["dense_lesion_bone_sed_cov_ratio"] < b["sparse_lesion_bone_sed_cov_ratio"]
+                       for b in bins)
+    return {"low_mCi": LOW_MCI, "high_mCi": HIGH_MCI, "bins": bins,
+            "bins_dense_more_uniform": int(more_uniform), "bins_compared": len(bins)}
+
+
+def plot_uniformity(rows: list[dict], path) -> None:
+    """Bone strain energy density CoV of the lesion relative to the tumour model against V100,
+    valid plans coloured by activity (the open question's figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    valid = [r for r in rows if r["valid"]]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=150)
+    points = ax.scatter([r["V100_percent"] for r in valid],
+                        [r["lesion_bone_sed_cov_ratio"] for r in valid],
+                        c=[r["activity_mCi"] for r in valid], s=10, cmap="viridis")
+    fig.colorbar(points, ax=ax, label="seed activity (mCi)")
+    ax.axhline(1.0, color="0.5", lw=0.8)
+    ax.set_xlabel("lesion V100 (%)")
+    ax.set_ylabel("lesion bone strain energy density CoV / tumour model")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dict | None:
     """Pareto search (run_search, checkpoint DIR/checkpoint.pkl: a rerun resumes), then on rank
     0 DIR/evaluations.csv, pareto.csv, pareto.png, plans/<n>.toml + .dcm of the front and
     summary.json; the two recommended plans re-evaluated with conforming seeds (`verify`).
@@ -347,21 +419,20 @@ def optimise(cfg: Config, out, settings, goals: Goals, comm, ranks_per_evaluatio
         (out / "plans").mkdir(parents=True, exist_ok=True)
     comm.barrier()
     t0 = time.perf_counter()
-    algorithm, search = run_search(cfg, settings, goals, comm, out / "checkpoint.pkl",
-                                   ranks_per_evaluation, cache_dir)
+    algorithm, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir)
     seconds = time.perf_counter() - t0
     front = None
     if comm.rank == 0:
         X, _ = pareto_front(algorithm)
-        designs = list(dict.fromkeys(decode(x, search.activities, search.max_seeds) for x in X))
+        designs = list(dict.fromkeys(decode(x, cfg.optimisation) for x in X))
         front = evaluation_rows({d: search.archive[d] for d in designs})
     front = comm.bcast(front, root=0)
     picks = recommended(front)
     verification = {}
     for role, row in picks.items():
         design = Design(**{k: row[k] for k in Design.__dataclass_fields__})
-        plan, _ = search.plan(design)
-        if verify:
+        plan = search.plan(design)
+        if verify:  # the segment model at its own resolution (mesh.size_mm)
             conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}), plan, comm,
                                        cache_dir).mechanics
             rel = conf["relative_to_tumour"]
@@ -370,6 +441,10 @@ def optimise(cfg: Config, out, settings, goals: Goals, comm, ranks_per_evaluatio
                                        "conforming": rel["L4.cortical_endplates"]["max"]},
                 "lesion_modulus_ratio": {"embedded": row["lesion_modulus_ratio"],
                                          "conforming": rel["lesion_apparent_modulus_MPa"]},
+                "lesion_bone_sed_cov_ratio": {"embedded": row["lesion_bone_sed_cov_ratio"],
+                                              "conforming": rel["lesion_bone_sed_cov"]},
+                "mesh_size_mm": {"embedded": cfg.optimisation.mesh_size_mm,
+                                 "conforming": cfg.mesh.size_mm},
             }
         if comm.rank == 0:
             write_plan(plan, out / "plans" / f"recommended_{role}.toml")
@@ -379,23 +454,27 @@ def optimise(cfg: Config, out, settings, goals: Goals, comm, ranks_per_evaluatio
     write_csv(rows, out / "evaluations.csv")
     write_csv(front, out / "pareto.csv")
     plot_front(rows, front, out / "pareto.png")
+    uniformity = support_uniformity(rows, cfg.dosimetry.prescription_Gy)
+    plot_uniformity(rows, out / "uniformity.png")
     for i, row in enumerate(front):
         design = Design(**{k: row[k] for k in Design.__dataclass_fields__})
-        plan, _ = search.plan(design)
+        plan = search.plan(design)
         write_plan(plan, out / "plans" / f"front_{i:02d}.toml")
         write_rt_plan(plan, out / "plans" / f"front_{i:02d}.dcm",
-                      prescription_Gy=goals.prescription_Gy)
+                      prescription_Gy=cfg.dosimetry.prescription_Gy)
     history = search.state["history"]
     n = len(search.archive)
     summary = {
-        "settings": asdict(settings), "goals": asdict(goals), "objectives": list(OBJECTIVES),
-        "ranks": comm.size, "ranks_per_evaluation": ranks_per_evaluation,
+        "optimisation": cfg.optimisation.model_dump(mode="json"),
+        "prescription_Gy": cfg.dosimetry.prescription_Gy, "objectives": list(OBJECTIVES),
+        "ranks": comm.size,
         "dofs": search.evaluator.dofs, "evaluations": n,
         "valid_designs": sum(r["valid"] for r in rows),
         "seconds": round(seconds, 1), "setup_seconds": round(search.state["setup_seconds"], 1),
         "evaluations_per_second": round(n / max(history[-1]["seconds"], 1e-9), 3)
         if history else None,
         "history": history, "front": front, "recommended": picks, "verification": verification,
+        "support_uniformity": uniformity,
         "config_hash": cfg.hash(),
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=float))
