@@ -3,10 +3,11 @@ resolution, its evaluations per second and the convergence of its front.
 
 Runs `optimise` (population x generations, ranks split into groups of --ranks-per-evaluation)
 on the segment meshed without seeds at --size, then prints the time, evaluations per second and
-the hypervolume of the front at half and at the full budget.
+the hypervolume of the front at half and at the full budget, and plots it against the
+evaluations (DIR/convergence.png).
 
     python benchmarks/pareto_search.py [--size 2.2] [--verify-size 1.8] [--ranks 2]
-        [--population 40] [--generations 50] [--out DIR]
+        [--population 44] [--generations 50] [--out DIR]
 """
 
 from __future__ import annotations
@@ -51,6 +52,27 @@ def report(out: Path) -> str:
             f"{h[-1]['generation']} ({h[-1]['evaluations']}).")
 
 
+def plot_convergence(out: Path) -> None:
+    """Hypervolume of the front and front size against evaluations: out/convergence.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = json.loads((out / "summary.json").read_text())["history"]
+    n = [g["evaluations"] for g in h]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=150)
+    ax.plot(n, [g["hypervolume"] for g in h], "k.-", label="hypervolume")
+    ax.set_xlabel("plans evaluated")
+    ax.set_ylabel("hypervolume of the front (HV_BOUNDS)")
+    twin = ax.twinx()
+    twin.plot(n, [g["front"] for g in h], color="tab:blue", lw=0.8)
+    twin.set_ylabel("plans on the front", color="tab:blue")
+    fig.tight_layout()
+    fig.savefig(out / "convergence.png")
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=float, default=2.2, help="optimisation resolution h (mm)")
@@ -59,7 +81,7 @@ def main() -> None:
     p.add_argument("--hybrid", action="store_true")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--ranks-per-evaluation", type=int, default=1)
-    p.add_argument("--population", type=int, default=40)
+    p.add_argument("--population", type=int, default=44)
     p.add_argument("--generations", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--v150-max-percent", type=float)
@@ -78,6 +100,7 @@ def main() -> None:
                     sys.executable, __file__, "--worker", *sys.argv[1:]], check=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
     print(report(args.out))
+    plot_convergence(args.out)
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         "plans/, summary.json; DIR/checkpoint.pkl makes a rerun resume.",
     )
     _model_args(opt)
-    opt.add_argument("--population", type=int, help="overrides optimisation.population (40)")
+    opt.add_argument("--population", type=int, help="overrides optimisation.population (44)")
     opt.add_argument("--generations", type=int, help="overrides optimisation.generations (50)")
     opt.add_argument("--seed", type=int, help="overrides optimisation.random_seed (1)")
     opt.add_argument("--mesh-size-mm", type=float,

@@ -410,7 +410,7 @@ class Optimisation(_Section):
         "activity of its own"
     )
     max_seeds_per_needle: int = Field(6, ge=1, le=12, description="most seeds on one needle")
-    population: int = Field(40, ge=4, description="NSGA-II population")
+    population: int = Field(44, ge=4, description="NSGA-II population")
     generations: int = Field(50, ge=1, description="NSGA-II generations")
     random_seed: int = Field(
         1, ge=0, description="random seed of the search (same seed, same front)"

@@ -30,8 +30,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from pymoo.core.duplicate import ElementwiseDuplicateElimination
 
-from spinefe.config import Config, Optimisation
+from spinefe.config import Config, ConfigError, Optimisation
 from spinefe.layout import SegmentLayout
 from spinefe.needles import Needle, PlanningError, check_seeds, load_seeds
 from spinefe.patterns import ACCESS, capacity, fan_needles
@@ -168,7 +169,7 @@ class PlanSearch:
         opt = cfg.optimisation
         k = opt.ranks_per_evaluation
         if comm.size % k:
-            raise ValueError(f"optimisation.ranks_per_evaluation: {k} must divide the "
+            raise ConfigError(f"optimisation.ranks_per_evaluation: {k} must divide the "
                              f"{comm.size} MPI ranks")
         self.comm, self.cfg, self.opt = comm, cfg, opt
         self.groups, self.group_id = comm.size // k, comm.rank // k
@@ -219,6 +220,36 @@ class PlanSearch:
         return (np.array([f for f, _ in values]), np.array([g for _, g in values]))
 
 
+class SameDesign(ElementwiseDuplicateElimination):
+    """pymoo duplicate elimination by decoded design: offspring that plan the same seeds as
+    another individual are replaced, so a generation's evaluations are distinct plans."""
+
+    def __init__(self, opt: Optimisation):
+        super().__init__()
+        self.opt = opt
+
+    def is_equal(self, a, b) -> bool:
+        return decode(a.X, self.opt) == decode(b.X, self.opt)
+
+
+def archive_front(archive: dict, cfg: Config) -> list:
+    """The designs of the archive that meet every constraint and that no other such design
+    dominates in the objectives (the Pareto front of all evaluations), by V100."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    designs, F = [], []
+    for design, record in archive.items():
+        f, g = design_values(design, record, cfg)
+        if max(g) <= 0.0:
+            designs.append(design)
+            F.append(f)
+    if not designs:
+        return []
+    F = np.array(F)
+    front = NonDominatedSorting().do(F, only_non_dominated_front=True)
+    return [designs[i] for i in sorted(front, key=lambda i: tuple(F[i]))]
+
+
 #: Fixed bounds of the objectives for the hypervolume (so that generations compare): -V100 (%),
 #: cortical peak ratio, -lesion modulus ratio, needles.
 HV_BOUNDS = np.array([[-100.0, 0.0], [0.99, 1.0], [-1.05, -1.0], [1.0, 8.0]])
@@ -237,18 +268,19 @@ def hypervolume(F: np.ndarray) -> float:
 
 def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     """NSGA-II over the design space (spinefe.search); returns (algorithm on rank 0, search).
-    The search's state records per generation the evaluations, front size, hypervolume and
-    elapsed seconds; collective."""
+    The search's state records per generation the distinct plans evaluated, the size and
+    hypervolume of the archive's front and the seconds since the set-up; collective."""
     import time
 
-    from spinefe.search import SearchSettings, UnitBoxProblem, nsga2, pareto_front
+    from spinefe.search import SearchSettings, UnitBoxProblem, nsga2
 
     t0 = time.perf_counter()
     search = PlanSearch(cfg, comm, cache_dir)
     setup = time.perf_counter() - t0
 
     def on_generation(algorithm):
-        _, F = pareto_front(algorithm)
+        F = [design_values(d, search.archive[d], cfg)[0]
+             for d in archive_front(search.archive, cfg)]
         search.state["history"].append({
             "generation": int(algorithm.n_gen) - 1, "evaluations": len(search.archive),
             "front": len(F), "hypervolume": hypervolume(F),
@@ -257,7 +289,8 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     o = cfg.optimisation
     problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(cfg))
     settings = SearchSettings(o.population, o.generations, o.random_seed)
-    algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state)
+    algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state,
+                      SameDesign(o))
     search.state["setup_seconds"] = setup
     return algorithm, search
 
@@ -401,9 +434,10 @@ def plot_uniformity(rows: list[dict], path) -> None:
 
 def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dict | None:
     """Pareto search (run_search, checkpoint DIR/checkpoint.pkl: a rerun resumes), then on rank
-    0 DIR/evaluations.csv, pareto.csv, pareto.png, plans/<n>.toml + .dcm of the front and
-    summary.json; the two recommended plans re-evaluated with conforming seeds (`verify`).
-    Returns the summary (rank 0); collective."""
+    0 DIR/evaluations.csv (every plan), pareto.csv, pareto.png and plans/front_NN.toml + .dcm
+    (the archive's front), uniformity.png and summary.json (with the open question's analysis);
+    the two recommended plans (plans/recommended_*.toml) re-evaluated with conforming seeds at
+    the model's resolution (`verify`). Returns the summary (rank 0); collective."""
     import json
     import time
     from pathlib import Path
@@ -412,21 +446,15 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     from dosimetry.dicom import write_rt_plan
     from dosimetry.plan import write_text_atomic
     from spinefe.evaluation import evaluate_conforming
-    from spinefe.search import pareto_front
 
     out = Path(out)
     if comm.rank == 0:
         (out / "plans").mkdir(parents=True, exist_ok=True)
     comm.barrier()
     t0 = time.perf_counter()
-    algorithm, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir)
+    _, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir)
     seconds = time.perf_counter() - t0
-    front = None
-    if comm.rank == 0:
-        X, _ = pareto_front(algorithm)
-        designs = list(dict.fromkeys(decode(x, cfg.optimisation) for x in X))
-        front = evaluation_rows({d: search.archive[d] for d in designs})
-    front = comm.bcast(front, root=0)
+    front = evaluation_rows({d: search.archive[d] for d in archive_front(search.archive, cfg)})
     picks = recommended(front)
     verification = {}
     for role, row in picks.items():

@@ -45,13 +45,16 @@ class UnitBoxProblem(Problem):
 
 def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
           settings: SearchSettings, comm: MPI.Comm, checkpoint: Path | None = None,
-          on_generation: Callable[[NSGA2], None] | None = None, state: dict | None = None):
+          on_generation: Callable[[NSGA2], None] | None = None, state: dict | None = None,
+          duplicates=True):
     """Run NSGA-II to `settings.generations`, resuming from `checkpoint` when it exists; returns
     the algorithm on rank 0 (None elsewhere). Collective: every rank calls `evaluate`.
 
     The checkpoint (the algorithm and the caller's `state` dict, e.g. an archive of
     evaluations) is rewritten atomically after every generation; on resume `state` is updated
-    from it on every rank. `on_generation(algorithm)` (rank 0) is called after each generation.
+    from it on every rank. `on_generation(algorithm)` (rank 0) is called after each generation,
+    before the checkpoint. `duplicates`: pymoo's duplicate elimination (True: equal decision
+    vectors; a picklable DuplicateElimination to compare decoded designs).
     """
     algorithm, saved = None, None
     if comm.rank == 0:
@@ -60,7 +63,7 @@ def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, n
                 algorithm, saved = pickle.load(f)
             algorithm.termination = get_termination("n_gen", settings.generations)
         else:
-            algorithm = NSGA2(pop_size=settings.population, eliminate_duplicates=True)
+            algorithm = NSGA2(pop_size=settings.population, eliminate_duplicates=duplicates)
             algorithm.setup(problem, termination=("n_gen", settings.generations),
                             seed=settings.seed)
     saved = comm.bcast(saved, root=0)
@@ -78,10 +81,10 @@ def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, n
                 values["G"] = np.asarray(G, float)
             Evaluator().eval(StaticProblem(problem, **values), pop)
             algorithm.tell(infills=pop)
-            if checkpoint is not None:
-                _write_atomic(checkpoint, pickle.dumps((algorithm, state)))
             if on_generation is not None:
                 on_generation(algorithm)
+            if checkpoint is not None:
+                _write_atomic(checkpoint, pickle.dumps((algorithm, state)))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
