@@ -121,6 +121,25 @@ def design_seeds(layout: SegmentLayout, cfg: Config,
     return needles, positions, directions, activities
 
 
+def design_plan(layout: SegmentLayout, cfg: Config, design: Design):
+    """The design's seed Plan (dosimetry; seed model of cfg.dosimetry); PlanningError when the
+    design is not a valid plan."""
+    from dosimetry.plan import Plan, Seed, strength_from_activity
+
+    _, positions, directions, activities = design_seeds(layout, cfg, design)
+    model = cfg.dosimetry.seed_model
+    mix = f"{design.activity_mCi}/{design.hybrid_activity_mCi}" \
+        if design.hybrid_activity_mCi else f"{design.activity_mCi}"
+    return Plan(tuple(Seed(tuple(p), tuple(d), strength_from_activity(a), model)
+                      for p, d, a in zip(positions, directions, activities, strict=True)),
+                name=f"{design.access} {design.needles} needles {len(positions)} x {mix} mCi")
+
+
+def row_design(row: dict) -> Design:
+    """The design of an evaluation row (evaluation_rows)."""
+    return Design(**{k: row[k] for k in Design.__dataclass_fields__})
+
+
 def design_record(design: Design) -> dict:
     return asdict(design) | {"needles": design.needles}
 
@@ -190,16 +209,7 @@ class PlanSearch:
 
     def plan(self, design: Design):
         """The design's Plan (dosimetry); PlanningError when invalid."""
-        from dosimetry.plan import Plan, Seed, strength_from_activity
-
-        _, positions, directions, activities = design_seeds(self.layout, self.cfg, design)
-        model = self.cfg.dosimetry.seed_model
-        mix = f"{design.activity_mCi}/{design.hybrid_activity_mCi}" \
-            if design.hybrid_activity_mCi else f"{design.activity_mCi}"
-        return Plan(tuple(Seed(tuple(p), tuple(d), strength_from_activity(a), model)
-                          for p, d, a in zip(positions, directions, activities, strict=True)),
-                    name=f"{design.access} {design.needles} needles {len(positions)} x "
-                         f"{mix} mCi")
+        return design_plan(self.layout, self.cfg, design)
 
     def _evaluate(self, design: Design) -> dict | None:
         try:
@@ -278,13 +288,17 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     search = PlanSearch(cfg, comm, cache_dir)
     setup = time.perf_counter() - t0
 
+    before = {}  # search seconds of the run this one resumes
+
     def on_generation(algorithm):
+        history = search.state["history"]
+        before.setdefault("seconds", history[-1]["seconds"] if history else 0.0)
         F = [design_values(d, search.archive[d], cfg)[0]
              for d in archive_front(search.archive, cfg)]
-        search.state["history"].append({
+        history.append({
             "generation": int(algorithm.n_gen) - 1, "evaluations": len(search.archive),
             "front": len(F), "hypervolume": hypervolume(F),
-            "seconds": round(time.perf_counter() - t0 - setup, 2)})
+            "seconds": round(before["seconds"] + time.perf_counter() - t0 - setup, 2)})
 
     o = cfg.optimisation
     problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(cfg))
@@ -458,8 +472,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     picks = recommended(front)
     verification = {}
     for role, row in picks.items():
-        design = Design(**{k: row[k] for k in Design.__dataclass_fields__})
-        plan = search.plan(design)
+        plan = search.plan(row_design(row))
         if verify:  # the segment model at its own resolution (mesh.size_mm)
             conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}), plan, comm,
                                        cache_dir).mechanics
@@ -485,8 +498,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     uniformity = support_uniformity(rows, cfg.dosimetry.prescription_Gy)
     plot_uniformity(rows, out / "uniformity.png")
     for i, row in enumerate(front):
-        design = Design(**{k: row[k] for k in Design.__dataclass_fields__})
-        plan = search.plan(design)
+        plan = search.plan(row_design(row))
         write_plan(plan, out / "plans" / f"front_{i:02d}.toml")
         write_rt_plan(plan, out / "plans" / f"front_{i:02d}.dcm",
                       prescription_Gy=cfg.dosimetry.prescription_Gy)

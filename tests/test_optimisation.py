@@ -100,6 +100,18 @@ def test_recommended_plans_follow_the_clinical_reading():
     assert recommended([]) == {}
 
 
+def test_the_front_holds_every_feasible_non_dominated_plan():
+    from spinefe.optimisation import archive_front
+
+    a, b, c, d = (Design(0.6, "bilateral", n, 8.0, 0.8, 0.45, 0.5, 2) for n in (1, 2, 3, 4))
+    archive = {a: _record(160.0, 95.0, 40.0, 50.0, 0.998, 1.01),   # few needles
+               b: _record(160.0, 97.0, 40.0, 50.0, 0.997, 1.02),   # more coverage, support
+               c: _record(160.0, 96.0, 40.0, 50.0, 0.9975, 1.015),  # dominated by b
+               d: _record(140.0, 99.0, 40.0, 50.0, 0.99, 1.05),    # misses D90
+               Design(0.6, "unilateral_left", 2, 8.0, 0.8, 0.2, 0.5, 2): None}
+    assert archive_front(archive, CFG) == [b, a]  # sorted by -V100
+
+
 def _row(activity, v100, cov, seeds):
     return {"valid": True, "D90_Gy": 160.0, "V100_percent": v100, "activity_mCi": activity,
             "lesion_bone_sed_cov_ratio": cov, "lesion_modulus_ratio": 1.0 + seeds / 1000,
