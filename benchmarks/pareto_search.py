@@ -84,7 +84,7 @@ def main() -> None:
     p.add_argument("--population", type=int, default=44)
     p.add_argument("--generations", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--v150-max-percent", type=float)
+    p.add_argument("--v150-max-percent", type=float, default=60.0, help="100: no limit")
     p.add_argument("--canal-d01cc-max-Gy", type=float)
     p.add_argument("--no-verify", action="store_true")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/pareto_search"))

@@ -168,8 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("--hybrid", action="store_true", default=None,
                      help="hybrid activity plans (optimisation.hybrid)")
     opt.add_argument("--prescription-Gy", type=float, help="overrides dosimetry.prescription_Gy")
-    opt.add_argument("--v150-max-percent", type=float, help="limit of the lesion V150 (%%)")
-    opt.add_argument("--v200-max-percent", type=float, help="limit of the lesion V200 (%%)")
+    opt.add_argument("--v150-max-percent", type=float,
+                     help="limit of the lesion V150 (%%; 60, 100 lifts it)")
+    opt.add_argument("--v200-max-percent", type=float,
+                     help="limit of the lesion V200 (%%; 100: none)")
     opt.add_argument("--canal-d01cc-max-Gy", type=float, help="limit of the canal D0.1cc (Gy)")
     opt.add_argument("--no-verify", action="store_true",
                      help="skip the conforming re-evaluation of the recommended plans")

@@ -424,11 +424,13 @@ class Optimisation(_Section):
         1, ge=1, description="MPI ranks per plan evaluation; the ranks split into groups that "
         "evaluate different plans"
     )
-    v150_max_percent: float | None = Field(
-        None, gt=0.0, le=100.0, description="upper limit of the lesion V150 (%); unset: no limit"
+    v150_max_percent: float = Field(
+        60.0, gt=0.0, le=100.0, description="upper limit of the lesion V150 (%), 100: no limit "
+        "[representative: permanent prostate seed implants keep V150 below 50-60 %; no limit "
+        "is published for vertebral implants]"
     )
-    v200_max_percent: float | None = Field(
-        None, gt=0.0, le=100.0, description="upper limit of the lesion V200 (%); unset: no limit"
+    v200_max_percent: float = Field(
+        100.0, gt=0.0, le=100.0, description="upper limit of the lesion V200 (%), 100: no limit"
     )
     canal_d01cc_max_Gy: float | None = Field(
         None, gt=0.0, description="upper limit of the canal D0.1cc (Gy); unset: no limit"

@@ -18,7 +18,7 @@ Objectives (all minimised): -V100 of the lesion, the L4 cortical + endplate von 
 relative to the tumour model, -(lesion apparent modulus relative to the tumour model), and the
 number of needles. Constraints (feasible when <= 0): lesion D90 >= prescription; the design is a
 valid plan (needles in bone, clear of the canal and of each other; seeds inside L4, not
-overlapping); the optional V150, V200 and canal D0.1cc limits of `optimisation`.
+overlapping); the V150, V200 and canal D0.1cc limits of `optimisation` (dose_limits).
 
 Why the peak and not the p99: over 12 plans the embedded model ranks plans by the cortical
 peak's seed effect as the conforming model does (Spearman 0.98), by the p99 only loosely (0.55;
@@ -144,11 +144,20 @@ def design_record(design: Design) -> dict:
     return asdict(design) | {"needles": design.needles}
 
 
-def constraints(cfg: Config) -> int:
-    """Constraints of the search: D90, validity and the limits set in `optimisation`."""
+def dose_limits(cfg: Config) -> list[tuple[str, float]]:
+    """The active upper limits of `optimisation` as (metric, limit): V150 and V200 below 100 %,
+    the canal D0.1cc when set."""
     o = cfg.optimisation
-    return 2 + sum(v is not None for v in (o.v150_max_percent, o.v200_max_percent,
-                                           o.canal_d01cc_max_Gy))
+    limits = [(k, v) for k, v in (("V150_percent", o.v150_max_percent),
+                                  ("V200_percent", o.v200_max_percent)) if v < 100.0]
+    if o.canal_d01cc_max_Gy is not None:
+        limits.append(("canal_D0.1cc_Gy", o.canal_d01cc_max_Gy))
+    return limits
+
+
+def constraints(cfg: Config) -> int:
+    """Constraints of the search: D90, validity and the active dose limits."""
+    return 2 + len(dose_limits(cfg))
 
 
 def design_values(design: Design, record: dict | None, cfg: Config) -> tuple[list, list]:
@@ -160,14 +169,11 @@ def design_values(design: Design, record: dict | None, cfg: Config) -> tuple[lis
     relative = record["mechanics"]["relative_to_tumour"]
     F = [-target["V100_percent"], relative["L4.cortical_endplates"]["max"],
          -relative["lesion_apparent_modulus_MPa"], float(design.needles)]
-    rx, o = cfg.dosimetry.prescription_Gy, cfg.optimisation
+    rx = cfg.dosimetry.prescription_Gy
+    values = target | {"canal_D0.1cc_Gy": record["dose"].get("organ_at_risk", {}).get(
+        "D0.1cc_Gy")}
     G = [(rx - target["D90_Gy"]) / rx, -1.0]
-    for limit, value in ((o.v150_max_percent, target["V150_percent"]),
-                         (o.v200_max_percent, target["V200_percent"]),
-                         (o.canal_d01cc_max_Gy,
-                          record["dose"].get("organ_at_risk", {}).get("D0.1cc_Gy"))):
-        if limit is not None:
-            G.append((value - limit) / limit)
+    G += [(values[key] - limit) / limit for key, limit in dose_limits(cfg)]
     return F, G
 
 

@@ -88,7 +88,10 @@ def test_objectives_and_constraints():
     assert G == pytest.approx([0.2, -1.0, 1 / 6, -2 / 9, 0.3])  # D90, V150 and canal violated
     F, G = design_values(design, None, limits)  # not a valid plan
     assert min(G) > 0 and F[3] == 6.0
-    assert len(design_values(design, None, CFG)[1]) == 2
+    assert len(design_values(design, None, CFG)[1]) == 3  # V150 <= 60 % by default
+    unlimited = CFG.model_copy(update={"optimisation": OPT.model_copy(update={
+        "v150_max_percent": 100.0})})
+    assert len(design_values(design, None, unlimited)[1]) == 2
 
 
 def test_recommended_plans_follow_the_clinical_reading():
@@ -177,7 +180,8 @@ def test_optimise_command(tmp_path, cli_env):
     from spinefe.config_toml import config_toml
 
     cfg = tmp_path / "segment.toml"
-    cfg.write_text(config_toml(search_config(population=6, generations=2)))
+    cfg.write_text(config_toml(search_config(population=6, generations=2,
+                                             v150_max_percent=100.0)))
     out = tmp_path / "out"
     args = ["optimise", str(cfg), "--out", str(out), "--prescription-Gy", "60"]
     run = subprocess.run(spinefe_cmd(*args, ranks=2), env=cli_env, capture_output=True,
