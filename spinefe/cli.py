@@ -477,8 +477,11 @@ def main(argv: list[str] | None = None) -> int:
         if comm.rank == 0:
             print(f"spinefe: error: {err}", file=sys.stderr)
         return 2
-    except Exception:
+    except Exception as err:
         log.exception("spinefe: failed on rank %d", comm.rank)
+        if comm.rank:  # the log shows rank 0 only: name the error before the abort
+            print(f"spinefe: failed on rank {comm.rank}: {type(err).__name__}: {err}",
+                  file=sys.stderr, flush=True)
         if comm.size > 1:
             comm.Abort(1)  # never leave the other ranks waiting in a collective
         return 1

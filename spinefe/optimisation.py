@@ -466,6 +466,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     from dosimetry.dicom import write_rt_plan
     from dosimetry.plan import write_text_atomic
     from spinefe.evaluation import evaluate_conforming
+    from spinefe.mesh import MeshingError
 
     out = Path(out)
     if comm.rank == 0:
@@ -476,14 +477,45 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     seconds = time.perf_counter() - t0
     front = evaluation_rows({d: search.archive[d] for d in archive_front(search.archive, cfg)})
     picks = recommended(front)
-    verification = {}
-    for role, row in picks.items():
-        plan = search.plan(row_design(row))
-        if verify:  # the segment model at its own resolution (mesh.size_mm)
-            conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}), plan, comm,
-                                       cache_dir).mechanics
-            rel = conf["relative_to_tumour"]
-            verification[role] = {
+    summary = None
+    if comm.rank == 0:  # the search's results first: a failed verification loses none
+        rows = evaluation_rows(search.archive)
+        write_csv(rows, out / "evaluations.csv")
+        write_csv(front, out / "pareto.csv")
+        plot_front(rows, front, out / "pareto.png")
+        plot_uniformity(rows, out / "uniformity.png")
+        for i, row in enumerate(front):
+            plan = search.plan(row_design(row))
+            write_plan(plan, out / "plans" / f"front_{i:02d}.toml")
+            write_rt_plan(plan, out / "plans" / f"front_{i:02d}.dcm",
+                          prescription_Gy=cfg.dosimetry.prescription_Gy)
+        for role, row in picks.items():
+            write_plan(search.plan(row_design(row)), out / "plans" / f"recommended_{role}.toml")
+        history = search.state["history"]
+        summary = {
+            "optimisation": cfg.optimisation.model_dump(mode="json"),
+            "prescription_Gy": cfg.dosimetry.prescription_Gy, "objectives": list(OBJECTIVES),
+            "ranks": comm.size, "dofs": search.evaluator.dofs,
+            "evaluations": len(search.archive), "valid_designs": sum(r["valid"] for r in rows),
+            "seconds": round(seconds, 1),
+            "setup_seconds": round(search.state["setup_seconds"], 1),
+            "evaluations_per_second": round(len(search.archive) / history[-1]["seconds"], 3)
+            if history and history[-1]["seconds"] > 0 else None,
+            "history": history, "front": front, "recommended": picks, "verification": {},
+            "support_uniformity": support_uniformity(rows, cfg.dosimetry.prescription_Gy),
+            "config_hash": cfg.hash(),
+        }
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=float))
+    for role, row in picks.items() if verify else ():
+        # The segment model at its own resolution (mesh.size_mm), the capsules meshed.
+        try:
+            conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}),
+                                       search.plan(row_design(row)), comm, cache_dir)
+        except MeshingError as err:  # raised on every rank
+            check = {"error": str(err)}
+        else:
+            rel = conf.mechanics["relative_to_tumour"]
+            check = {
                 "cortical_max_ratio": {"embedded": row["cortical_max_ratio"],
                                        "conforming": rel["L4.cortical_endplates"]["max"]},
                 "lesion_modulus_ratio": {"embedded": row["lesion_modulus_ratio"],
@@ -494,34 +526,6 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
                                  "conforming": cfg.mesh.size_mm},
             }
         if comm.rank == 0:
-            write_plan(plan, out / "plans" / f"recommended_{role}.toml")
-    if comm.rank != 0:
-        return None
-    rows = evaluation_rows(search.archive)
-    write_csv(rows, out / "evaluations.csv")
-    write_csv(front, out / "pareto.csv")
-    plot_front(rows, front, out / "pareto.png")
-    uniformity = support_uniformity(rows, cfg.dosimetry.prescription_Gy)
-    plot_uniformity(rows, out / "uniformity.png")
-    for i, row in enumerate(front):
-        plan = search.plan(row_design(row))
-        write_plan(plan, out / "plans" / f"front_{i:02d}.toml")
-        write_rt_plan(plan, out / "plans" / f"front_{i:02d}.dcm",
-                      prescription_Gy=cfg.dosimetry.prescription_Gy)
-    history = search.state["history"]
-    n = len(search.archive)
-    summary = {
-        "optimisation": cfg.optimisation.model_dump(mode="json"),
-        "prescription_Gy": cfg.dosimetry.prescription_Gy, "objectives": list(OBJECTIVES),
-        "ranks": comm.size,
-        "dofs": search.evaluator.dofs, "evaluations": n,
-        "valid_designs": sum(r["valid"] for r in rows),
-        "seconds": round(seconds, 1), "setup_seconds": round(search.state["setup_seconds"], 1),
-        "evaluations_per_second": round(n / max(history[-1]["seconds"], 1e-9), 3)
-        if history else None,
-        "history": history, "front": front, "recommended": picks, "verification": verification,
-        "support_uniformity": uniformity,
-        "config_hash": cfg.hash(),
-    }
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=float))
+            summary["verification"][role] = check
+            write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=float))
     return summary
