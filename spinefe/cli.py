@@ -148,6 +148,33 @@ def _parser() -> argparse.ArgumentParser:
                           help="also evaluate with the capsules meshed (remesh and solve)")
     evaluate.add_argument("--prescription-Gy", type=float,
                           help="overrides dosimetry.prescription_Gy")
+
+    opt = sub.add_parser(
+        "optimise",
+        help="Pareto search (NSGA-II) of seed plans: dose coverage against reinforcement",
+        description="Searches activity, access, needles, angles, depths, spacing and seeds per "
+        "needle for plans with lesion D90 >= prescription that maximise V100 and the "
+        "reinforcement with few needles. Writes DIR/pareto.csv, pareto.png, evaluations.csv, "
+        "plans/, summary.json; DIR/checkpoint.pkl makes a rerun resume.",
+    )
+    _model_args(opt)
+    opt.add_argument("--population", type=int, help="overrides optimisation.population (44)")
+    opt.add_argument("--generations", type=int, help="overrides optimisation.generations (50)")
+    opt.add_argument("--seed", type=int, help="overrides optimisation.random_seed (1)")
+    opt.add_argument("--mesh-size-mm", type=float,
+                     help="overrides optimisation.mesh_size_mm, the search's resolution (2.2)")
+    opt.add_argument("--ranks-per-evaluation", type=int,
+                     help="overrides optimisation.ranks_per_evaluation (1)")
+    opt.add_argument("--hybrid", action="store_true", default=None,
+                     help="hybrid activity plans (optimisation.hybrid)")
+    opt.add_argument("--prescription-Gy", type=float, help="overrides dosimetry.prescription_Gy")
+    opt.add_argument("--v150-max-percent", type=float,
+                     help="limit of the lesion V150 (%%; 60, 100 lifts it)")
+    opt.add_argument("--v200-max-percent", type=float,
+                     help="limit of the lesion V200 (%%; 100: none)")
+    opt.add_argument("--canal-d01cc-max-Gy", type=float, help="limit of the canal D0.1cc (Gy)")
+    opt.add_argument("--no-verify", action="store_true",
+                     help="skip the conforming re-evaluation of the recommended plans")
     return p
 
 
@@ -363,6 +390,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimise(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.mesh import default_cache_dir
+    from spinefe.optimisation import optimise
+
+    comm = MPI.COMM_WORLD
+    cfg = _config(args, dosimetry={"prescription_Gy": args.prescription_Gy}, optimisation={
+        "population": args.population, "generations": args.generations,
+        "random_seed": args.seed, "mesh_size_mm": args.mesh_size_mm,
+        "ranks_per_evaluation": args.ranks_per_evaluation, "hybrid": args.hybrid,
+        "v150_max_percent": args.v150_max_percent, "v200_max_percent": args.v200_max_percent,
+        "canal_d01cc_max_Gy": args.canal_d01cc_max_Gy})
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    summary = optimise(cfg, args.out, comm, cache, verify=not args.no_verify)
+    if comm.rank == 0:
+        print(f"{summary['evaluations']} designs ({summary['valid_designs']} valid) in "
+              f"{summary['seconds']} s; {len(summary['front'])} on the front -> {args.out}")
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     from spinefe.config_toml import default_toml
 
@@ -421,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         "rom": _cmd_rom,
         "plan": _cmd_plan,
         "evaluate": _cmd_evaluate,
+        "optimise": _cmd_optimise,
     }
     try:
         return handlers[args.command](args)
@@ -428,8 +477,11 @@ def main(argv: list[str] | None = None) -> int:
         if comm.rank == 0:
             print(f"spinefe: error: {err}", file=sys.stderr)
         return 2
-    except Exception:
+    except Exception as err:
         log.exception("spinefe: failed on rank %d", comm.rank)
+        if comm.rank:  # the log shows rank 0 only: name the error before the abort
+            print(f"spinefe: failed on rank {comm.rank}: {type(err).__name__}: {err}",
+                  file=sys.stderr, flush=True)
         if comm.size > 1:
             comm.Abort(1)  # never leave the other ranks waiting in a collective
         return 1

@@ -394,6 +394,56 @@ class Dosimetry(_Section):
         return v
 
 
+class Optimisation(_Section):
+    """Dual optimisation of seed plans: NSGA-II search (spinefe.optimisation)."""
+
+    mesh_size_mm: float = Field(
+        2.2, ge=0.2, le=5.0, description="global element size h of the seedless mesh the search "
+        "evaluates plans on (the optimisation resolution; docs/optimisation.md)"
+    )
+    activities_mCi: tuple[float, ...] = Field(
+        (0.3, 0.4, 0.5, 0.6, 0.7, 0.8), min_length=1,
+        description="seed activities the search chooses from, 0.1-2 mCi each [paper]"
+    )
+    hybrid: bool = Field(
+        False, description="hybrid activity plans: every other needle of a side carries a second "
+        "activity of its own"
+    )
+    max_seeds_per_needle: int = Field(6, ge=1, le=12, description="most seeds on one needle")
+    population: int = Field(44, ge=4, description="NSGA-II population")
+    generations: int = Field(50, ge=1, description="NSGA-II generations")
+    random_seed: int = Field(
+        1, ge=0, description="random seed of the search (same seed, same front)"
+    )
+    dose_degree: int = Field(
+        1, ge=1, le=20,
+        description="quadrature degree of the search's dose samples per cell (1: lesion D90 "
+        "within 0.13 % of degree 8)"
+    )
+    ranks_per_evaluation: int = Field(
+        1, ge=1, description="MPI ranks per plan evaluation; the ranks split into groups that "
+        "evaluate different plans"
+    )
+    v150_max_percent: float = Field(
+        60.0, gt=0.0, le=100.0, description="upper limit of the lesion V150 (%), 100: no limit "
+        "[representative: permanent prostate seed implants keep V150 below 50-60 %; no limit "
+        "is published for vertebral implants]"
+    )
+    v200_max_percent: float = Field(
+        100.0, gt=0.0, le=100.0, description="upper limit of the lesion V200 (%), 100: no limit"
+    )
+    canal_d01cc_max_Gy: float | None = Field(
+        None, gt=0.0, description="upper limit of the canal D0.1cc (Gy); unset: no limit"
+    )
+
+    @field_validator("activities_mCi")
+    @classmethod
+    def _activities(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0.1 <= a <= 2.0 for a in v):
+            raise ValueError(f"every activity must lie in 0.1-2 mCi, got {list(v)}")
+        return tuple(sorted(set(v)))
+
+
 class Config(_Section):
     """A complete L4-L5 model: anatomy, pathology, implant, mesh."""
 
@@ -412,6 +462,7 @@ class Config(_Section):
     nonlinear: Nonlinear = Field(default_factory=Nonlinear)
     rom: RangeOfMotion = Field(default_factory=RangeOfMotion)
     dosimetry: Dosimetry = Field(default_factory=Dosimetry)
+    optimisation: Optimisation = Field(default_factory=Optimisation)
 
     @model_validator(mode="after")
     def _geometry_is_consistent(self) -> Config:

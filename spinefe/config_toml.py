@@ -44,7 +44,7 @@ def _table(model: BaseModel, lines: list[str]) -> None:
             continue
         if info.description:
             lines.append(f"# {info.description}{_range(info)}")
-        lines.append(f"{name} = {_value(value)}")
+        lines.append(f"# {name} =" if value is None else f"{name} = {_value(value)}")
 
 
 def default_toml() -> str:

@@ -43,7 +43,7 @@ from spinefe.elasticity import (ElasticSystem, SolverError, assemble_elasticity,
 from spinefe.embedded import TitaniumFraction, homogenise
 from spinefe.materials import MaterialFields, in_lesion, material_fields
 from spinefe.mechanics import load_bearing, region_cells, segment_load_case, solve_segment
-from spinefe.mesh import Model, build_mesh, cell_volumes, marker_tags
+from spinefe.mesh import MeshingError, Model, build_mesh, cell_volumes, marker_tags
 from spinefe.layout import segment_layout
 from spinefe.needles import PlanningError, check_seeds
 from spinefe.parallel import share_cores
@@ -82,6 +82,9 @@ class MechanicalProbe:
     - von Mises (MPa) of `STRESS_GROUPS`: max and volume-weighted p95, p99, mean;
     - the lesion's apparent axial modulus int(sigma_zz) / int(eps_zz) (MPa) and strain energy
       (mJ) over the cells whose midpoint lies in the lesion ellipsoid (capsules included);
+    - the uniformity of the lesion's support: the volume-weighted coefficient of variation of
+      the strain energy density over the lesion's bone, i.e. without the cells that hold
+      titanium (the seeds region, or `titanium_cells` of an embedded plan);
     - the segment's axial stiffness: load / mean displacement of L4.superior along it (N/mm).
     Collective. P1 stresses are constant per cell, so one point per cell is exact; L4 has no
     nearly incompressible cells, so the stress is Hooke's law without the nodal pressure.
@@ -101,6 +104,8 @@ class MechanicalProbe:
                        for g, regions in STRESS_GROUPS.items()}
         hosts = owned(region_cells(model, [R.LESION, R.SEEDS, "L4.trabecular"]))
         self.lesion = hosts[in_lesion(cfg, dolfinx.mesh.compute_midpoints(mesh, 3, hosts))]
+        self.capsules = owned(region_cells(model, [R.SEEDS])) if R.SEEDS in model.names \
+            else np.empty(0, np.int32)
         self.cells = np.unique(np.concatenate([*self.groups.values(), self.lesion]))
         self.volume = cell_volumes(mesh)[self.cells]
         mu, lam = lame(materials.E, materials.nu)
@@ -119,7 +124,9 @@ class MechanicalProbe:
         self.area = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds)), op=MPI.SUM)
         self.settlement = fem.form(ufl.dot(u, fem.Constant(mesh, direction)) * ds)
 
-    def __call__(self) -> dict:
+    def __call__(self, titanium_cells: np.ndarray | None = None) -> dict:
+        """The metrics; titanium_cells: local cells of embedded capsules (besides the seeds
+        region), left out of the lesion's uniformity."""
         values = self.fields.eval(self.mesh, self.cells).reshape(len(self.cells), 2, 3, 3)
         sigma, eps = values[:, 0], values[:, 1]
         vm = von_mises_array(sigma)
@@ -129,11 +136,19 @@ class MechanicalProbe:
             out[group] = weighted_stats(vm[idx], self.volume[idx], self.comm)
         idx = np.searchsorted(self.cells, self.lesion)
         vol = self.volume[idx]
+        sed = 0.5 * np.einsum("cij,cij->c", sigma[idx], eps[idx])  # mJ/mm3
+        titanium = self.capsules if titanium_cells is None else np.union1d(self.capsules,
+                                                                           titanium_cells)
+        bone = vol * ~np.isin(self.lesion, titanium)
         sums = self.comm.allreduce(np.array([
-            vol @ sigma[idx, 2, 2], vol @ eps[idx, 2, 2],
-            0.5 * vol @ np.einsum("cij,cij->c", sigma[idx], eps[idx]), vol.sum()]), op=MPI.SUM)
+            vol @ sigma[idx, 2, 2], vol @ eps[idx, 2, 2], vol @ sed, vol.sum(),
+            bone.sum(), bone @ sed, bone @ sed**2]), op=MPI.SUM)
+        mean = sums[5] / sums[4]
         out["lesion"] = {"apparent_modulus_MPa": float(sums[0] / sums[1]),
-                         "strain_energy_mJ": float(sums[2]), "volume_mm3": float(sums[3])}
+                         "strain_energy_mJ": float(sums[2]), "volume_mm3": float(sums[3]),
+                         "bone_volume_mm3": float(sums[4]),
+                         "bone_sed_cov": float(np.sqrt(max(sums[6] / sums[4] - mean**2, 0.0))
+                                               / mean)}
         settlement = self.comm.allreduce(fem.assemble_scalar(self.settlement), op=MPI.SUM)
         out["axial_stiffness_N_mm"] = self.load_N * self.area / settlement
         return out
@@ -141,10 +156,11 @@ class MechanicalProbe:
 
 def relative_to(metrics: dict, reference: dict) -> dict:
     """`metrics` divided by those of the reference (tumour) model: the von Mises statistics of
-    every group, the lesion's apparent modulus and strain energy, the axial stiffness."""
+    every group, the lesion's apparent modulus, strain energy and bone strain energy density
+    CoV, the axial stiffness."""
     out = {g: {k: metrics[g][k] / reference[g][k] for k in ("max", "p95", "p99", "mean")}
            for g in STRESS_GROUPS}
-    for key in ("apparent_modulus_MPa", "strain_energy_mJ"):
+    for key in ("apparent_modulus_MPa", "strain_energy_mJ", "bone_sed_cov"):
         out[f"lesion_{key}"] = metrics["lesion"][key] / reference["lesion"][key]
     out["axial_stiffness_N_mm"] = metrics["axial_stiffness_N_mm"] / reference[
         "axial_stiffness_N_mm"]
@@ -328,7 +344,7 @@ class PlanEvaluator:
         self.u.x.array[:] = self.tumour_u.x.array
         self._solve(self.u)
         t3 = time.perf_counter()
-        mech = self.mechanics()
+        mech = self.mechanics(self.hosts[phi > 0.0])
         mech["relative_to_tumour"] = relative_to(mech, self.tumour)
         mech["solver"] = {"model": f"embedded ({self.rule})", "dofs": self.dofs,
                           "iterations": self.ksp.getIterationNumber(),
@@ -372,10 +388,20 @@ def conforming_metrics(model: Model, cfg: Config) -> dict:
 def evaluate_conforming(cfg: Config, plan: Plan, comm: MPI.Comm,
                         cache_dir: Path | None = None) -> PlanEvaluation:
     """Mechanical metrics of `plan` with its capsules meshed as titanium volumes
-    (`conforming_metrics`); remeshes (cached by geometry) and solves twice; collective."""
+    (`conforming_metrics`); remeshes (cached by geometry) and solves twice; collective.
+    Where gmsh's HXT fails on the capsules, the Delaunay mesher is tried before giving up."""
     t0 = time.perf_counter()
     pcfg = plan_config(cfg, plan)
-    model = load_bearing(build_mesh(pcfg, comm, cache_dir))
+    try:
+        mesh = build_mesh(pcfg, comm, cache_dir)
+    except MeshingError:
+        if pcfg.mesh.algorithm == "delaunay":
+            raise
+        log.warning("%s: HXT failed on the capsules; meshing with Delaunay", plan.name)
+        pcfg = pcfg.model_copy(update={
+            "mesh": pcfg.mesh.model_copy(update={"algorithm": "delaunay"})})
+        mesh = build_mesh(pcfg, comm, cache_dir)
+    model = load_bearing(mesh)
     t1 = time.perf_counter()
     mech = conforming_metrics(model, pcfg)
     solver = mech.pop("solver")

@@ -49,6 +49,10 @@ GEOMETRY_SECTIONS = (
 )
 
 
+class MeshingError(RuntimeError):
+    """gmsh could not mesh the volumes (raised on every rank)."""
+
+
 @dataclass
 class Model:
     """A meshed segment: mesh, tags, names and exported anatomy (all ranks)."""
@@ -109,7 +113,10 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
             threads = cfg.mesh.threads or max(1, (os.cpu_count() or 1) // comm.size)
             gmsh.option.setNumber("General.NumThreads", threads)
             gmsh.option.setNumber("Mesh.Algorithm3D", 10 if cfg.mesh.algorithm == "hxt" else 1)
-            gmsh.model.mesh.generate(3)
+            try:
+                gmsh.model.mesh.generate(3)
+            except Exception as err:  # gmsh raises a bare Exception
+                raise MeshingError(f"mesh.algorithm = {cfg.mesh.algorithm}: {err}") from None
             t2 = time.perf_counter()
             return {
                 "cad_seconds": round(t1 - t0, 2),

@@ -52,19 +52,32 @@ def _choice(field: str, value: str, allowed) -> None:
 
 def pattern_needles(layout: SegmentLayout, cfg: Config, access: str, density: str) -> list[Needle]:
     """The checked needles of one corner for the configured lesion."""
-    _choice("access", access, ACCESS)
     _choice("density", density, DENSITY)
+    return fan_needles(layout, cfg, access, DENSITY[density].needles_per_side)
+
+
+def fan_needles(layout: SegmentLayout, cfg: Config, access: str, needles_per_side: int,
+                tip_depth: float = TIP_DEPTH, aim: float | None = None,
+                spread: float = 0.5) -> list[Needle]:
+    """The checked fan of `needles_per_side` needles per pedicle of `access`. Tips lie
+    `tip_depth` of the lesion's anterior-posterior semi-axis in front of its centre, spread over
+    +-`spread` of its cranio-caudal semi-axis; laterally at `aim` of its transverse semi-axis
+    on their side (bilateral, default 0.45), or sweeping from `aim` to `aim` - 0.5 (unilateral,
+    default 0.6: from the own side to the midline)."""
+    _choice("access", access, ACCESS)
+    if aim is None:
+        aim = 0.45 if access == "bilateral" else 0.6
     centre, radii = np.asarray(cfg.lesion.centre_mm), np.asarray(cfg.lesion.radii_mm)
     sides = ("left", "right") if access == "bilateral" else (access.split("_")[1],)
-    k = DENSITY[density].needles_per_side
+    k = needles_per_side
     needles = []
     for side in sides:
         s = 1.0 if side == "left" else -1.0  # +x is the patient's left
         for i in range(k):
             f = i / (k - 1) if k > 1 else 0.5
-            x = s * radii[0] * (0.45 if access == "bilateral" else 0.6 - 0.5 * f)
-            z = radii[2] * 0.5 * (2.0 * f - 1.0)
-            target = centre + np.array([x, -TIP_DEPTH * radii[1], z])
+            x = s * radii[0] * (aim if access == "bilateral" else aim - 0.5 * f)
+            z = radii[2] * spread * (2.0 * f - 1.0)
+            target = centre + np.array([x, -tip_depth * radii[1], z])
             needles.append(transpedicular(layout, side, target, (-5.0, 4.5 * (2.0 * f - 1.0)),
                                           name=f"{side}.{i + 1}"))
     check_needles(layout, needles)

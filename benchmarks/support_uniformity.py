@@ -1,0 +1,88 @@
+"""Benchmark: the paper's open question checked with conforming seeds.
+
+Takes the archive of a Pareto search (DIR/checkpoint.pkl of benchmarks/pareto_search.py), picks
+in each of the top `--pairs` V100 bins of its `support_uniformity` analysis the dense
+low-activity and the sparse high-activity plan of closest coverage, and re-evaluates both with
+their capsules meshed (`evaluate_conforming`, h = --size). Prints, per plan, the lesion bone
+strain energy density CoV and the lesion modulus relative to the tumour model, embedded (from
+the search) and conforming; writes DIR/support_uniformity.json.
+
+    mpiexec -n 2 python benchmarks/support_uniformity.py --search DIR [--size 2.2] [--pairs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+
+
+def pairs(rows: list[dict], analysis: dict, n: int) -> list[tuple[dict, dict]]:
+    """Per bin (highest V100 first): the dense and sparse plans of closest V100."""
+    out = []
+    for b in sorted(analysis["bins"], key=lambda b: -b["V100_percent"][0])[:n]:
+        lo, hi = b["V100_percent"]
+        inside = [r for r in rows if r["valid"] and lo <= r["V100_percent"] <= hi
+                  and r["D90_Gy"] >= analysis["prescription_Gy"]
+                  and not r.get("hybrid_activity_mCi")]
+        dense = [r for r in inside if r["activity_mCi"] <= analysis["low_mCi"]]
+        sparse = [r for r in inside if r["activity_mCi"] >= analysis["high_mCi"]]
+        out.append(min(((d, s) for d in dense for s in sparse),
+                       key=lambda p: abs(p[0]["V100_percent"] - p[1]["V100_percent"])))
+    return out
+
+
+def main() -> None:
+    from mpi4py import MPI
+
+    import dolfinx_solver  # noqa: F401  (before petsc4py)
+    from spinefe.config import Config, parse_config
+    from spinefe.evaluation import evaluate_conforming
+    from spinefe.layout import segment_layout
+    from spinefe.mesh import default_cache_dir
+    from spinefe.optimisation import design_plan, evaluation_rows, row_design
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--search", type=Path, required=True, help="output DIR of a Pareto search")
+    p.add_argument("--size", type=float, default=2.2, help="h (mm) of the conforming meshes")
+    p.add_argument("--pairs", type=int, default=3)
+    args = p.parse_args()
+    comm = MPI.COMM_WORLD
+    summary = json.loads((args.search / "summary.json").read_text())
+    with open(args.search / "checkpoint.pkl", "rb") as f:
+        archive = pickle.load(f)[1]["archive"]
+    data = Config().model_dump(mode="json")
+    data["mesh"]["size_mm"] = args.size
+    data["seeds"] = []
+    cfg = parse_config(data)
+    analysis = summary["support_uniformity"] | {"prescription_Gy": summary["prescription_Gy"]}
+    layout = segment_layout(cfg)
+    results = []
+    for dense, sparse in pairs(evaluation_rows(archive), analysis, args.pairs):
+        for family, row in (("dense", dense), ("sparse", sparse)):
+            plan = design_plan(layout, cfg, row_design(row))
+            rel = evaluate_conforming(cfg, plan, comm, default_cache_dir()).mechanics[
+                "relative_to_tumour"]
+            results.append({"family": family, "plan": plan.name, "seeds": row["seeds"],
+                            "activity_mCi": row["activity_mCi"],
+                            "V100_percent": row["V100_percent"],
+                            "bone_sed_cov_ratio": {"embedded": row["lesion_bone_sed_cov_ratio"],
+                                                   "conforming": rel["lesion_bone_sed_cov"]},
+                            "lesion_modulus_ratio": {"embedded": row["lesion_modulus_ratio"],
+                                                     "conforming":
+                                                         rel["lesion_apparent_modulus_MPa"]}})
+            if comm.rank == 0:
+                r = results[-1]
+                print(f"{family:6s} {r['plan']:45s} V100 {r['V100_percent']:6.2f} % | bone SED "
+                      f"CoV x{r['bone_sed_cov_ratio']['embedded']:.3f} embedded, "
+                      f"x{r['bone_sed_cov_ratio']['conforming']:.3f} conforming | lesion "
+                      f"modulus x{r['lesion_modulus_ratio']['embedded']:.4f} / "
+                      f"x{r['lesion_modulus_ratio']['conforming']:.4f}", flush=True)
+    if comm.rank == 0:
+        (args.search / "support_uniformity.json").write_text(
+            json.dumps({"size_mm": args.size, "plans": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
