@@ -282,7 +282,7 @@ def hypervolume(F: np.ndarray) -> float:
     return float(HV(ref_point=np.full(4, 1.1))((np.asarray(F) - lo) / (hi - lo)))
 
 
-def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
+def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None, key: str | None = None):
     """NSGA-II over the design space (spinefe.search); returns (algorithm on rank 0, search).
     The search's state records per generation the distinct plans evaluated, the size and
     hypervolume of the archive's front and the seconds since the set-up; collective."""
@@ -292,6 +292,7 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
 
     t0 = time.perf_counter()
     search = PlanSearch(cfg, comm, cache_dir)
+    search.state["search_key"] = key  # checked by optimise before a resume
     setup = time.perf_counter() - t0
 
     before = {}  # search seconds of the run this one resumes
@@ -458,22 +459,36 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     (the archive's front), uniformity.png and summary.json (with the open question's analysis);
     the two recommended plans (plans/recommended_*.toml) re-evaluated with conforming seeds at
     the model's resolution (`verify`). Returns the summary (rank 0); collective."""
+    import hashlib
     import json
+    import pickle
     import time
     from pathlib import Path
 
     from dosimetry import write_plan
     from dosimetry.dicom import write_rt_plan
     from dosimetry.plan import write_text_atomic
+    from spinefe.elasticity import SolverError
     from spinefe.evaluation import evaluate_conforming
     from spinefe.mesh import MeshingError
 
     out = Path(out)
+    data = cfg.model_dump(mode="json")
+    data["optimisation"].pop("generations")  # a resume may extend the search
+    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    other = None
     if comm.rank == 0:
         (out / "plans").mkdir(parents=True, exist_ok=True)
-    comm.barrier()
+        if (out / "checkpoint.pkl").exists():
+            with open(out / "checkpoint.pkl", "rb") as f:
+                other = pickle.load(f)[1].get("search_key")
+    other = comm.bcast(other, root=0)
+    if other not in (None, key):
+        raise ConfigError(f"{out / 'checkpoint.pkl'}: the checkpoint belongs to another "
+                          "configuration (only optimisation.generations may change on a "
+                          "resume); choose another --out or delete it")
     t0 = time.perf_counter()
-    _, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir)
+    _, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir, key)
     seconds = time.perf_counter() - t0
     front = evaluation_rows({d: search.archive[d] for d in archive_front(search.archive, cfg)})
     picks = recommended(front)
@@ -511,7 +526,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
         try:
             conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}),
                                        search.plan(row_design(row)), comm, cache_dir)
-        except MeshingError as err:  # raised on every rank
+        except (MeshingError, SolverError) as err:  # raised on every rank
             check = {"error": str(err)}
         else:
             rel = conf.mechanics["relative_to_tumour"]

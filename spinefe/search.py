@@ -62,6 +62,8 @@ def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, n
             with open(checkpoint, "rb") as f:
                 algorithm, saved = pickle.load(f)
             algorithm.termination = get_termination("n_gen", settings.generations)
+            # pymoo updates the progress before it counts the generation: n_gen - 1 are done.
+            algorithm.termination.perc = (algorithm.n_gen - 1) / settings.generations
         else:
             algorithm = NSGA2(pop_size=settings.population, eliminate_duplicates=duplicates)
             algorithm.setup(problem, termination=("n_gen", settings.generations),

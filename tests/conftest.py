@@ -67,12 +67,12 @@ def analytic_model(cache_dir):
     return build_mesh(analytic_shape(), MPI.COMM_WORLD, cache_dir)
 
 
-def spinefe_cmd(*args: str, ranks: int = 1) -> list[str]:
+def spinefe_cmd(*args: str, ranks: int = 1, timeout_s: int = 300) -> list[str]:
     """Command line for the CLI, under `mpiexec -n ranks` (with a timeout) when ranks > 1."""
     cmd = [sys.executable, "-m", "spinefe", *args]
     if ranks > 1:
         mpiexec = str(Path(sys.executable).parent / "mpiexec")
-        cmd = ["timeout", "-k", "5", "300", mpiexec, "-n", str(ranks), *cmd]
+        cmd = ["timeout", "-k", "5", str(timeout_s), mpiexec, "-n", str(ranks), *cmd]
     return cmd
 
 

@@ -175,8 +175,9 @@ def test_search_evaluates_on_subcommunicators(cache_dir):
 @pytest.mark.serial_only
 def test_optimise_command(tmp_path, cli_env):
     """`spinefe optimise` on 2 ranks: the files, the recommended plans re-evaluated with
-    conforming seeds; a rerun resumes from the checkpoint to the same front; a group size that
-    does not divide the ranks fails on every rank with the key named (exit 2, no hang)."""
+    conforming seeds; a rerun resumes from the checkpoint to the same front without evaluating;
+    a rerun with another configuration is refused; a group size that does not divide the ranks
+    fails on every rank with the key named (exit 2, no hang)."""
     from spinefe.config_toml import config_toml
 
     cfg = tmp_path / "segment.toml"
@@ -184,8 +185,8 @@ def test_optimise_command(tmp_path, cli_env):
                                              v150_max_percent=100.0)))
     out = tmp_path / "out"
     args = ["optimise", str(cfg), "--out", str(out), "--prescription-Gy", "60"]
-    run = subprocess.run(spinefe_cmd(*args, ranks=2), env=cli_env, capture_output=True,
-                         text=True)
+    run = subprocess.run(spinefe_cmd(*args, ranks=2, timeout_s=900),  # remeshes the capsules
+                         env=cli_env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     summary = json.loads((out / "summary.json").read_text())
     for name in ("evaluations.csv", "pareto.csv", "pareto.png", "uniformity.png",
@@ -194,6 +195,8 @@ def test_optimise_command(tmp_path, cli_env):
     assert summary["ranks"] == 2 and len(summary["history"]) == 2 and summary["front"]
     check = summary["verification"]["mechanical"]
     assert check["lesion_modulus_ratio"]["conforming"] > 1.0
+    assert check["cortical_max_ratio"]["conforming"] < 1.0  # seeds relieve the cortex
+    assert check["cortical_max_ratio"]["embedded"] < 1.0
     assert check["cortical_max_ratio"]["conforming"] == pytest.approx(
         check["cortical_max_ratio"]["embedded"], abs=0.02)
     rerun = subprocess.run(spinefe_cmd(*args, "--no-verify", ranks=2), env=cli_env,
@@ -201,6 +204,10 @@ def test_optimise_command(tmp_path, cli_env):
     assert rerun.returncode == 0, rerun.stderr
     again = json.loads((out / "summary.json").read_text())
     assert again["front"] == summary["front"] and again["evaluations"] == summary["evaluations"]
-    bad = subprocess.run(spinefe_cmd(*args, "--ranks-per-evaluation", "3", ranks=2),
+    changed = subprocess.run(spinefe_cmd(*args, "--hybrid", "--no-verify", ranks=2),
+                             env=cli_env, capture_output=True, text=True)
+    assert changed.returncode == 2 and "another configuration" in changed.stderr
+    bad = subprocess.run(spinefe_cmd(*args, "--ranks-per-evaluation", "3", "--out",
+                                     str(tmp_path / "other"), ranks=2),
                          env=cli_env, capture_output=True, text=True)
     assert bad.returncode == 2 and "optimisation.ranks_per_evaluation" in bad.stderr
