@@ -182,7 +182,9 @@ class Mesh(_Section):
         le=10.0,
         description="largest element size in thin layers, as a multiple of their thickness",
     )
-    algorithm: Literal["hxt", "delaunay"] = Field("hxt", description="3D mesher")
+    algorithm: Literal["hxt", "delaunay"] = Field(
+        "hxt", description="3D mesher; where HXT fails (it can on closely packed capsules), "
+        "Delaunay is tried and the mesh metadata's 'algorithm' records it")
     threads: int = Field(
         1,
         ge=0,
@@ -242,7 +244,9 @@ class Mechanics(_Section):
         "1998) against volumetric locking; 0.5 switches it off",
     )
     solver: Literal["cg_gamg", "mumps"] = Field(
-        "cg_gamg", description="CG + GAMG with the rigid-body near-nullspace, or direct MUMPS"
+        "cg_gamg", description="CG + GAMG with the rigid-body near-nullspace (a linear elastic "
+        "solve where CG does not converge is repeated with MUMPS, as the results' converged_reason "
+        "records), or direct MUMPS"
     )
     rtol: float = Field(1e-8, gt=0.0, lt=1.0, description="CG relative residual tolerance")
     max_iterations: int = Field(500, ge=1, description="CG iteration limit")

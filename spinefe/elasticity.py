@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import ufl
@@ -43,12 +43,18 @@ class SolverError(RuntimeError):
 
 @dataclass(frozen=True)
 class SolverOptions:
-    """`cg_gamg` (CG + smoothed-aggregation AMG, rigid-body near-nullspace) or `mumps` (LU)."""
+    """`cg_gamg` (CG + smoothed-aggregation AMG, rigid-body near-nullspace) or `mumps` (LU).
+
+    direct_fallback: where cg_gamg does not converge (e.g. DIVERGED_INDEFINITE_PC on the slivers
+    between closely packed capsules), solve again with MUMPS; the solution's converged_reason
+    says so. False raises SolverError instead.
+    """
 
     solver: str = "cg_gamg"
     rtol: float = 1e-8
     max_iterations: int = 500
     prolongator_smoothing_steps: int = 0
+    direct_fallback: bool = True
 
 
 @dataclass(frozen=True)
@@ -380,7 +386,8 @@ def solve_elasticity(
 ) -> ElasticSolution:
     """Solve the static problem on the mesh of `materials`; collective.
 
-    Raises SolverError when the solver does not converge.
+    Raises SolverError when the solver (and its direct fallback, options.direct_fallback) does
+    not converge.
     """
     comm = materials.E.function_space.mesh.comm
     t0 = time.perf_counter()
@@ -393,10 +400,19 @@ def solve_elasticity(
     ksp = create_ksp(comm, A, options)
     t2 = time.perf_counter()
     ksp.solve(b, uh.x.petsc_vec)
+    fallback = ""
+    if ksp.getConvergedReason() <= 0 and options.solver == "cg_gamg" and options.direct_fallback:
+        fallback = (f" (mumps; cg_gamg {reason_name(ksp)} after {ksp.getIterationNumber()} "
+                    "iterations)")
+        log.warning("elasticity: cg_gamg %s; solving again with MUMPS", reason_name(ksp))
+        ksp.destroy()
+        options = replace(options, solver="mumps")
+        ksp = create_ksp(comm, A, options)
+        ksp.solve(b, uh.x.petsc_vec)
     t3 = time.perf_counter()
     uh.x.scatter_forward()
     its = ksp.getIterationNumber()
-    name = check_converged(ksp, options)
+    name = check_converged(ksp, options) + fallback
 
     # Residual-based reaction: r = K u - f on the clamped dofs (unconstrained operator).
     r = dolfinx.fem.petsc.assemble_vector(fem.form(ufl.action(a, uh)))

@@ -43,7 +43,7 @@ from spinefe.elasticity import (ElasticSystem, SolverError, assemble_elasticity,
 from spinefe.embedded import TitaniumFraction, homogenise
 from spinefe.materials import MaterialFields, in_lesion, material_fields
 from spinefe.mechanics import load_bearing, region_cells, segment_load_case, solve_segment
-from spinefe.mesh import MeshingError, Model, build_mesh, cell_volumes, marker_tags
+from spinefe.mesh import Model, build_mesh, cell_volumes, marker_tags
 from spinefe.layout import segment_layout
 from spinefe.needles import PlanningError, check_seeds
 from spinefe.parallel import share_cores
@@ -388,24 +388,10 @@ def conforming_metrics(model: Model, cfg: Config) -> dict:
 def evaluate_conforming(cfg: Config, plan: Plan, comm: MPI.Comm,
                         cache_dir: Path | None = None) -> PlanEvaluation:
     """Mechanical metrics of `plan` with its capsules meshed as titanium volumes
-    (`conforming_metrics`); remeshes (cached by geometry) and solves twice; collective.
-    Where gmsh's HXT fails on the capsules, the Delaunay mesher is tried before giving up."""
+    (`conforming_metrics`); remeshes (cached by geometry) and solves twice; collective."""
     t0 = time.perf_counter()
     pcfg = plan_config(cfg, plan)
-    try:
-        mesh = build_mesh(pcfg, comm, cache_dir)
-    except MeshingError:
-        if pcfg.mesh.algorithm == "delaunay":
-            raise
-        log.warning("%s: HXT failed on the capsules; meshing with Delaunay", plan.name)
-        pcfg = pcfg.model_copy(update={
-            "mesh": pcfg.mesh.model_copy(update={"algorithm": "delaunay"})})
-        mesh = build_mesh(pcfg, comm, cache_dir)
-    model = load_bearing(mesh)
-    # A direct solve: GAMG can fail on the slivers around closely packed capsules
-    # (DIVERGED_INDEFINITE_PC on an 18-capsule test mesh).
-    pcfg = pcfg.model_copy(update={
-        "mechanics": pcfg.mechanics.model_copy(update={"solver": "mumps"})})
+    model = load_bearing(build_mesh(pcfg, comm, cache_dir))
     t1 = time.perf_counter()
     mech = conforming_metrics(model, pcfg)
     solver = mech.pop("solver")

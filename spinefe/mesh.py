@@ -94,6 +94,30 @@ def default_cache_dir() -> Path:
     return Path(xdg) / "spinefe" / "meshes"
 
 
+def generate_volume_mesh(algorithm: str) -> str:
+    """Mesh the current gmsh model in 3D with `algorithm` ('hxt' or 'delaunay'); where HXT
+    fails (it can on closely packed capsules), mesh again with Delaunay. Returns the algorithm
+    that meshed; MeshingError where none did."""
+    import gmsh
+
+    try:
+        gmsh.option.setNumber("Mesh.Algorithm3D", 10 if algorithm == "hxt" else 1)
+        gmsh.model.mesh.generate(3)
+        return algorithm
+    except Exception as err:  # gmsh raises a bare Exception
+        if algorithm != "hxt":
+            raise MeshingError(f"mesh.algorithm = {algorithm}: {err}") from None
+        log.warning("gmsh HXT failed (%s); meshing with Delaunay", err)
+        hxt_error = err
+    gmsh.model.mesh.clear()
+    try:
+        gmsh.option.setNumber("Mesh.Algorithm3D", 1)
+        gmsh.model.mesh.generate(3)
+    except Exception as err:
+        raise MeshingError(f"mesh.algorithm = hxt: {hxt_error}; then delaunay: {err}") from None
+    return f"delaunay (HXT failed: {hxt_error})"
+
+
 def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, dict]:
     """Build and mesh the gmsh model on rank 0 and distribute it (collective)."""
     import gmsh
@@ -112,13 +136,10 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
             set_mesh_size(cfg)
             threads = cfg.mesh.threads or max(1, (os.cpu_count() or 1) // comm.size)
             gmsh.option.setNumber("General.NumThreads", threads)
-            gmsh.option.setNumber("Mesh.Algorithm3D", 10 if cfg.mesh.algorithm == "hxt" else 1)
-            try:
-                gmsh.model.mesh.generate(3)
-            except Exception as err:  # gmsh raises a bare Exception
-                raise MeshingError(f"mesh.algorithm = {cfg.mesh.algorithm}: {err}") from None
+            algorithm = generate_volume_mesh(cfg.mesh.algorithm)
             t2 = time.perf_counter()
             return {
+                "algorithm": algorithm,
                 "cad_seconds": round(t1 - t0, 2),
                 "mesh_seconds": round(t2 - t1, 2),
                 "gmsh_threads": threads,

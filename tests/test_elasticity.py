@@ -32,6 +32,7 @@ import dolfinx.mesh
 from spinefe.elasticity import (
     ElasticSolution,
     LoadCase,
+    SolverError,
     SolverOptions,
     solve_elasticity,
     strain,
@@ -287,6 +288,18 @@ def test_strain_energy_of_prescribed_displacement():
     direct = 0.5 * integral(ufl.inner(stress(sol), strain(sol.u)), mesh)
     assert direct == pytest.approx(energy, rel=1e-8)  # the exact value is reachable
     assert sol.strain_energy_mJ == pytest.approx(energy, rel=1e-8)
+
+
+def test_failed_cg_falls_back_to_a_direct_solve():
+    """CG stopped after one iteration: the solve is repeated with MUMPS (same exact field, the
+    fallback named in converged_reason); without the fallback SolverError names the reason."""
+    sol, mesh, end, delta, length, nu, stiffness = parallel_bar(
+        SolverOptions(solver="cg_gamg", rtol=1e-12, max_iterations=1))
+    assert sol.converged_reason.endswith("(mumps; cg_gamg DIVERGED_MAX_IT after 1 iterations)")
+    assert sol.strain_energy_mJ == pytest.approx(0.5 * stiffness * delta**2, rel=1e-8)
+    with pytest.raises(SolverError, match="cg_gamg did not converge: DIVERGED_MAX_IT"):
+        parallel_bar(SolverOptions(solver="cg_gamg", rtol=1e-12, max_iterations=1,
+                                   direct_fallback=False))
 
 
 # ---------------------------------------------------------------------------------------------
