@@ -221,13 +221,18 @@ def write_plan(plan: Plan, path: str | Path) -> Path:
     return write_text_atomic(path, text)
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it: never a half-written file."""
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, then rename it: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     tmp.replace(path)
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """`text` (UTF-8) written atomically (write_bytes_atomic)."""
+    return write_bytes_atomic(path, text.encode())
 
 
 def _toml_str(s: str) -> str:

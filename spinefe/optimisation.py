@@ -282,17 +282,20 @@ def hypervolume(F: np.ndarray) -> float:
     return float(HV(ref_point=np.full(4, 1.1))((np.asarray(F) - lo) / (hi - lo)))
 
 
-def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None, key: str | None = None):
+def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     """NSGA-II over the design space (spinefe.search); returns (algorithm on rank 0, search).
     The search's state records per generation the distinct plans evaluated, the size and
-    hypervolume of the archive's front and the seconds since the set-up; collective."""
+    hypervolume of the archive's front and the seconds since the set-up. The checkpoint is
+    keyed by the whole configuration but optimisation.generations (a resume may extend the
+    search; any other change is refused with ConfigError); collective."""
+    import hashlib
+    import json
     import time
 
     from spinefe.search import SearchSettings, UnitBoxProblem, nsga2
 
     t0 = time.perf_counter()
     search = PlanSearch(cfg, comm, cache_dir)
-    search.state["search_key"] = key  # checked by optimise before a resume
     setup = time.perf_counter() - t0
 
     before = {}  # search seconds of the run this one resumes
@@ -307,11 +310,14 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None, key: str | No
             "front": len(F), "hypervolume": hypervolume(F),
             "seconds": round(before["seconds"] + time.perf_counter() - t0 - setup, 2)})
 
+    data = cfg.model_dump(mode="json")
+    data["optimisation"].pop("generations")
+    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     o = cfg.optimisation
     problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(cfg))
     settings = SearchSettings(o.population, o.generations, o.random_seed)
     algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state,
-                      SameDesign(o))
+                      SameDesign(o), key)
     search.state["setup_seconds"] = setup
     return algorithm, search
 
@@ -459,9 +465,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     (the archive's front), uniformity.png and summary.json (with the open question's analysis);
     the two recommended plans (plans/recommended_*.toml) re-evaluated with conforming seeds at
     the model's resolution (`verify`). Returns the summary (rank 0); collective."""
-    import hashlib
     import json
-    import pickle
     import time
     from pathlib import Path
 
@@ -473,22 +477,10 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     from spinefe.mesh import MeshingError
 
     out = Path(out)
-    data = cfg.model_dump(mode="json")
-    data["optimisation"].pop("generations")  # a resume may extend the search
-    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-    other = None
     if comm.rank == 0:
         (out / "plans").mkdir(parents=True, exist_ok=True)
-        if (out / "checkpoint.pkl").exists():
-            with open(out / "checkpoint.pkl", "rb") as f:
-                other = pickle.load(f)[1].get("search_key")
-    other = comm.bcast(other, root=0)
-    if other not in (None, key):
-        raise ConfigError(f"{out / 'checkpoint.pkl'}: the checkpoint belongs to another "
-                          "configuration (only optimisation.generations may change on a "
-                          "resume); choose another --out or delete it")
     t0 = time.perf_counter()
-    _, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir, key)
+    _, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir)
     seconds = time.perf_counter() - t0
     front = evaluation_rows({d: search.archive[d] for d in archive_front(search.archive, cfg)})
     picks = recommended(front)

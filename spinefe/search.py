@@ -11,9 +11,9 @@ random state, generation), so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,10 @@ from pymoo.core.evaluator import Evaluator
 from pymoo.core.problem import Problem
 from pymoo.problems.static import StaticProblem
 from pymoo.termination import get_termination
+
+from dosimetry.plan import write_bytes_atomic
+from spinefe.config import ConfigError
+from spinefe.parallel import on_root
 
 
 @dataclass(frozen=True)
@@ -46,63 +50,55 @@ class UnitBoxProblem(Problem):
 def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
           settings: SearchSettings, comm: MPI.Comm, checkpoint: Path | None = None,
           on_generation: Callable[[NSGA2], None] | None = None, state: dict | None = None,
-          duplicates=True):
+          duplicates=True, key: str | None = None):
     """Run NSGA-II to `settings.generations`, resuming from `checkpoint` when it exists; returns
     the algorithm on rank 0 (None elsewhere). Collective: every rank calls `evaluate`.
 
-    The checkpoint (the algorithm and the caller's `state` dict, e.g. an archive of
-    evaluations) is rewritten atomically after every generation; on resume `state` is updated
-    from it on every rank. `on_generation(algorithm)` (rank 0) is called after each generation,
-    before the checkpoint. `duplicates`: pymoo's duplicate elimination (True: equal decision
-    vectors; a picklable DuplicateElimination to compare decoded designs).
+    The checkpoint (the algorithm, the caller's `state` dict, e.g. an archive of evaluations,
+    and `key`, naming what was searched) is rewritten atomically after every generation; on
+    resume `state` is updated from it on every rank, and a checkpoint of another `key` raises
+    ConfigError on every rank. `on_generation(algorithm)` (rank 0) is called after each
+    generation, before the checkpoint. `duplicates`: pymoo's duplicate elimination (True: equal
+    decision vectors; a picklable DuplicateElimination to compare decoded designs).
     """
-    algorithm, saved = None, None
-    if comm.rank == 0:
-        if checkpoint is not None and checkpoint.exists():
-            with open(checkpoint, "rb") as f:
-                algorithm, saved = pickle.load(f)
-            algorithm.termination = get_termination("n_gen", settings.generations)
-            # pymoo updates the progress before it counts the generation: n_gen - 1 are done.
-            algorithm.termination.perc = (algorithm.n_gen - 1) / settings.generations
-        else:
+
+    def start():
+        if checkpoint is None or not checkpoint.exists():
             algorithm = NSGA2(pop_size=settings.population, eliminate_duplicates=duplicates)
             algorithm.setup(problem, termination=("n_gen", settings.generations),
                             seed=settings.seed)
+            return algorithm, None
+        with open(checkpoint, "rb") as f:
+            saved_key, algorithm, saved = pickle.load(f)
+        if saved_key != key:
+            raise ConfigError(f"{checkpoint}: the checkpoint belongs to another search "
+                              "(only the number of generations may change on a resume); "
+                              "choose another output directory or delete it")
+        algorithm.termination = get_termination("n_gen", settings.generations)
+        # pymoo updates the progress before it counts the generation: n_gen - 1 are done.
+        algorithm.termination.perc = (algorithm.n_gen - 1) / settings.generations
+        return algorithm, saved
+
+    algorithm, saved = on_root(comm, start) or (None, None)
     saved = comm.bcast(saved, root=0)
     if saved is not None and state is not None:
         state.update(saved)
+
+    def tell(pop, F, G):
+        values = {"F": np.asarray(F, float)}
+        if problem.n_ieq_constr:
+            values["G"] = np.asarray(G, float)
+        Evaluator().eval(StaticProblem(problem, **values), pop)
+        algorithm.tell(infills=pop)
+        if on_generation is not None:
+            on_generation(algorithm)
+        if checkpoint is not None:
+            write_bytes_atomic(checkpoint, pickle.dumps((key, algorithm, state)))
+
     while True:
         pop = algorithm.ask() if comm.rank == 0 and algorithm.has_next() else None
         X = comm.bcast(None if pop is None else pop.get("X"), root=0)
         if X is None:
             return algorithm
         F, G = evaluate(X)
-        if comm.rank == 0:
-            values = {"F": np.asarray(F, float)}
-            if problem.n_ieq_constr:
-                values["G"] = np.asarray(G, float)
-            Evaluator().eval(StaticProblem(problem, **values), pop)
-            algorithm.tell(infills=pop)
-            if on_generation is not None:
-                on_generation(algorithm)
-            if checkpoint is not None:
-                _write_atomic(checkpoint, pickle.dumps((algorithm, state)))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def pareto_front(algorithm) -> tuple[np.ndarray, np.ndarray]:
-    """Decision vectors and objectives of the feasible non-dominated solutions found (the
-    algorithm's optimum), sorted by the first objective."""
-    opt = algorithm.opt
-    feasible = opt[np.flatnonzero(opt.get("FEAS"))] if opt is not None else []
-    if len(feasible) == 0:
-        return np.zeros((0, algorithm.problem.n_var)), np.zeros((0, algorithm.problem.n_obj))
-    X, F = feasible.get("X"), feasible.get("F")
-    order = np.lexsort(F.T[::-1])
-    return X[order], F[order]
+        on_root(comm, partial(tell, pop, F, G))  # a failure there ends every rank

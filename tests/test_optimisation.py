@@ -206,7 +206,7 @@ def test_optimise_command(tmp_path, cli_env):
     assert again["front"] == summary["front"] and again["evaluations"] == summary["evaluations"]
     changed = subprocess.run(spinefe_cmd(*args, "--hybrid", "--no-verify", ranks=2),
                              env=cli_env, capture_output=True, text=True)
-    assert changed.returncode == 2 and "another configuration" in changed.stderr
+    assert changed.returncode == 2 and "belongs to another search" in changed.stderr
     bad = subprocess.run(spinefe_cmd(*args, "--ranks-per-evaluation", "3", "--out",
                                      str(tmp_path / "other"), ranks=2),
                          env=cli_env, capture_output=True, text=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from spinefe.search import SearchSettings, UnitBoxProblem, nsga2, pareto_front
+from spinefe.config import ConfigError
+from spinefe.search import SearchSettings, UnitBoxProblem, nsga2
 
 pytestmark = pytest.mark.parallel
 
@@ -20,10 +21,23 @@ def zdt1(X: np.ndarray, constrained: bool = False):
     return F, (0.25 - f1)[:, None] if constrained else np.zeros((len(X), 0))
 
 
-def run(settings, constrained=False, checkpoint=None):
+def pareto_front(algorithm) -> tuple[np.ndarray, np.ndarray]:
+    """Decision vectors and objectives of the algorithm's feasible non-dominated solutions,
+    sorted by the first objective."""
+    opt = algorithm.opt
+    feasible = opt[np.flatnonzero(opt.get("FEAS"))] if opt is not None else []
+    if len(feasible) == 0:
+        return np.zeros((0, algorithm.problem.n_var)), np.zeros((0, algorithm.problem.n_obj))
+    X, F = feasible.get("X"), feasible.get("F")
+    order = np.lexsort(F.T[::-1])
+    return X[order], F[order]
+
+
+def run(settings, constrained=False, checkpoint=None, key=None):
     comm = MPI.COMM_WORLD
     problem = UnitBoxProblem(2, 2, 1 if constrained else 0)
-    algorithm = nsga2(problem, lambda X: zdt1(X, constrained), settings, comm, checkpoint)
+    algorithm = nsga2(problem, lambda X: zdt1(X, constrained), settings, comm, checkpoint,
+                      key=key)
     front = pareto_front(algorithm) if comm.rank == 0 else None
     return comm.bcast(front, root=0)
 
@@ -52,7 +66,8 @@ def test_same_seed_same_front_and_another_seed_another():
 
 
 def test_checkpoint_resumes_to_the_same_result(tmp_path_factory):
-    """10 generations straight, or 4 then a resume from the checkpoint to 10: the same front."""
+    """10 generations straight, or 4 then a resume from the checkpoint to 10: the same front;
+    a checkpoint of another search (key) is refused on every rank."""
     comm = MPI.COMM_WORLD
     path = comm.bcast(str(tmp_path_factory.mktemp("ckpt") / "search.pkl")
                       if comm.rank == 0 else None, root=0)
@@ -64,3 +79,5 @@ def test_checkpoint_resumes_to_the_same_result(tmp_path_factory):
     resumed = run(SearchSettings(population=20, generations=10, seed=5), checkpoint=path)
     np.testing.assert_array_equal(straight[0], resumed[0])
     np.testing.assert_array_equal(straight[1], resumed[1])
+    with pytest.raises(ConfigError, match="belongs to another search"):
+        run(SearchSettings(population=20, generations=12, seed=5), checkpoint=path, key="other")
