@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from pymoo.core.duplicate import ElementwiseDuplicateElimination
+from pymoo.core.duplicate import DuplicateElimination
 
 from spinefe.config import Config, ConfigError, Optimisation
 from spinefe.layout import SegmentLayout
@@ -208,6 +208,7 @@ class PlanSearch:
         self.evaluator = PlanEvaluator(model, self.seedless, dose_degree=opt.dose_degree)
         #: Checkpointed with the search: the archive (design -> record or None) and history.
         self.state: dict = {"archive": {}, "history": []}
+        self._values: dict = {}
 
     @property
     def archive(self) -> dict:
@@ -232,36 +233,52 @@ class PlanSearch:
         parts = self.comm.allgather(results if self.group.rank == 0 else [])
         for part in parts:
             self.archive.update(part)
-        values = [design_values(d, self.archive[d], self.cfg) for d in designs]
-        return (np.array([f for f, _ in values]), np.array([g for _, g in values]))
+        values = self.values()
+        return (np.array([values[d][0] for d in designs]),
+                np.array([values[d][1] for d in designs]))
+
+    def values(self) -> dict:
+        """(objectives, constraints) of every archived design (design_values), each computed
+        once, in the archive's order."""
+        for design, record in self.archive.items():
+            if design not in self._values:
+                self._values[design] = design_values(design, record, self.cfg)
+        return self._values
 
 
-class SameDesign(ElementwiseDuplicateElimination):
+class SameDesign(DuplicateElimination):
     """pymoo duplicate elimination by decoded design: offspring that plan the same seeds as
-    another individual are replaced, so a generation's evaluations are distinct plans."""
+    another individual are replaced, so a generation's evaluations are distinct plans. Each
+    individual is decoded once; as in pymoo's pairwise eliminations, an individual is the
+    duplicate where a later one in the population (or any in `other`) is equal."""
 
     def __init__(self, opt: Optimisation):
         super().__init__()
         self.opt = opt
 
-    def is_equal(self, a, b) -> bool:
-        return decode(a.X, self.opt) == decode(b.X, self.opt)
+    def _do(self, pop, other, is_duplicate):
+        designs = [decode(x, self.opt) for x in pop.get("X")]
+        if other is None:
+            seen = set()
+            for i in reversed(range(len(designs))):
+                is_duplicate[i] = designs[i] in seen
+                seen.add(designs[i])
+        else:
+            seen = {decode(x, self.opt) for x in other.get("X")}
+            is_duplicate[:] = [d in seen for d in designs]
+        return is_duplicate
 
 
-def archive_front(archive: dict, cfg: Config) -> list:
-    """The designs of the archive that meet every constraint and that no other such design
-    dominates in the objectives (the Pareto front of all evaluations), by V100."""
+def archive_front(values: dict) -> list:
+    """The designs whose (objectives, constraints) in `values` (design -> (F, G), e.g.
+    PlanSearch.values()) meet every constraint and that no other such design dominates in the
+    objectives (the Pareto front of all evaluations), by V100."""
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-    designs, F = [], []
-    for design, record in archive.items():
-        f, g = design_values(design, record, cfg)
-        if max(g) <= 0.0:
-            designs.append(design)
-            F.append(f)
-    if not designs:
+    feasible = [(design, f) for design, (f, g) in values.items() if max(g) <= 0.0]
+    if not feasible:
         return []
-    F = np.array(F)
+    designs, F = [d for d, _ in feasible], np.array([f for _, f in feasible])
     front = NonDominatedSorting().do(F, only_non_dominated_front=True)
     return [designs[i] for i in sorted(front, key=lambda i: tuple(F[i]))]
 
@@ -303,8 +320,8 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     def on_generation(algorithm):
         history = search.state["history"]
         before.setdefault("seconds", history[-1]["seconds"] if history else 0.0)
-        F = [design_values(d, search.archive[d], cfg)[0]
-             for d in archive_front(search.archive, cfg)]
+        values = search.values()
+        F = [values[d][0] for d in archive_front(values)]
         history.append({
             "generation": int(algorithm.n_gen) - 1, "evaluations": len(search.archive),
             "front": len(F), "hypervolume": hypervolume(F),
@@ -482,8 +499,11 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     t0 = time.perf_counter()
     _, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir)
     seconds = time.perf_counter() - t0
-    front = evaluation_rows({d: search.archive[d] for d in archive_front(search.archive, cfg)})
+    front_designs = archive_front(search.values())
+    front = evaluation_rows({d: search.archive[d] for d in front_designs})
+    plans = [search.plan(d) for d in front_designs]  # every rank: the verification needs them
     picks = recommended(front)
+    pick_plans = {role: plans[front.index(row)] for role, row in picks.items()}
     summary = None
     if comm.rank == 0:  # the search's results first: a failed verification loses none
         rows = evaluation_rows(search.archive)
@@ -491,13 +511,12 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
         write_csv(front, out / "pareto.csv")
         plot_front(rows, front, out / "pareto.png")
         plot_uniformity(rows, out / "uniformity.png")
-        for i, row in enumerate(front):
-            plan = search.plan(row_design(row))
+        for i, plan in enumerate(plans):
             write_plan(plan, out / "plans" / f"front_{i:02d}.toml")
             write_rt_plan(plan, out / "plans" / f"front_{i:02d}.dcm",
                           prescription_Gy=cfg.dosimetry.prescription_Gy)
-        for role, row in picks.items():
-            write_plan(search.plan(row_design(row)), out / "plans" / f"recommended_{role}.toml")
+        for role, plan in pick_plans.items():
+            write_plan(plan, out / "plans" / f"recommended_{role}.toml")
         history = search.state["history"]
         summary = {
             "optimisation": cfg.optimisation.model_dump(mode="json"),
@@ -516,8 +535,8 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     for role, row in picks.items() if verify else ():
         # The segment model at its own resolution (mesh.size_mm), the capsules meshed.
         try:
-            conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}),
-                                       search.plan(row_design(row)), comm, cache_dir)
+            conf = evaluate_conforming(cfg.model_copy(update={"seeds": ()}), pick_plans[role],
+                                       comm, cache_dir)
         except (MeshingError, SolverError) as err:  # raised on every rank
             check = {"error": str(err)}
         else:

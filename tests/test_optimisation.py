@@ -112,7 +112,8 @@ def test_the_front_holds_every_feasible_non_dominated_plan():
                c: _record(160.0, 96.0, 40.0, 50.0, 0.9975, 1.015),  # dominated by b
                d: _record(140.0, 99.0, 40.0, 50.0, 0.99, 1.05),    # misses D90
                Design(0.6, "unilateral_left", 2, 8.0, 0.8, 0.2, 0.5, 2): None}
-    assert archive_front(archive, CFG) == [b, a]  # sorted by -V100
+    values = {d: design_values(d, record, CFG) for d, record in archive.items()}
+    assert archive_front(values) == [b, a]  # sorted by -V100
 
 
 def _row(activity, v100, cov, seeds):
