@@ -76,6 +76,11 @@ class PlanEvaluation:
         return asdict(self)
 
 
+def strain_energy_density(sigma: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """sigma : eps / 2 (mJ/mm3) of stress (MPa) and strain tensors, one (3, 3) per cell."""
+    return 0.5 * np.einsum("cij,cij->c", sigma, eps)
+
+
 class MechanicalProbe:
     """Mechanical metrics of a P1 displacement u on a load-bearing model with materials m:
 
@@ -136,22 +141,36 @@ class MechanicalProbe:
             out[group] = weighted_stats(vm[idx], self.volume[idx], self.comm)
         idx = np.searchsorted(self.cells, self.lesion)
         vol = self.volume[idx]
-        sed = 0.5 * np.einsum("cij,cij->c", sigma[idx], eps[idx])  # mJ/mm3
-        titanium = self.capsules if titanium_cells is None else np.union1d(self.capsules,
-                                                                           titanium_cells)
-        bone = vol * ~np.isin(self.lesion, titanium)
+        sed = strain_energy_density(sigma[idx], eps[idx])
         sums = self.comm.allreduce(np.array([
-            vol @ sigma[idx, 2, 2], vol @ eps[idx, 2, 2], vol @ sed, vol.sum(),
-            bone.sum(), bone @ sed, bone @ sed**2]), op=MPI.SUM)
-        mean = sums[5] / sums[4]
+            vol @ sigma[idx, 2, 2], vol @ eps[idx, 2, 2], vol @ sed, vol.sum()]), op=MPI.SUM)
+        bone_volume, cov = self.bone_sed_cov(sed, titanium_cells)
         out["lesion"] = {"apparent_modulus_MPa": float(sums[0] / sums[1]),
                          "strain_energy_mJ": float(sums[2]), "volume_mm3": float(sums[3]),
-                         "bone_volume_mm3": float(sums[4]),
-                         "bone_sed_cov": float(np.sqrt(max(sums[6] / sums[4] - mean**2, 0.0))
-                                               / mean)}
+                         "bone_volume_mm3": bone_volume, "bone_sed_cov": cov}
         settlement = self.comm.allreduce(fem.assemble_scalar(self.settlement), op=MPI.SUM)
         out["axial_stiffness_N_mm"] = self.load_N * self.area / settlement
         return out
+
+    def lesion_sed(self) -> np.ndarray:
+        """Strain energy density (mJ/mm3) of the current displacement in each local lesion
+        cell (self.lesion)."""
+        values = self.fields.eval(self.mesh, self.lesion).reshape(len(self.lesion), 2, 3, 3)
+        return strain_energy_density(values[:, 0], values[:, 1])
+
+    def bone_sed_cov(self, sed: np.ndarray, titanium_cells: np.ndarray | None = None
+                     ) -> tuple[float, float]:
+        """Volume (mm3) and volume-weighted coefficient of variation of the strain energy
+        density `sed` (per lesion cell) over the lesion's bone: the lesion without the seeds
+        region and `titanium_cells`; collective."""
+        titanium = self.capsules if titanium_cells is None else np.union1d(self.capsules,
+                                                                           titanium_cells)
+        bone = self.volume[np.searchsorted(self.cells, self.lesion)] * ~np.isin(self.lesion,
+                                                                               titanium)
+        volume, first, second = self.comm.allreduce(
+            np.array([bone.sum(), bone @ sed, bone @ sed**2]), op=MPI.SUM)
+        mean = first / volume
+        return float(volume), float(np.sqrt(max(second / volume - mean**2, 0.0)) / mean)
 
 
 def relative_to(metrics: dict, reference: dict) -> dict:
@@ -290,6 +309,7 @@ class PlanEvaluator:
         self.dose = DoseProbe(model, cfg, dose_degree)
         self.u.x.array[:] = self.tumour_u.x.array
         self.tumour = self.mechanics()
+        self.tumour_sed = self.mechanics.lesion_sed()
         self.setup_seconds = time.perf_counter() - t0
         self.dofs = 3 * V.dofmap.index_map.size_global
 
@@ -344,8 +364,12 @@ class PlanEvaluator:
         self.u.x.array[:] = self.tumour_u.x.array
         self._solve(self.u)
         t3 = time.perf_counter()
-        mech = self.mechanics(self.hosts[phi > 0.0])
-        mech["relative_to_tumour"] = relative_to(mech, self.tumour)
+        titanium = self.hosts[phi > 0.0]
+        mech = self.mechanics(titanium)
+        # The tumour's support uniformity over the same bone: without the plan's titanium cells.
+        reference = self.tumour | {"lesion": self.tumour["lesion"] | {
+            "bone_sed_cov": self.mechanics.bone_sed_cov(self.tumour_sed, titanium)[1]}}
+        mech["relative_to_tumour"] = relative_to(mech, reference)
         mech["solver"] = {"model": f"embedded ({self.rule})", "dofs": self.dofs,
                           "iterations": self.ksp.getIterationNumber(),
                           "seconds": {"embed": t1 - t0, "assemble": t2 - t1, "solve": t3 - t2,

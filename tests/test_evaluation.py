@@ -93,13 +93,26 @@ def test_evaluation_record(seedless_model, plan):
     """One evaluation carries the dose and the mechanics the optimiser needs."""
     from spinefe.evaluation import PlanEvaluator
 
-    record = PlanEvaluator(seedless_model, seedless()).evaluate(plan).record()
+    evaluator = PlanEvaluator(seedless_model, seedless())
+    record = evaluator.evaluate(plan).record()
     assert record["seeds"] == 11 and record["solver"]["dofs"] > 0
     assert record["dose"]["target"]["D90_Gy"] >= 150.0 * 0.98
     assert {"D0.1cc_Gy", "Dmax_Gy"} <= set(record["dose"]["organ_at_risk"])
     relative = record["mechanics"]["relative_to_tumour"]
     assert set(relative[CORTICAL]) == {"max", "p95", "p99", "mean"}
     assert relative[CORTICAL]["p99"] < 1.0  # titanium stiffens the lesion, relieving the shell
+    # The support uniformity compares the same bone: the tumour's CoV without the plan's
+    # titanium cells (the two code paths of the tumour's own CoV agree to rounding).
+    probe, tumour = evaluator.mechanics, evaluator.tumour["lesion"]
+    assert probe.bone_sed_cov(evaluator.tumour_sed)[1] == pytest.approx(tumour["bone_sed_cov"],
+                                                                        rel=1e-12)
+    titanium = evaluator.hosts[evaluator.embed(plan) > 0.0]
+    bone_volume, same_bone = probe.bone_sed_cov(evaluator.tumour_sed, titanium)
+    lesion = record["mechanics"]["lesion"]
+    assert lesion["bone_volume_mm3"] == pytest.approx(bone_volume, rel=1e-12)
+    assert bone_volume < tumour["bone_volume_mm3"]
+    assert relative["lesion_bone_sed_cov"] == pytest.approx(lesion["bone_sed_cov"] / same_bone,
+                                                            rel=1e-12)
 
 
 @pytest.mark.mpi_only
