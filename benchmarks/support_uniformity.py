@@ -5,7 +5,8 @@ in each of the top `--pairs` V100 bins of its `support_uniformity` analysis the 
 low-activity and the sparse high-activity plan of closest coverage, and re-evaluates both with
 their capsules meshed (`evaluate_conforming`, h = --size). Prints, per plan, the lesion bone
 strain energy density CoV and the lesion modulus relative to the tumour model, embedded (from
-the search) and conforming; writes DIR/support_uniformity.json.
+the search) and conforming; rewrites DIR/support_uniformity.json after every plan (a plan that
+fails to mesh or solve is recorded with its error and the others go on).
 
     mpiexec -n 2 python benchmarks/support_uniformity.py --search DIR [--size 2.2] [--pairs 3]
 """
@@ -38,10 +39,12 @@ def main() -> None:
 
     import dolfinx_solver  # noqa: F401  (before petsc4py)
     from spinefe.config import Config, parse_config
+    from spinefe.elasticity import SolverError
     from spinefe.evaluation import evaluate_conforming
     from spinefe.layout import segment_layout
-    from spinefe.mesh import default_cache_dir
+    from spinefe.mesh import MeshingError, default_cache_dir
     from spinefe.optimisation import design_plan, evaluation_rows, row_design
+    from spinefe.parallel import write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--search", type=Path, required=True, help="output DIR of a Pareto search")
@@ -51,7 +54,7 @@ def main() -> None:
     comm = MPI.COMM_WORLD
     summary = json.loads((args.search / "summary.json").read_text())
     with open(args.search / "checkpoint.pkl", "rb") as f:
-        archive = pickle.load(f)[1]["archive"]
+        archive = pickle.load(f)[2]["archive"]  # (key, algorithm, state): spinefe.search
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = args.size
     data["seeds"] = []
@@ -62,26 +65,35 @@ def main() -> None:
     for dense, sparse in pairs(evaluation_rows(archive), analysis, args.pairs):
         for family, row in (("dense", dense), ("sparse", sparse)):
             plan = design_plan(layout, cfg, row_design(row))
-            rel = evaluate_conforming(cfg, plan, comm, default_cache_dir()).mechanics[
-                "relative_to_tumour"]
-            results.append({"family": family, "plan": plan.name, "seeds": row["seeds"],
-                            "activity_mCi": row["activity_mCi"],
-                            "V100_percent": row["V100_percent"],
-                            "bone_sed_cov_ratio": {"embedded": row["lesion_bone_sed_cov_ratio"],
-                                                   "conforming": rel["lesion_bone_sed_cov"]},
-                            "lesion_modulus_ratio": {"embedded": row["lesion_modulus_ratio"],
-                                                     "conforming":
-                                                         rel["lesion_apparent_modulus_MPa"]}})
+            result = {"family": family, "plan": plan.name, "seeds": row["seeds"],
+                      "activity_mCi": row["activity_mCi"], "V100_percent": row["V100_percent"]}
+            try:
+                rel = evaluate_conforming(cfg, plan, comm, default_cache_dir()).mechanics[
+                    "relative_to_tumour"]
+            except (MeshingError, SolverError) as err:  # raised on every rank
+                result["error"] = str(err)
+            else:
+                result |= {"bone_sed_cov_ratio": {"embedded": row["lesion_bone_sed_cov_ratio"],
+                                                  "conforming": rel["lesion_bone_sed_cov"]},
+                           "lesion_modulus_ratio": {"embedded": row["lesion_modulus_ratio"],
+                                                    "conforming":
+                                                        rel["lesion_apparent_modulus_MPa"]}}
+            results.append(result)
+            write_json(comm, {"size_mm": args.size, "plans": results},
+                       args.search / "support_uniformity.json")
             if comm.rank == 0:
-                r = results[-1]
-                print(f"{family:6s} {r['plan']:45s} V100 {r['V100_percent']:6.2f} % | bone SED "
-                      f"CoV x{r['bone_sed_cov_ratio']['embedded']:.3f} embedded, "
-                      f"x{r['bone_sed_cov_ratio']['conforming']:.3f} conforming | lesion "
-                      f"modulus x{r['lesion_modulus_ratio']['embedded']:.4f} / "
-                      f"x{r['lesion_modulus_ratio']['conforming']:.4f}", flush=True)
-    if comm.rank == 0:
-        (args.search / "support_uniformity.json").write_text(
-            json.dumps({"size_mm": args.size, "plans": results}, indent=1))
+                print(line(family, result), flush=True)
+
+
+def line(family: str, r: dict) -> str:
+    """One printed result: the plan's CoV and modulus ratios, or its error."""
+    head = f"{family:6s} {r['plan']:45s} V100 {r['V100_percent']:6.2f} % | "
+    if "error" in r:
+        return head + "failed: " + r["error"]
+    return (head + f"bone SED CoV x{r['bone_sed_cov_ratio']['embedded']:.3f} embedded, "
+            f"x{r['bone_sed_cov_ratio']['conforming']:.3f} conforming | lesion modulus "
+            f"x{r['lesion_modulus_ratio']['embedded']:.4f} / "
+            f"x{r['lesion_modulus_ratio']['conforming']:.4f}")
 
 
 if __name__ == "__main__":

@@ -202,8 +202,10 @@ class PlanSearch:
         self.seedless = cfg.model_copy(update={
             "seeds": (), "mesh": cfg.mesh.model_copy(update={"size_mm": opt.mesh_size_mm})})
         self.layout = segment_layout(cfg)
+        # Mesh once; the groups read the cache. Without a cache (--no-cache) every group meshes
+        # the segment itself, all at the same time (the same mesh: gmsh runs single-threaded).
         if cache_dir is not None:
-            build_mesh(self.seedless, comm, cache_dir)  # mesh once; the groups read the cache
+            build_mesh(self.seedless, comm, cache_dir)
         model = build_mesh(self.seedless, self.group, cache_dir)
         self.evaluator = PlanEvaluator(model, self.seedless, dose_degree=opt.dose_degree)
         #: Checkpointed with the search: the archive (design -> record or None) and history.

@@ -152,7 +152,9 @@ POPULATION = np.array([[0.9, 0.9, 0.3, 0.6, 0.8, 0.4, 0.6, 0.3],
 def test_search_evaluates_on_subcommunicators(cache_dir):
     """Groups of 1 rank and one group of all ranks give the same objectives (the 1-rank vs
     2-rank check under mpiexec -n 2; CG to rtol 1e-5 keeps the ratios to 1e-5); every rank holds
-    the same archive; a repeat is evaluated once; the invalid design violates its constraint."""
+    the same archive; each distinct design is evaluated once, by one group (a repeat in the
+    population or a later one comes from the archive); the invalid design violates its
+    constraint."""
     from mpi4py import MPI
 
     from spinefe.optimisation import PlanSearch
@@ -161,7 +163,15 @@ def test_search_evaluates_on_subcommunicators(cache_dir):
     results = []
     for k in sorted({1, comm.size}):
         search = PlanSearch(search_config(ranks_per_evaluation=k), comm, cache_dir)
+        evaluated = []  # designs this rank's group evaluated
+        evaluate = search._evaluate
+        search._evaluate = (lambda design, seen=evaluated, run=evaluate:
+                            seen.append(design) or run(design))
         F, G = search(POPULATION)
+        assert search(POPULATION[::-1])[0].tolist() == F[::-1].tolist()  # from the archive
+        by_groups = [d for part in comm.allgather(evaluated if search.group.rank == 0 else [])
+                     for d in part]
+        assert len(by_groups) == len(set(by_groups)) == 3  # each distinct design once, in one group
         assert len(search.archive) == 3 and search.archive[decode(POPULATION[2], OPT)] is None
         assert all(np.array_equal(F, f) for f in comm.allgather(F))
         results.append((F, G))
