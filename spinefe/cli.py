@@ -29,6 +29,8 @@ examples:
   spinefe rom --out results/rom --moment-Nm 7.5      range of motion under pure moments
   spinefe compare --nonlinear --out results/nl       the comparison with ligaments and contact
   spinefe plan --access bilateral --density dense --activity-mCi 0.45 --out results/plan
+  spinefe study run studies/paper_baseline.toml     a study: its cases, resumable
+  mpiexec -n 4 python -m spinefe study run studies/distribution.toml --ranks-per-case 2
 
 Every command that takes CONFIG.toml runs on the built-in default segment without one.
 Units: mm, N, MPa; frame: DICOM patient LPS (+x left, +y posterior, +z superior).
@@ -175,6 +177,37 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("--canal-d01cc-max-Gy", type=float, help="limit of the canal D0.1cc (Gy)")
     opt.add_argument("--no-verify", action="store_true",
                      help="skip the conforming re-evaluation of the recommended plans")
+    study = sub.add_parser(
+        "study",
+        help="run a study (cases of one model, some keys varied), list its cases, or write a "
+        "Slurm job array for it",
+        description="A study file (studies/NAME.toml) gives a base config, a job and the "
+        "varied keys; every case is validated before any runs. Results go to "
+        "results/NAME/<case id>/ and the table to results/NAME/summary.csv.",
+    )
+    study_sub = study.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = study_sub.add_parser(
+        "run", help="run the cases (completed ones are skipped: a rerun resumes)",
+        description="Exit status: 0 when every case ran, else the number of failed cases "
+        "(at most 100); 2 for an invalid study file (before any case runs).")
+    list_ = study_sub.add_parser("list", help="print the cases: id and varied keys")
+    slurm = study_sub.add_parser("slurm", help="write a Slurm job-array script for the study")
+    for q in (run, list_, slurm):
+        q.add_argument("study", type=Path, metavar="STUDY.toml")
+        q.add_argument("--out", type=Path, metavar="DIR", help="default: results/NAME")
+    for q in (run, slurm):
+        q.add_argument("--ranks-per-case", type=int, default=1, metavar="K",
+                       help="MPI ranks per case; the ranks run cases in groups of K (default 1)")
+        q.add_argument("--cases-per-task", type=int, default=None, metavar="C",
+                       help="with --task: cases per chunk; for slurm: per array task (1)")
+    run.add_argument("--task", type=int, metavar="I",
+                     help="run only chunk I of --cases-per-task cases (a Slurm array task)")
+    run.add_argument("--force", action="store_true", help="rerun completed cases")
+    run.add_argument("--cache-dir", type=Path, metavar="DIR",
+                     help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe/meshes)")
+    run.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
+    slurm.add_argument("--time", default="04:00:00", help="wall time per array task")
+    slurm.add_argument("--partition", help="Slurm partition (site-specific)")
     return p
 
 
@@ -451,6 +484,73 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.study import load_study
+
+    comm = MPI.COMM_WORLD
+    study = load_study(args.study)  # every rank validates every case before any runs
+    out = args.out or Path("results") / study.name
+    if args.action == "list":
+        if comm.rank == 0:
+            print(f"{study.name}: {len(study.cases)} cases of job {study.job!r}; varied: "
+                  f"{', '.join(study.varied) or 'nothing'}")
+            for case in study.cases:
+                print(case.id, " ".join(f"{k}={case.parameters.get(k)}" for k in study.varied))
+        return 0
+    per_task = args.cases_per_task or 1
+    if per_task < 1:
+        raise ConfigError(f"--cases-per-task: {per_task}, must be at least 1")
+    if args.action == "slurm":
+        return _write_slurm(args, study, out, per_task)
+    return _run_study(args, study, out, per_task)
+
+
+def _write_slurm(args, study, out: Path, per_task: int) -> int:
+    from mpi4py import MPI
+
+    from spinefe.slurm import slurm_script
+
+    script = out / f"{study.name}.sbatch"
+    if MPI.COMM_WORLD.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        script.write_text(slurm_script(args.study, study.name, len(study.cases), out, script,
+                                       args.ranks_per_case, per_task, args.time,
+                                       args.partition))
+        print(f"{script}: sbatch {script}")
+    return 0
+
+
+def _run_study(args, study, out: Path, per_task: int) -> int:
+    from mpi4py import MPI
+
+    from spinefe.mesh import default_cache_dir
+    from spinefe.study import run_study
+
+    cases = None
+    if args.task is not None:
+        start = args.task * per_task
+        if not 0 <= start < len(study.cases):
+            raise ConfigError(f"--task: {args.task}, allowed 0 to "
+                              f"{(len(study.cases) - 1) // per_task} for {len(study.cases)} "
+                              f"cases in chunks of {per_task}")
+        cases = range(start, min(start + per_task, len(study.cases)))
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    try:
+        run = run_study(study, out, MPI.COMM_WORLD, args.ranks_per_case, args.force, cache,
+                        cases)
+    except KeyboardInterrupt:
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"spinefe: interrupted; completed cases are in {out} and a rerun resumes",
+                  file=sys.stderr)
+        return 130
+    if MPI.COMM_WORLD.rank == 0:
+        print(f"study {study.name}: {run.ran} ran, {run.skipped} already done, {run.failed} "
+              f"failed -> {run.table}")
+    return min(run.failed, 100)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from mpi4py import MPI
@@ -470,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "plan": _cmd_plan,
         "evaluate": _cmd_evaluate,
         "optimise": _cmd_optimise,
+        "study": _cmd_study,
     }
     try:
         return handlers[args.command](args)

@@ -364,21 +364,6 @@ def evaluation_rows(archive: dict) -> list[dict]:
     return rows
 
 
-def write_csv(rows: list[dict], path) -> None:
-    """Rows as CSV (columns: the union of the rows' keys, in first-seen order), atomically."""
-    import csv
-    import io
-
-    from dosimetry.plan import write_text_atomic
-
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
-
-
 def plot_front(rows: list[dict], front: list[dict], path) -> None:
     """Lesion V100 against the cortical + endplate peak reduction (both %): every valid design
     in grey, the Pareto front coloured by activity, marker by access."""
@@ -494,6 +479,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     from spinefe.elasticity import SolverError
     from spinefe.evaluation import evaluate_conforming
     from spinefe.mesh import MeshingError
+    from spinefe.parallel import write_csv
 
     out = Path(out)
     if comm.rank == 0:
@@ -509,8 +495,8 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     summary = None
     if comm.rank == 0:  # the search's results first: a failed verification loses none
         rows = evaluation_rows(search.archive)
-        write_csv(rows, out / "evaluations.csv")
-        write_csv(front, out / "pareto.csv")
+        write_csv(comm, rows, out / "evaluations.csv")
+        write_csv(comm, front, out / "pareto.csv")
         plot_front(rows, front, out / "pareto.png")
         plot_uniformity(rows, out / "uniformity.png")
         for i, plan in enumerate(plans):

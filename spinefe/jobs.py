@@ -1,0 +1,189 @@
+"""What a study case runs: each job validates its own parameters (a pydantic model, the
+study file's [job] table) and turns one case into files in its directory and a flat record of
+scalars (the study table's columns).
+
+- `segment`: healthy, tumour and implanted L4 under the axial load on one mesh (linear or
+  nonlinear), with the seeds of the config or of a planner pattern (access x density at the
+  config's activity and prescription), and the seeds' dose;
+- `rom`: the range of motion of the nonlinear segment under pure moments;
+- `optimise`: the Pareto search of seed plans (spinefe.optimisation);
+- `clinical_vas`: the paper's VAS table reanalysed from its summary statistics (no mesh).
+
+Every job is collective over the case's communicator and raises the library's errors on every
+rank together, so that a failed case is recorded and the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dosimetry import PlanError, SeedModelError
+from spinefe.config import SCENARIOS, ConfigError
+from spinefe.elasticity import SolverError
+from spinefe.mesh import MeshingError
+from spinefe.needles import PlanningError
+from spinefe.patterns import ACCESS
+
+#: The errors the library raises on every rank of a communicator together (bad input found by
+#: every rank, or a collective failure); a case that raises one is recorded as failed.
+COLLECTIVE_ERRORS = (ConfigError, PlanError, PlanningError, SeedModelError, MeshingError,
+                     SolverError)
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SegmentJob(_Parameters):
+    """Parameters of the `segment` job."""
+
+    access: Literal["config", *ACCESS] = Field(
+        "config", description="'config': the config's seeds; else a planner pattern's access")
+    density: Literal["dense", "sparse"] = Field("dense", description="the pattern's density")
+    nonlinear: bool = Field(False, description="the nonlinear segment (ligaments, contact)")
+    dose: bool = Field(True, description="the seeds' dose (TG-43) on the same mesh")
+    fields: bool = Field(True, description="write the displacement and stress fields")
+
+
+class RomJob(_Parameters):
+    """Parameters of the `rom` job (the motions, moment and preload are config keys)."""
+
+    scenario: Literal[*SCENARIOS] = "healthy"
+
+
+class OptimiseJob(_Parameters):
+    """Parameters of the `optimise` job (the search's settings are [optimisation] keys)."""
+
+    verify: bool = Field(True, description="re-evaluate the recommended plans with meshed seeds")
+
+
+class ClinicalVasJob(_Parameters):
+    """Two groups' VAS scores (mean, SD, n) at each time point: the paper's Table 2 by
+    default (shared/reference/paper.toml [clinical_vas])."""
+
+    groups: tuple[str, str] = ("high_activity", "low_activity")
+    n: tuple[int, int] = (41, 55)
+    times: tuple[str, ...] = ("pre", "post_9h", "post_16h")
+    mean: tuple[tuple[float, float], ...] = ((7.84, 7.81), (6.03, 5.75), (5.85, 5.66))
+    sd: tuple[tuple[float, float], ...] = ((0.80, 0.86), (0.97, 0.76), (0.85, 0.81))
+    reported_p: tuple[str, ...] = (">0.05", "<0.05", ">0.05")
+
+
+@dataclass(frozen=True)
+class Job:
+    parameters: type[_Parameters]
+    run: Callable  # (case, out: Path, comm, cache_dir) -> dict of scalars
+    description: str
+
+
+def run_segment(case, out: Path, comm, cache_dir) -> dict:
+    """The three scenarios (comparison.json/.md, von_mises.png, <scenario>/) and the dose
+    (dose/); scalars: the paper's indicators per scenario and their changes, the dose metrics."""
+    from spinefe.dose import config_plan, evaluate_dose, write_dose_results
+    from spinefe.evaluation import plan_config
+    from spinefe.figures import render_von_mises
+    from spinefe.mechanics import load_bearing
+    from spinefe.mesh import build_mesh
+    from spinefe.parallel import write_json
+    from spinefe.patterns import plan_pattern
+    from spinefe.scenarios import comparison, comparison_markdown, run_scenario
+
+    p, cfg = case.job, case.config
+    if p.access == "config":
+        plan = config_plan(cfg)
+    else:
+        d = cfg.dosimetry
+        plan = plan_pattern(cfg, p.access, p.density, d.activity_mCi, d.prescription_Gy)[0]
+        cfg = plan_config(cfg, plan)
+    model = build_mesh(cfg, comm, cache_dir)
+    mech = load_bearing(model)
+    n = mech.mesh.topology.index_map(3).size_local
+    records, fields = {}, {}
+    for scenario in SCENARIOS:
+        records[scenario], vm = run_scenario(mech, cfg, scenario, out / scenario,
+                                             fields=p.fields, nonlinear=p.nonlinear)
+        fields[scenario] = vm.x.array[:n].copy()
+    comp = comparison(records)
+    write_json(comm, comp, out / "comparison.json")
+    if comm.rank == 0:
+        (out / "comparison.md").write_text(comparison_markdown(comp))
+    render_von_mises(mech, fields, out / "von_mises.png")
+    scalars = {"seeds": len(plan.seeds), "dofs": records["healthy"]["dofs"],
+               "cells": records["healthy"]["cells"]}
+    for group, rows in comp["indicators"].items():
+        for scenario, row in rows.items():
+            scalars[f"{group}.{scenario}.max_MPa"] = row["max"]
+            scalars[f"{group}.{scenario}.p99_MPa"] = row["p99"]
+        for stat in ("max", "p99"):
+            scalars[f"{group}.implanted_vs_tumour.{stat}_percent"] = 100.0 * (
+                rows["implanted"][stat] / rows["tumour"][stat] - 1.0)
+    if p.dose and plan.seeds:
+        result = evaluate_dose(model, cfg, plan)
+        metrics = write_dose_results(model, cfg, result, out / "dose")["metrics"]
+        target = metrics["target"]
+        scalars |= {f"lesion.{k}": target[k] for k in ("D90_Gy", "V100_percent",
+                                                       "V150_percent", "V200_percent")}
+        if "organ_at_risk" in metrics:
+            scalars["canal.D0.1cc_Gy"] = metrics["organ_at_risk"]["D0.1cc_Gy"]
+    return scalars
+
+
+def run_rom(case, out: Path, comm, cache_dir) -> dict:
+    """The range of motion (rom.md, summary.json); scalars: degrees per motion and the
+    validation's verdicts."""
+    from spinefe.mechanics import load_bearing
+    from spinefe.mesh import build_mesh
+    from spinefe.rom import run_rom as rom
+
+    summary = rom(load_bearing(build_mesh(case.config, comm, cache_dir)), case.config, out,
+                  case.job.scenario)
+    return {f"{motion}_deg": deg for motion, deg in summary["rom_deg"].items()}
+
+
+def run_optimise(case, out: Path, comm, cache_dir) -> dict:
+    """The Pareto search and its files (spinefe.optimisation.optimise); scalars: evaluations,
+    front size, hypervolume and the recommended plans' reinforcement."""
+    from spinefe.optimisation import optimise
+
+    summary = comm.bcast(optimise(case.config, out, comm, cache_dir, case.job.verify), root=0)
+    history = summary["history"][-1] if summary["history"] else {}
+    scalars = {"evaluations": summary["evaluations"], "front": len(summary["front"]),
+               "hypervolume": history.get("hypervolume")}
+    for role, row in summary["recommended"].items():
+        scalars |= {f"{role}.{k}": row[k] for k in ("seeds", "activity_mCi", "V100_percent",
+                                                    "D90_Gy", "cortical_max_ratio")}
+    return scalars
+
+
+def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
+    """Welch and Student t-tests and effect sizes per time point (clinical.md); scalars: the
+    p-values and Hedges' g."""
+    from spinefe.clinical import between_groups, clinical_markdown
+    from spinefe.parallel import write_json
+
+    p = case.job
+    if not (len(p.times) == len(p.mean) == len(p.sd) == len(p.reported_p)):
+        raise ConfigError("job: times, mean, sd and reported_p need one entry per time point")
+    rows = [between_groups(t, m, s, p.n, reported)
+            for t, m, s, reported in zip(p.times, p.mean, p.sd, p.reported_p, strict=True)]
+    write_json(comm, {"groups": p.groups, "rows": rows}, out / "clinical.json")
+    if comm.rank == 0:
+        (out / "clinical.md").write_text(clinical_markdown(p.groups, p.n, rows))
+    scalars = {}
+    for row in rows:
+        for key in ("welch_p", "student_p", "hedges_g"):
+            scalars[f"{row['time']}.{key}"] = row[key]
+    return scalars
+
+
+JOBS: dict[str, Job] = {
+    "segment": Job(SegmentJob, run_segment, "healthy / tumour / implanted L4 and the dose"),
+    "rom": Job(RomJob, run_rom, "range of motion of the nonlinear segment"),
+    "optimise": Job(OptimiseJob, run_optimise, "Pareto search of seed plans"),
+    "clinical_vas": Job(ClinicalVasJob, run_clinical_vas, "VAS reanalysis from summary data"),
+}

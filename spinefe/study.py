@@ -1,0 +1,324 @@
+"""Studies: many cases of one model with one or two things varied, run, resumed and tabulated.
+
+A study is a TOML file (studies/NAME.toml):
+
+    [study]
+    job = "segment"               # what every case runs: a name of spinefe.jobs.JOBS
+    question = "..."              # what the study asks (the report's first line)
+
+    [base]                        # the segment configuration every case starts from: any
+    mesh = { size_mm = 1.0 }      # sections of `spinefe config default`, partial
+
+    [job]                         # the job's own parameters (its pydantic model, jobs.py)
+    access = "bilateral"
+
+    [axes]                        # varied keys: dotted config keys or job.KEY
+    "dosimetry.activity_mCi" = [0.3, 0.45, 0.6, 0.8]
+    "job.density" = ["dense", "sparse"]
+
+The cases are the product of the axes (the first axis varies slowest), or the explicit
+`[[cases]]` tables (dotted keys, each a case) when there are no axes; an axis may also be a
+range, `{ start = 1.0, stop = 0.5, num = 6 }` (numpy.linspace). Every case is validated before
+any runs; its id is the first 12 hex digits of the SHA-256 of its full validated
+configuration (segment config, job name and job parameters), so equal cases share an id and a
+changed case gets a new one.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import logging
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spinefe.config import Config, ConfigError, parse_config
+
+log = logging.getLogger(__name__)
+
+
+class AxisRange(BaseModel):
+    """`num` values from `start` to `stop`, both included (numpy.linspace)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: float
+    stop: float
+    num: int = Field(ge=1, le=1000)
+
+    def values(self) -> list[float]:
+        return [float(v) for v in np.linspace(self.start, self.stop, self.num)]
+
+
+class StudySection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job: str = Field(description="what every case runs (spinefe.jobs.JOBS)")
+    question: str = Field("", description="what the study asks")
+
+
+class StudyFile(BaseModel):
+    """The TOML file as written; `load_study` expands it."""
+
+    model_config = ConfigDict(extra="forbid")
+    study: StudySection
+    base: dict[str, Any] = Field(default_factory=dict)
+    job: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, list[Any] | AxisRange] = Field(default_factory=dict)
+    cases: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _axes_or_cases(self):
+        if self.axes and self.cases:
+            raise ValueError("give [axes] or [[cases]], not both")
+        for key, values in self.axes.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"axes.{key}: empty list")
+        return self
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case: the values of the varied keys, its validated configuration and job
+    parameters, and its id (hash of all three but the parameters, which they determine)."""
+
+    id: str
+    parameters: dict
+    config: Config
+    job_name: str
+    job: BaseModel
+
+    def record(self) -> dict:
+        """The full configuration as plain JSON (what the id hashes)."""
+        return {"config": self.config.model_dump(mode="json"),
+                "job": {"name": self.job_name, **self.job.model_dump(mode="json")}}
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    job: str
+    question: str
+    cases: tuple[Case, ...]
+    path: Path
+
+    @property
+    def varied(self) -> list[str]:
+        """The keys that vary between cases, in the order of the study file."""
+        keys = dict.fromkeys(k for case in self.cases for k in case.parameters)
+        return [k for k in keys if len({json.dumps(c.parameters.get(k)) for c in self.cases}) > 1]
+
+
+def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
+    """data[a][b] = value for key 'a.b', creating tables; ConfigError naming `where` when a
+    part of the key is not a table."""
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {key!r}: {part!r} is not a table")
+    node[last] = value
+
+
+def _validation_message(err: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors())
+
+
+def case_id(record: dict) -> str:
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_study(path: str | Path) -> Study:
+    """Read, expand and validate a study file; ConfigError names the file, the case and the
+    key of every problem (before any case runs)."""
+    from spinefe.jobs import JOBS
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    try:
+        spec = StudyFile.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {_validation_message(err)}") from None
+    if spec.study.job not in JOBS:
+        raise ConfigError(f"{path}: study.job: {spec.study.job!r}, allowed: "
+                          f"{', '.join(sorted(JOBS))}")
+    parameters_model = JOBS[spec.study.job].parameters
+    if spec.axes:
+        keys = list(spec.axes)
+        values = [v.values() if isinstance(v, AxisRange) else v for v in spec.axes.values()]
+        variations = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+    else:
+        variations = spec.cases or [{}]
+    cases = []
+    for i, parameters in enumerate(variations):
+        where = f"{path}: case {i} ({json.dumps(parameters)})"
+        data = Config().model_dump(mode="json")
+        _merge(data, copy.deepcopy(spec.base), f"{path}: base")
+        job_data = copy.deepcopy(spec.job)
+        for key, value in parameters.items():
+            if key.startswith("job."):
+                _set_dotted(job_data, key[4:], value, where)
+            else:
+                _set_dotted(data, key, value, where)
+        try:
+            config = parse_config(data)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        try:
+            job = parameters_model.model_validate(job_data)
+        except ValidationError as err:
+            raise ConfigError(f"{where}: job.{_validation_message(err)}") from None
+        partial = Case("", parameters, config, spec.study.job, job)
+        cases.append(Case(case_id(partial.record()), parameters, config, spec.study.job, job))
+    ids = [c.id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: two cases have the same configuration")
+    return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path)
+
+
+def _merge(data: dict, update: dict, where: str) -> None:
+    """Deep-merge the partial config `update` into `data` (tables merge, values replace)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            _merge(data[key], value, f"{where}.{key}")
+        else:
+            data[key] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What a run did: counts of cases run, skipped (already done) and failed, and where."""
+
+    ran: int
+    skipped: int
+    failed: int
+    table: Path
+
+
+def _read_summary(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -> str:
+    """Run one case on `comm` into out/<id>/ unless its summary.json holds a successful run of
+    the same configuration (`force` reruns); returns 'ok', 'skipped' or 'failed'; collective.
+
+    A failure is recorded in the summary (status 'failed', the error) and returned, not raised;
+    the errors the library raises together on every rank are caught on a group of several ranks
+    (another error there ends the run, as a rank alone cannot be caught up with), any error on
+    a group of one. The summary is written atomically: an interrupted case leaves none.
+    """
+    import time
+    import traceback
+
+    from dosimetry.plan import write_text_atomic
+    from spinefe.jobs import COLLECTIVE_ERRORS, JOBS
+    from spinefe.provenance import provenance
+
+    path = out / case.id / "summary.json"
+    done = None
+    if comm.rank == 0 and not force:
+        done = _read_summary(path)
+    done = comm.bcast(done, root=0)
+    if done is not None and done.get("status") == "ok" and done.get("config_hash") == case.id:
+        return "skipped"
+    catch = Exception if comm.size == 1 else COLLECTIVE_ERRORS
+    t0 = time.perf_counter()
+    scalars, error = {}, None
+    try:
+        scalars = JOBS[case.job_name].run(case, out / case.id, comm, cache_dir)
+    except catch as err:
+        error = f"{type(err).__name__}: {err}"
+        log.error("case %s %s failed: %s\n%s", case.id, json.dumps(case.parameters), error,
+                  traceback.format_exc() if comm.rank == 0 else "")
+    summary = {
+        "id": case.id, "status": "failed" if error else "ok", "error": error,
+        "parameters": case.parameters, "scalars": scalars,
+        "seconds": round(time.perf_counter() - t0, 2), "config_hash": case.id,
+        "config": case.record(), "provenance": provenance(comm),
+    }
+    if comm.rank == 0:
+        write_text_atomic(path, json.dumps(summary, indent=1, default=float))
+    return summary["status"]
+
+
+def study_table(study: Study, out: Path) -> list[dict]:
+    """One row per case, in the study's order: id, status, the varied keys, the scalars
+    ('pending' where no summary is written yet)."""
+    rows = []
+    for case in study.cases:
+        summary = _read_summary(out / case.id / "summary.json")
+        if summary is None or summary.get("config_hash") != case.id:
+            summary = {"status": "pending", "scalars": {}}
+        row = {"case": case.id, "status": summary["status"]}
+        row |= {key: case.parameters.get(key) for key in study.varied}
+        rows.append(row | summary["scalars"])
+    return rows
+
+
+def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: bool = False,
+              cache_dir=None, cases: range | None = None) -> StudyRun:
+    """Run the study's cases (or those of `cases`, indices) into out/<case id>/ and write the
+    table out/summary.csv; collective.
+
+    The ranks are split into groups of `ranks_per_case`; the cases are dealt to the groups in
+    rounds (case i to group i % groups), and after each round the groups agree on the count
+    done (the progress bar, rank 0). SIGTERM is turned into KeyboardInterrupt, which ends the
+    run between atomic writes: no summary is ever half written.
+    """
+    import signal
+
+    from spinefe.parallel import write_csv
+    from spinefe.progress import Progress
+
+    if ranks_per_case < 1 or comm.size % ranks_per_case:
+        raise ConfigError(f"--ranks-per-case: {ranks_per_case} must divide the {comm.size} "
+                          "MPI ranks")
+    groups, group_id = comm.size // ranks_per_case, comm.rank // ranks_per_case
+    group = comm.Split(group_id, comm.rank)
+    chosen = [study.cases[i] for i in (cases if cases is not None else range(len(study.cases)))]
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        with Progress(len(chosen), f"study {study.name}", comm) as progress:
+            for start in range(0, len(chosen), groups):
+                mine = start + group_id
+                status = None
+                if mine < len(chosen):
+                    status = run_case(chosen[mine], out, group, force, cache_dir)
+                statuses = comm.allgather(status if group.rank == 0 else None)
+                for s in statuses:
+                    if s is not None:
+                        counts[s] += 1
+                progress.update(sum(s is not None for s in statuses),
+                                failed=counts["failed"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        group.Free()
+    table = out / "summary.csv"
+    comm.Barrier()  # every group's summaries are written
+    write_csv(comm, study_table(study, out) if comm.rank == 0 else [], table)
+    return StudyRun(counts["ok"], counts["skipped"], counts["failed"], table)

@@ -1,0 +1,260 @@
+"""Studies: case expansion and ids, the runner (resume, failures, interrupts, MPI groups), the
+Slurm array and the clinical reanalysis."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from spinefe.config import ConfigError
+
+CLINICAL = """
+[study]
+job = "clinical_vas"
+question = "Do the VAS scores of the paper's two groups differ?"
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def shared_tmp(tmp_path_factory, name: str) -> Path:
+    """One directory for every rank (rank 0 makes it)."""
+    comm = MPI.COMM_WORLD
+    path = str(tmp_path_factory.mktemp(name)) if comm.rank == 0 else None
+    return Path(comm.bcast(path, root=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Case expansion
+
+
+def test_axes_expand_to_their_product_with_ids_from_the_config(tmp_path):
+    from spinefe.study import load_study
+
+    text = """
+[study]
+job = "segment"
+[base]
+mesh = { size_mm = 2.0 }
+[job]
+dose = false
+[axes]
+"dosimetry.activity_mCi" = [0.3, 0.8]
+"job.density" = ["dense", "sparse"]
+"""
+    study = load_study(write(tmp_path / "s.toml", text))
+    assert study.name == "s" and len(study.cases) == 4
+    assert [c.parameters for c in study.cases][:2] == [
+        {"dosimetry.activity_mCi": 0.3, "job.density": "dense"},
+        {"dosimetry.activity_mCi": 0.3, "job.density": "sparse"}]
+    first = study.cases[0]
+    assert first.config.mesh.size_mm == 2.0 and first.config.dosimetry.activity_mCi == 0.3
+    assert first.job.density == "dense" and first.job.dose is False
+    assert study.varied == ["dosimetry.activity_mCi", "job.density"]
+    ids = [c.id for c in study.cases]
+    assert len(set(ids)) == 4 and all(len(i) == 12 for i in ids)
+    # the same file gives the same ids; one changed axis value changes only its cases
+    assert [c.id for c in load_study(tmp_path / "s.toml").cases] == ids
+    changed = load_study(write(tmp_path / "s.toml", text.replace("0.8]", "0.6]")))
+    assert [c.id for c in changed.cases][:2] == ids[:2] and not set(ids[2:]) & {
+        c.id for c in changed.cases}
+    # a base value changes every id
+    base = load_study(write(tmp_path / "s.toml", text.replace("2.0", "1.9")))
+    assert not set(ids) & {c.id for c in base.cases}
+
+
+def test_explicit_cases_and_ranges(tmp_path):
+    from spinefe.study import load_study
+
+    cases = load_study(write(tmp_path / "c.toml", CLINICAL + """
+[[cases]]
+"job.n" = [41, 55]
+[[cases]]
+"job.n" = [20, 20]
+"""))
+    assert [c.job.n for c in cases.cases] == [(41, 55), (20, 20)]
+    ranged = load_study(write(tmp_path / "r.toml", """
+[study]
+job = "segment"
+[axes]
+"mesh.size_mm" = { start = 1.0, stop = 0.5, num = 6 }
+"""))
+    assert [c.config.mesh.size_mm for c in ranged.cases] == pytest.approx(
+        [1.0, 0.9, 0.8, 0.7, 0.6, 0.5])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[study]\njob = 'solve'\n", "study.job: 'solve', allowed: clinical_vas, optimise, rom, "
+     "segment"),
+    ("[study]\njob = 'segment'\n[axes]\n'mesh.size_mm' = [1.0, 9.0]\n",
+     "case 1 ({\"mesh.size_mm\": 9.0}): invalid configuration:\n  mesh.size_mm: Input should "
+     "be less than or equal to 5"),
+    ("[study]\njob = 'segment'\n[axes]\n'job.access' = ['lateral']\n", "job.access"),
+    ("[study]\njob = 'segment'\n[axes]\n'mesh.size_mm' = []\n", "axes.mesh.size_mm: empty list"),
+    ("[study]\njob = 'segment'\n[axes]\n'a.b' = [1]\n[[cases]]\n'a.b' = 1\n", "not both"),
+    ("[study]\njob = 'segment'\nfoo = 1\n", "study.foo"),
+    ("[study]\njob = 'segment'\n[axes]\n'job.dose' = [true, true]\n", "same configuration"),
+])
+def test_bad_study_files_are_refused_naming_the_key(tmp_path, text, message):
+    from spinefe.study import load_study
+
+    with pytest.raises(ConfigError, match="s.toml") as err:
+        load_study(write(tmp_path / "s.toml", text))
+    assert message in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner, on the clinical job (no mesh: fast)
+
+RUNNER = CLINICAL + """
+[axes]
+"job.n" = [[41, 55], [20, 20], [30, 25]]
+"""
+
+
+def table(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_path):
+    """A case whose job fails (its tables do not match the time points) is recorded while the
+    others run, and tried again by a rerun, which skips the completed ones; a changed case
+    gets a new id and runs; --force reruns all."""
+    from spinefe.study import load_study, run_study
+
+    comm = MPI.COMM_SELF
+    study = load_study(write(tmp_path / "vas.toml", CLINICAL + """
+[[cases]]
+"job.n" = [41, 55]
+[[cases]]
+"job.times" = ["pre", "post"]
+[[cases]]
+"job.n" = [20, 20]
+"""))
+    out = tmp_path / "out"
+    run = run_study(study, out, comm)
+    assert (run.ran, run.skipped, run.failed) == (2, 0, 1)
+    failed = json.loads((out / study.cases[1].id / "summary.json").read_text())
+    assert failed["status"] == "failed" and "one entry per time point" in failed["error"]
+    rows = table(out / "summary.csv")
+    assert [r["case"] for r in rows] == [c.id for c in study.cases]
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert "post_9h.welch_p" in rows[0]
+    stamp = (out / study.cases[0].id / "summary.json").stat().st_mtime_ns
+    again = run_study(study, out, comm)
+    assert (again.ran, again.skipped, again.failed) == (0, 2, 1)
+    assert (out / study.cases[0].id / "summary.json").stat().st_mtime_ns == stamp
+
+    # as axes: [41, 55] is the same case as above (same id), the other two are new
+    changed = load_study(write(tmp_path / "vas.toml", RUNNER.replace("[20, 20]", "[30, 30]")))
+    run = run_study(changed, out, comm)
+    assert (run.ran, run.skipped) == (2, 1)
+    assert run_study(changed, out, comm, force=True).ran == 3
+    summary = json.loads((out / changed.cases[1].id / "summary.json").read_text())
+    assert summary["config"]["job"]["n"] == [30, 30] and summary["provenance"]["mpi_size"] == 1
+    assert summary["provenance"]["dolfinx"] and summary["provenance"]["utc"]
+
+
+def test_an_interrupted_run_leaves_no_half_written_summary(tmp_path, monkeypatch):
+    """SIGTERM during the second case: the first case's summary is complete, the second has
+    none (nor a temporary file), and a rerun completes the study."""
+    from spinefe import jobs
+    from spinefe.study import load_study, run_study
+
+    real = jobs.JOBS["clinical_vas"]
+
+    def slow(case, out, comm, cache_dir):
+        if case.job.n == (20, 20):
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            time.sleep(5.0)
+        return real.run(case, out, comm, cache_dir)
+
+    monkeypatch.setitem(jobs.JOBS, "clinical_vas", jobs.Job(real.parameters, slow, "slow"))
+    study = load_study(write(tmp_path / "vas.toml", RUNNER))
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, MPI.COMM_SELF)
+    assert json.loads((out / study.cases[0].id / "summary.json").read_text())["status"] == "ok"
+    assert not (out / study.cases[1].id / "summary.json").exists()
+    assert not list(out.rglob("*.tmp*"))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(
+        signal.getsignal(signal.SIGTERM))
+    monkeypatch.setitem(jobs.JOBS, "clinical_vas", real)
+    run = run_study(study, out, MPI.COMM_SELF)
+    assert (run.ran, run.skipped, run.failed) == (2, 1, 0)
+
+
+@pytest.mark.parallel
+def test_groups_of_one_rank_give_the_serial_table(tmp_path_factory):
+    """Under mpiexec -n 2 the cases are dealt to two groups; the table equals a run on one
+    rank (the provenance and timings live in the case summaries, not the table)."""
+    from spinefe.study import load_study, run_study
+
+    comm = MPI.COMM_WORLD
+    root = shared_tmp(tmp_path_factory, "groups")
+    if comm.rank == 0:
+        write(root / "vas.toml", RUNNER)
+    comm.Barrier()
+    study = load_study(root / "vas.toml")
+    run = run_study(study, root / "groups", comm, ranks_per_case=1)
+    assert run.ran == 3
+    if comm.rank == 0:
+        run_study(study, root / "serial", MPI.COMM_SELF)
+        assert table(root / "groups" / "summary.csv") == table(root / "serial" / "summary.csv")
+    with pytest.raises(ConfigError, match="--ranks-per-case: 3 must divide"):
+        run_study(study, root / "bad", comm, ranks_per_case=3)
+
+
+def test_slurm_array_covers_every_case_in_chunks(tmp_path):
+    from spinefe.slurm import slurm_script
+
+    text = slurm_script(Path("studies/x.toml"), "x", 5, Path("results/x"), Path("x.sbatch"),
+                        ranks_per_case=4, cases_per_task=2, partition="short")
+    assert "#SBATCH --array=0-2\n" in text and "#SBATCH --ntasks=4\n" in text
+    assert "#SBATCH --partition=short" in text
+    assert '--cases-per-task 2 --task "$SLURM_ARRAY_TASK_ID"' in text
+    one = slurm_script(Path("s.toml"), "s", 1, Path("r"), Path("s.sbatch"))
+    assert "#SBATCH --array=0-0\n" in one
+
+
+# ---------------------------------------------------------------------------------------------
+# Clinical reanalysis
+
+
+def test_clinical_reanalysis_matches_hand_computed_t_statistics():
+    """Table 2 at 9 h: 6.03 +- 0.97 (n = 41) against 5.75 +- 0.76 (n = 55). By hand:
+    Welch t = 0.28 / sqrt(0.97^2/41 + 0.76^2/55), df by Welch-Satterthwaite; Student t with
+    the pooled SD; Hedges' g = d (1 - 3 / (4 (n1 + n2) - 9))."""
+    from scipy import stats
+
+    from spinefe.clinical import between_groups, within_group_bound
+
+    row = between_groups("post_9h", (6.03, 5.75), (0.97, 0.76), (41, 55), "<0.05")
+    a, b = 0.97**2 / 41, 0.76**2 / 55
+    t_welch = 0.28 / math.sqrt(a + b)
+    df = (a + b) ** 2 / (a**2 / 40 + b**2 / 54)
+    sp = math.sqrt((40 * 0.97**2 + 54 * 0.76**2) / 94)
+    t_student = 0.28 / (sp * math.sqrt(1 / 41 + 1 / 55))
+    assert row["welch_t"] == pytest.approx(t_welch, rel=1e-12)
+    assert row["welch_df"] == pytest.approx(df, rel=1e-12)
+    assert row["welch_p"] == pytest.approx(2 * stats.t.sf(t_welch, df), rel=1e-10)
+    assert row["student_t"] == pytest.approx(t_student, rel=1e-12)
+    assert row["student_p"] == pytest.approx(2 * stats.t.sf(t_student, 94), rel=1e-10)
+    assert row["hedges_g"] == pytest.approx(0.28 / sp * (1 - 3 / (4 * 96 - 9)), rel=1e-12)
+    assert round(t_welch, 3) == 1.531 and round(t_student, 3) == 1.586
+    within = within_group_bound((7.84, 6.03), (0.80, 0.97), 41)
+    assert within["t_at_r0"] == pytest.approx(1.81 / math.sqrt((0.80**2 + 0.97**2) / 41))
+    assert within["p_at_r0"] < 1e-3  # the paper's p < 0.001 holds for any r >= 0
