@@ -31,6 +31,7 @@ examples:
   spinefe plan --access bilateral --density dense --activity-mCi 0.45 --out results/plan
   spinefe study run studies/paper_baseline.toml     a study: its cases, resumable
   mpiexec -n 4 python -m spinefe study run studies/distribution.toml --ranks-per-case 2
+  spinefe report results/paper_baseline               its report.html and report.md
 
 Every command that takes CONFIG.toml runs on the built-in default segment without one.
 Units: mm, N, MPa; frame: DICOM patient LPS (+x left, +y posterior, +z superior).
@@ -195,6 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     for q in (run, list_, slurm):
         q.add_argument("study", type=Path, metavar="STUDY.toml")
         q.add_argument("--out", type=Path, metavar="DIR", help="default: results/NAME")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a base or job value in every case (dotted key, TOML "
+                       "value; e.g. mesh.size_mm=2.0); repeatable")
     for q in (run, slurm):
         q.add_argument("--ranks-per-case", type=int, default=1, metavar="K",
                        help="MPI ranks per case; the ranks run cases in groups of K (default 1)")
@@ -206,6 +210,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, metavar="DIR",
                      help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe/meshes)")
     run.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
+    report = sub.add_parser(
+        "report", help="write a study's report: DIR/report.html (self-contained) and report.md",
+        description="The study's question, the table of cases, plots of the key metrics "
+        "against the varied parameter, the job's analysis (paper comparison, convergence, "
+        "clinical tests, range of motion), figures and provenance.")
+    report.add_argument("results", type=Path, metavar="DIR", help="a study's results directory")
     slurm.add_argument("--time", default="04:00:00", help="wall time per array task")
     slurm.add_argument("--partition", help="Slurm partition (site-specific)")
     return p
@@ -490,7 +500,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from spinefe.study import load_study
 
     comm = MPI.COMM_WORLD
-    study = load_study(args.study)  # every rank validates every case before any runs
+    # every rank validates every case before any runs
+    study = load_study(args.study, _overrides(args.set))
     out = args.out or Path("results") / study.name
     if args.action == "list":
         if comm.rank == 0:
@@ -507,7 +518,25 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return _run_study(args, study, out, per_task)
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """--set KEY=VALUE pairs as a mapping; VALUE is read as TOML (a bare word as a string)."""
+    import tomllib
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: {pair!r}, expected KEY=VALUE (e.g. mesh.size_mm=2.0)")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def _write_slurm(args, study, out: Path, per_task: int) -> int:
+    import shlex
+
     from mpi4py import MPI
 
     from spinefe.slurm import slurm_script
@@ -515,9 +544,10 @@ def _write_slurm(args, study, out: Path, per_task: int) -> int:
     script = out / f"{study.name}.sbatch"
     if MPI.COMM_WORLD.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        sets = " ".join(f"--set {shlex.quote(pair)}" for pair in args.set)
         script.write_text(slurm_script(args.study, study.name, len(study.cases), out, script,
                                        args.ranks_per_case, per_task, args.time,
-                                       args.partition))
+                                       args.partition, sets))
         print(f"{script}: sbatch {script}")
     return 0
 
@@ -551,6 +581,18 @@ def _run_study(args, study, out: Path, per_task: int) -> int:
     return min(run.failed, 100)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.parallel import on_root
+    from spinefe.report import write_report
+
+    paths = on_root(MPI.COMM_WORLD, lambda: write_report(args.results))
+    if paths is not None:
+        print(f"{paths[1]} ({paths[0].name} beside it)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from mpi4py import MPI
@@ -571,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _cmd_evaluate,
         "optimise": _cmd_optimise,
         "study": _cmd_study,
+        "report": _cmd_report,
     }
     try:
         return handlers[args.command](args)

@@ -47,8 +47,10 @@ def within_group_bound(mean: tuple[float, float], sd: tuple[float, float], n: in
             "p_at_r0": float(2.0 * stats.t.sf(abs(t), n - 1))}
 
 
-def clinical_markdown(groups: tuple[str, str], n: tuple[int, int], rows: list[dict]) -> str:
-    """The between-group table: means, both tests, effect size and the paper's p-value."""
+def clinical_markdown(groups: tuple[str, str], n: tuple[int, int], rows: list[dict],
+                      within: dict[str, dict[str, dict]]) -> str:
+    """The between-group table (means, both tests, effect size, the paper's p-value) and the
+    within-group changes from the first time point at r = 0."""
     a, b = groups
     lines = [f"| time | {a} (n = {n[0]}) | {b} (n = {n[1]}) | difference | Welch t (df), p "
              "| Student t (df), p | Hedges' g | reported p |",
@@ -60,4 +62,11 @@ def clinical_markdown(groups: tuple[str, str], n: tuple[int, int], rows: list[di
             f"({r['welch_df']:.1f}), {r['welch_p']:.3g} | {r['student_t']:.2f} "
             f"({r['student_df']}), {r['student_p']:.3g} | {r['hedges_g']:.2f} "
             f"| {r['reported_p']} |")
+    lines += ["", "Within each group, the change from the first time point (paired t at "
+              "correlation r = 0, the largest p for any r >= 0):", "",
+              "| group | time | change | t (df) | p at r = 0 |", "|---|---|---|---|---|"]
+    for group, times in within.items():
+        for time, w in times.items():
+            lines.append(f"| {group} | {time} | {w['change']:+.2f} | {w['t_at_r0']:.2f} "
+                         f"({w['df']}) | {w['p_at_r0']:.2g} |")
     return "\n".join(lines) + "\n"

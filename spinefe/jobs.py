@@ -28,6 +28,7 @@ from spinefe.elasticity import SolverError
 from spinefe.mesh import MeshingError
 from spinefe.needles import PlanningError
 from spinefe.patterns import ACCESS
+from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES
 
 #: The errors the library raises on every rank of a communicator together (bad input found by
 #: every rank, or a collective failure); a case that raises one is recorded as failed.
@@ -74,6 +75,16 @@ class ClinicalVasJob(_Parameters):
     reported_p: tuple[str, ...] = (">0.05", "<0.05", ">0.05")
 
 
+#: Von Mises groups of the segment job's table: the paper's two convergence indicators (L4
+#: cortical shell, L4 superior endplate) and its two scenario indicators (spinefe.results).
+INDICATORS = ("L4.cortical", "L4.endplate_superior", CORTICAL_ENDPLATES, CANCELLOUS)
+
+
+def change(new: float, old: float) -> float:
+    """Relative change (%)."""
+    return 100.0 * (new / old - 1.0)
+
+
 @dataclass(frozen=True)
 class Job:
     parameters: type[_Parameters]
@@ -115,13 +126,22 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
     render_von_mises(mech, fields, out / "von_mises.png")
     scalars = {"seeds": len(plan.seeds), "dofs": records["healthy"]["dofs"],
                "cells": records["healthy"]["cells"]}
-    for group, rows in comp["indicators"].items():
-        for scenario, row in rows.items():
-            scalars[f"{group}.{scenario}.max_MPa"] = row["max"]
-            scalars[f"{group}.{scenario}.p99_MPa"] = row["p99"]
+    for group in INDICATORS:
+        for scenario, record in records.items():
+            stats = record["von_mises_MPa"][group]
+            scalars[f"{group}.{scenario}.max_MPa"] = stats["max"]
+            scalars[f"{group}.{scenario}.p99_MPa"] = stats["p99"]
+    for group in (CORTICAL_ENDPLATES, CANCELLOUS):
         for stat in ("max", "p99"):
-            scalars[f"{group}.implanted_vs_tumour.{stat}_percent"] = 100.0 * (
-                rows["implanted"][stat] / rows["tumour"][stat] - 1.0)
+            value = {s: scalars[f"{group}.{s}.{stat}_MPa"] for s in SCENARIOS}
+            scalars[f"{group}.tumour_vs_healthy.{stat}_percent"] = change(value["tumour"],
+                                                                          value["healthy"])
+            scalars[f"{group}.implanted_vs_tumour.{stat}_percent"] = change(value["implanted"],
+                                                                            value["tumour"])
+    for key in ("nucleus_pressure_MPa", "disc_bulge_mm"):
+        for scenario, record in records.items():
+            if key in record:
+                scalars[f"{scenario}.{key}"] = record[key]
     if p.dose and plan.seeds:
         result = evaluate_dose(model, cfg, plan)
         metrics = write_dose_results(model, cfg, result, out / "dose")["metrics"]
@@ -163,7 +183,7 @@ def run_optimise(case, out: Path, comm, cache_dir) -> dict:
 def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
     """Welch and Student t-tests and effect sizes per time point (clinical.md); scalars: the
     p-values and Hedges' g."""
-    from spinefe.clinical import between_groups, clinical_markdown
+    from spinefe.clinical import between_groups, clinical_markdown, within_group_bound
     from spinefe.parallel import write_json
 
     p = case.job
@@ -171,9 +191,14 @@ def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
         raise ConfigError("job: times, mean, sd and reported_p need one entry per time point")
     rows = [between_groups(t, m, s, p.n, reported)
             for t, m, s, reported in zip(p.times, p.mean, p.sd, p.reported_p, strict=True)]
-    write_json(comm, {"groups": p.groups, "rows": rows}, out / "clinical.json")
+    within = {group: {time: within_group_bound((p.mean[0][g], p.mean[i][g]),
+                                               (p.sd[0][g], p.sd[i][g]), p.n[g])
+                      for i, time in enumerate(p.times[1:], start=1)}
+              for g, group in enumerate(p.groups)}
+    write_json(comm, {"groups": p.groups, "between": rows, "within": within},
+               out / "clinical.json")
     if comm.rank == 0:
-        (out / "clinical.md").write_text(clinical_markdown(p.groups, p.n, rows))
+        (out / "clinical.md").write_text(clinical_markdown(p.groups, p.n, rows, within))
     scalars = {}
     for row in rows:
         for key in ("welch_p", "student_p", "hedges_g"):

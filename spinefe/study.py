@@ -106,6 +106,14 @@ class Study:
     question: str
     cases: tuple[Case, ...]
     path: Path
+    overrides: dict
+
+    def record(self) -> dict:
+        """What the report needs to know of the study (results/NAME/study.json)."""
+        return {"name": self.name, "job": self.job, "question": self.question,
+                "varied": self.varied, "overrides": self.overrides,
+                "cases": [{"id": c.id, "parameters": c.parameters} for c in self.cases],
+                "source": str(self.path), "text": self.path.read_text()}
 
     @property
     def varied(self) -> list[str]:
@@ -135,9 +143,10 @@ def case_id(record: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def load_study(path: str | Path) -> Study:
-    """Read, expand and validate a study file; ConfigError names the file, the case and the
-    key of every problem (before any case runs)."""
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
+    """Read, expand and validate a study file; `overrides` (dotted keys, as in [axes]) replace
+    base or job values in every case (e.g. a coarser mesh for a demo); ConfigError names the
+    file, the case and the key of every problem (before any case runs)."""
     from spinefe.jobs import JOBS
 
     path = Path(path)
@@ -167,7 +176,7 @@ def load_study(path: str | Path) -> Study:
         data = Config().model_dump(mode="json")
         _merge(data, copy.deepcopy(spec.base), f"{path}: base")
         job_data = copy.deepcopy(spec.job)
-        for key, value in parameters.items():
+        for key, value in [*(overrides or {}).items(), *parameters.items()]:
             if key.startswith("job."):
                 _set_dotted(job_data, key[4:], value, where)
             else:
@@ -185,7 +194,8 @@ def load_study(path: str | Path) -> Study:
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two cases have the same configuration")
-    return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path)
+    return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path,
+                 dict(overrides or {}))
 
 
 def _merge(data: dict, update: dict, where: str) -> None:
@@ -287,12 +297,15 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     """
     import signal
 
+    from dosimetry.plan import write_text_atomic
     from spinefe.parallel import write_csv
     from spinefe.progress import Progress
 
     if ranks_per_case < 1 or comm.size % ranks_per_case:
         raise ConfigError(f"--ranks-per-case: {ranks_per_case} must divide the {comm.size} "
                           "MPI ranks")
+    if comm.rank == 0:
+        write_text_atomic(out / "study.json", json.dumps(study.record(), indent=1))
     groups, group_id = comm.size // ranks_per_case, comm.rank // ranks_per_case
     group = comm.Split(group_id, comm.rank)
     chosen = [study.cases[i] for i in (cases if cases is not None else range(len(study.cases)))]
