@@ -22,15 +22,15 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The main job: mesh the default segment, then healthy / tumour / implanted under 500 N and the
-# seed dose (DVHs, metrics, isodose, DICOM RT), on 2 ranks.
+# The main job: the paper's baseline study (healthy / tumour / implanted under 500 N with both
+# seed protocols of Table 1, and their dose) at the demo resolution, on 2 ranks (one case per
+# rank), and its report.
+DEMO_SIZE_MM ?= 2.0
 demo: venv
-	$(VENV)/bin/spinefe mesh --out results/default
-	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(VENV)/bin/spinefe compare --out results/default/mechanics
-	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(VENV)/bin/spinefe dose --out results/default/dose
-	@echo "main job done: results/default/{summary.json,segment.png,mesh.xdmf}"
-	@echo "  mechanics: results/default/mechanics/{comparison.md,von_mises.png,<scenario>/}"
-	@echo "  dose: results/default/dose/{metrics.md,isodose.png,dvh.png,dvh.csv,dicom/}"
+	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(VENV)/bin/spinefe study run \
+	  studies/paper_baseline.toml --set mesh.size_mm=$(DEMO_SIZE_MM) --out results/demo
+	$(VENV)/bin/spinefe report results/demo
+	@echo "main job done: results/demo/report.html (report.md, summary.csv, one directory per case)"
 
 test: venv test-serial test-mpi
 
@@ -50,9 +50,11 @@ benchmark: venv
 	$(PY) benchmarks/dose_points.py
 	$(PY) benchmarks/plan_evaluation.py
 
-# Mesh convergence of the mechanics indicators at h = 1.0, 0.8, 0.6 mm (about 40 min on 2 cores).
+# Mesh convergence of the mechanics indicators at h = 1.0, 0.8, 0.6 mm (about 45 min on 2 cores).
 study-convergence: venv
-	timeout -k 10 7200 $(VENV)/bin/mpiexec -n 2 $(PY) studies/mesh_convergence.py --out results/mesh_convergence
+	timeout -k 10 7200 $(VENV)/bin/mpiexec -n 2 $(VENV)/bin/spinefe study run \
+	  studies/mesh_convergence.toml --ranks-per-case 2
+	$(VENV)/bin/spinefe report results/mesh_convergence
 
 clean:
 	rm -rf .cache results

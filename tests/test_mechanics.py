@@ -215,7 +215,7 @@ def test_indicators_converge_on_coarse_meshes(segment, implanted, cache_dir):
     """The paper's indicators (von Mises in the L4 cortical shell and the L4 superior endplate)
     at h = 2.5 and 2.0 mm. Measured: p99 changes 1-3 %, single-element max up to 6 %; the
     tolerances (5 % and 10 %) leave room for mesher variation. The full 1.0 / 0.8 / 0.6 mm study
-    is studies/mesh_convergence.py (docs/mechanics.md)."""
+    is studies/mesh_convergence.toml (docs/mechanics.md)."""
     from spinefe.mechanics import load_bearing, solve_segment
     from spinefe.mesh import build_mesh
     from spinefe.results import summarize

@@ -17,6 +17,8 @@ from mpi4py import MPI
 
 from spinefe.config import ConfigError
 
+from conftest import TEST_H, coarse, require_or_skip
+
 CLINICAL = """
 [study]
 job = "clinical_vas"
@@ -258,3 +260,75 @@ def test_clinical_reanalysis_matches_hand_computed_t_statistics():
     within = within_group_bound((7.84, 6.03), (0.80, 0.97), 41)
     assert within["t_at_r0"] == pytest.approx(1.81 / math.sqrt((0.80**2 + 0.97**2) / 41))
     assert within["p_at_r0"] < 1e-3  # the paper's p < 0.001 holds for any r >= 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The segment job and the report, on the coarse test segment
+
+SEGMENT = f"""
+[study]
+job = "segment"
+question = "Does the coarse segment show the paper's trends?"
+[base]
+mesh = {{ size_mm = {TEST_H}, seed_size_mm = 0.5 }}
+[job]
+fields = false
+[axes]
+"dosimetry.activity_mCi" = [0.4, 0.8]
+"""
+
+
+def chromium_images_loaded(html: Path) -> list[bool]:
+    """Open `html` in headless Chromium (Playwright) and report, per <img>, whether it
+    loaded (complete with a natural width)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = require_or_skip("chromium", "chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        page = browser.new_page()
+        page.goto(html.resolve().as_uri())
+        page.wait_for_load_state("load")
+        loaded = page.evaluate(
+            "Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        browser.close()
+    return loaded
+
+
+def test_segment_study_and_its_report(tmp_path, cache_dir, default_model):
+    """Two activities of the 16 configured seeds on the coarse segment (the session's cached
+    mesh): the paper's indicators per scenario and the dose in the table, the trends of the
+    paper's first claim; `spinefe report` writes a self-contained HTML whose images load in
+    a headless browser."""
+    from spinefe.cli import main
+    from spinefe.study import load_study, run_study
+
+    study = load_study(write(tmp_path / "segment.toml", SEGMENT))
+    assert study.cases[0].config == coarse(dosimetry={"activity_mCi": 0.4})  # cached mesh
+    run = run_study(study, tmp_path / "out", MPI.COMM_WORLD, cache_dir=cache_dir)
+    assert (run.ran, run.failed) == (2, 0)
+    rows = table(tmp_path / "out" / "summary.csv")
+    for row in rows:
+        value = {k: float(v) for k, v in row.items() if k not in ("case", "status")}
+        assert value["seeds"] == 16
+        healthy, tumour = (value[f"L4.cortical_endplates.{s}.max_MPa"]
+                           for s in ("healthy", "tumour"))
+        assert tumour > healthy  # the lesion raises the cortical/endplate peak
+        assert value["L4.cortical_endplates.tumour_vs_healthy.max_percent"] == pytest.approx(
+            100 * (tumour / healthy - 1))
+    # the dose scales with the activity; the mechanics do not depend on it
+    low, high = ({k: float(v) for k, v in r.items() if k not in ("case", "status")}
+                 for r in rows)
+    assert high["lesion.D90_Gy"] == pytest.approx(2 * low["lesion.D90_Gy"], rel=1e-9)
+    assert high["L4.cortical.implanted.max_MPa"] == pytest.approx(
+        low["L4.cortical.implanted.max_MPa"], rel=1e-12)
+
+    assert main(["report", str(tmp_path / "out")]) == 0
+    html = tmp_path / "out" / "report.html"
+    text = html.read_text()
+    assert "Healthy, tumour and implanted against the paper" in text
+    assert 'src="data:image/png;base64,' in text and 'src="report_files' not in text
+    loaded = chromium_images_loaded(html)
+    assert len(loaded) >= 4 and all(loaded)  # metrics, DVHs, two von Mises maps
