@@ -332,3 +332,40 @@ def test_segment_study_and_its_report(tmp_path, cache_dir, default_model):
     assert 'src="data:image/png;base64,' in text and 'src="report_files' not in text
     loaded = chromium_images_loaded(html)
     assert len(loaded) >= 4 and all(loaded)  # metrics, DVHs, two von Mises maps
+
+
+def test_study_command_line(tmp_path, cli_env):
+    """`spinefe study list|run|slurm` and `report`: the exit status counts the failed cases;
+    --set overrides every case; a bad study file ends both ranks with exit 2 and the key."""
+    import subprocess
+
+    from conftest import spinefe_cmd
+
+    study = write(tmp_path / "vas.toml", CLINICAL + """
+[[cases]]
+"job.n" = [41, 55]
+[[cases]]
+"job.times" = ["pre", "post"]
+""")
+    out = tmp_path / "out"
+
+    def spinefe(*args, ranks=1):
+        return subprocess.run(spinefe_cmd(*args, ranks=ranks), env=cli_env, capture_output=True,
+                              text=True)
+
+    listed = spinefe("study", "list", str(study), "--set", "job.n=[30, 30]")
+    assert listed.returncode == 0 and "2 cases of job 'clinical_vas'" in listed.stdout
+    run = spinefe("study", "run", str(study), "--out", str(out), ranks=2)
+    assert run.returncode == 1, run.stderr  # one failed case
+    assert "1 ran, 0 already done, 1 failed" in run.stdout
+    rows = table(out / "summary.csv")
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert spinefe("report", str(out)).returncode == 0 and (out / "report.html").is_file()
+    slurm = spinefe("study", "slurm", str(study), "--out", str(out), "--cases-per-task", "2")
+    assert slurm.returncode == 0 and "#SBATCH --array=0-0" in (out / "vas.sbatch").read_text()
+    bad = spinefe("study", "run", str(write(tmp_path / "bad.toml", "[study]\njob = 'x'\n")),
+                  "--out", str(tmp_path / "bad"), ranks=2)
+    assert bad.returncode == 2 and "study.job: 'x', allowed" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    unset = spinefe("study", "list", str(study), "--set", "job.n")
+    assert unset.returncode == 2 and "--set: 'job.n', expected KEY=VALUE" in unset.stderr
