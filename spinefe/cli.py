@@ -189,11 +189,14 @@ def _parser() -> argparse.ArgumentParser:
     study_sub = study.add_subparsers(dest="action", required=True, metavar="ACTION")
     run = study_sub.add_parser(
         "run", help="run the cases (completed ones are skipped: a rerun resumes)",
-        description="Exit status: 0 when every case ran, else the number of failed cases "
-        "(at most 100); 2 for an invalid study file (before any case runs).")
+        description="Exit status: 0 when every case ran; 10 + the number of failed cases (at "
+        "most 125); 2 for an invalid study file (before any case runs); 130 when interrupted.")
     list_ = study_sub.add_parser("list", help="print the cases: id and varied keys")
+    table = study_sub.add_parser(
+        "table", help="write DIR/summary.csv from the cases run so far (runs nothing; e.g. "
+        "after a Slurm job array)")
     slurm = study_sub.add_parser("slurm", help="write a Slurm job-array script for the study")
-    for q in (run, list_, slurm):
+    for q in (run, list_, table, slurm):
         q.add_argument("study", type=Path, metavar="STUDY.toml")
         q.add_argument("--out", type=Path, metavar="DIR", help="default: results/NAME")
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -206,7 +209,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --task: cases per chunk; for slurm: per array task (1)")
     run.add_argument("--task", type=int, metavar="I",
                      help="run only chunk I of --cases-per-task cases (a Slurm array task)")
-    run.add_argument("--force", action="store_true", help="rerun completed cases")
+    run.add_argument("--force", action="store_true",
+                     help="rerun every case from scratch (its directory is emptied)")
     run.add_argument("--cache-dir", type=Path, metavar="DIR",
                      help="mesh cache (default: $SPINEFE_CACHE or ~/.cache/spinefe/meshes)")
     run.add_argument("--no-cache", action="store_true", help="always remesh; do not cache")
@@ -300,39 +304,13 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from spinefe.figures import render_von_mises
     from spinefe.mechanics import load_bearing
-    from spinefe.parallel import write_json
-    from spinefe.scenarios import (
-        comparison,
-        comparison_markdown,
-        nonlinear_markdown,
-        run_scenario,
-    )
+    from spinefe.scenarios import compare_scenarios
 
     cfg, model = _load(args, mechanics={"solver": args.solver})
-    model = load_bearing(model)
-    n = model.mesh.topology.index_map(3).size_local
-    records, fields, linear = {}, {}, {}
-    for scenario in SCENARIOS:
-        records[scenario], vm = run_scenario(model, cfg, scenario, args.out / scenario,
-                                             nonlinear=args.nonlinear)
-        fields[scenario] = vm.x.array[:n].copy()
-        if args.nonlinear:  # the linear model on the same mesh, for the change
-            linear[scenario], _ = run_scenario(model, cfg, scenario,
-                                               args.out / "linear" / scenario, fields=False)
-    comp = comparison(records)
-    comp["config_hash"] = cfg.hash()
-    comp["model"] = "nonlinear" if args.nonlinear else "linear"
-    table = comparison_markdown(comp)
-    if args.nonlinear:
-        comp["linear"] = comparison(linear)
-        table += "\n" + nonlinear_markdown(records, linear)
-    write_json(MPI.COMM_WORLD, comp, args.out / "comparison.json")
+    compare_scenarios(load_bearing(model), cfg, args.out, nonlinear=args.nonlinear)
     if MPI.COMM_WORLD.rank == 0:
-        (args.out / "comparison.md").write_text(table)
-        print(table)
-    render_von_mises(model, fields, args.out / "von_mises.png")
+        print((args.out / "comparison.md").read_text())
     return 0
 
 
@@ -510,6 +488,17 @@ def _cmd_study(args: argparse.Namespace) -> int:
             for case in study.cases:
                 print(case.id, " ".join(f"{k}={case.parameters.get(k)}" for k in study.varied))
         return 0
+    if args.action == "table":
+        from spinefe.parallel import on_root
+        from spinefe.study import study_table, write_table
+
+        on_root(comm, lambda: write_table(study, out))
+        if comm.rank == 0:
+            rows = study_table(study, out)
+            counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")}
+            print(f"{out / 'summary.csv'}: {counts['ok']} done, {counts['failed']} failed, "
+                  f"{counts['pending']} pending")
+        return 0
     per_task = args.cases_per_task or 1
     if per_task < 1:
         raise ConfigError(f"--cases-per-task: {per_task}, must be at least 1")
@@ -571,14 +560,16 @@ def _run_study(args, study, out: Path, per_task: int) -> int:
         run = run_study(study, out, MPI.COMM_WORLD, args.ranks_per_case, args.force, cache,
                         cases)
     except KeyboardInterrupt:
-        if MPI.COMM_WORLD.rank == 0:
-            print(f"spinefe: interrupted; completed cases are in {out} and a rerun resumes",
-                  file=sys.stderr)
+        comm = MPI.COMM_WORLD
+        print(f"spinefe: interrupted (rank {comm.rank}); completed cases are in {out} and a "
+              "rerun resumes", file=sys.stderr, flush=True)
+        if comm.size > 1:  # the other ranks may wait in a collective: end them all
+            comm.Abort(130)
         return 130
     if MPI.COMM_WORLD.rank == 0:
         print(f"study {study.name}: {run.ran} ran, {run.skipped} already done, {run.failed} "
               f"failed -> {run.table}")
-    return min(run.failed, 100)
+    return min(10 + run.failed, 125) if run.failed else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

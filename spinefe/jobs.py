@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dosimetry import PlanError, SeedModelError
 from spinefe.config import SCENARIOS, ConfigError
@@ -74,15 +74,21 @@ class ClinicalVasJob(_Parameters):
     sd: tuple[tuple[float, float], ...] = ((0.80, 0.86), (0.97, 0.76), (0.85, 0.81))
     reported_p: tuple[str, ...] = (">0.05", "<0.05", ">0.05")
 
+    @model_validator(mode="after")
+    def _consistent(self):
+        if min(self.n) < 2:
+            raise ValueError(f"n: {list(self.n)}, each group needs at least 2 patients")
+        if not len(self.times) == len(self.mean) == len(self.sd) == len(self.reported_p) >= 2:
+            raise ValueError("times, mean, sd and reported_p: one entry per time point each, "
+                             "at least two time points")
+        if min(min(sd) for sd in self.sd) <= 0.0:
+            raise ValueError("sd: every standard deviation must be positive")
+        return self
+
 
 #: Von Mises groups of the segment job's table: the paper's two convergence indicators (L4
 #: cortical shell, L4 superior endplate) and its two scenario indicators (spinefe.results).
 INDICATORS = ("L4.cortical", "L4.endplate_superior", CORTICAL_ENDPLATES, CANCELLOUS)
-
-
-def change(new: float, old: float) -> float:
-    """Relative change (%)."""
-    return 100.0 * (new / old - 1.0)
 
 
 @dataclass(frozen=True)
@@ -97,12 +103,10 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
     (dose/); scalars: the paper's indicators per scenario and their changes, the dose metrics."""
     from spinefe.dose import config_plan, evaluate_dose, write_dose_results
     from spinefe.evaluation import plan_config
-    from spinefe.figures import render_von_mises
     from spinefe.mechanics import load_bearing
     from spinefe.mesh import build_mesh
-    from spinefe.parallel import write_json
     from spinefe.patterns import plan_pattern
-    from spinefe.scenarios import comparison, comparison_markdown, run_scenario
+    from spinefe.scenarios import change_percent, compare_scenarios
 
     p, cfg = case.job, case.config
     if p.access == "config":
@@ -112,18 +116,7 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
         plan = plan_pattern(cfg, p.access, p.density, d.activity_mCi, d.prescription_Gy)[0]
         cfg = plan_config(cfg, plan)
     model = build_mesh(cfg, comm, cache_dir)
-    mech = load_bearing(model)
-    n = mech.mesh.topology.index_map(3).size_local
-    records, fields = {}, {}
-    for scenario in SCENARIOS:
-        records[scenario], vm = run_scenario(mech, cfg, scenario, out / scenario,
-                                             fields=p.fields, nonlinear=p.nonlinear)
-        fields[scenario] = vm.x.array[:n].copy()
-    comp = comparison(records)
-    write_json(comm, comp, out / "comparison.json")
-    if comm.rank == 0:
-        (out / "comparison.md").write_text(comparison_markdown(comp))
-    render_von_mises(mech, fields, out / "von_mises.png")
+    records, _ = compare_scenarios(load_bearing(model), cfg, out, p.nonlinear, p.fields)
     scalars = {"seeds": len(plan.seeds), "dofs": records["healthy"]["dofs"],
                "cells": records["healthy"]["cells"]}
     for group in INDICATORS:
@@ -134,10 +127,10 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
     for group in (CORTICAL_ENDPLATES, CANCELLOUS):
         for stat in ("max", "p99"):
             value = {s: scalars[f"{group}.{s}.{stat}_MPa"] for s in SCENARIOS}
-            scalars[f"{group}.tumour_vs_healthy.{stat}_percent"] = change(value["tumour"],
-                                                                          value["healthy"])
-            scalars[f"{group}.implanted_vs_tumour.{stat}_percent"] = change(value["implanted"],
-                                                                            value["tumour"])
+            scalars[f"{group}.tumour_vs_healthy.{stat}_percent"] = change_percent(
+                value["tumour"], value["healthy"])
+            scalars[f"{group}.implanted_vs_tumour.{stat}_percent"] = change_percent(
+                value["implanted"], value["tumour"])
     for key in ("nucleus_pressure_MPa", "disc_bulge_mm"):
         for scenario, record in records.items():
             if key in record:
@@ -154,23 +147,24 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
 
 
 def run_rom(case, out: Path, comm, cache_dir) -> dict:
-    """The range of motion (rom.md, summary.json); scalars: degrees per motion and the
-    validation's verdicts."""
+    """The range of motion (rom/rom.md, rom/summary.json); scalars: degrees per motion."""
     from spinefe.mechanics import load_bearing
     from spinefe.mesh import build_mesh
     from spinefe.rom import run_rom as rom
 
-    summary = rom(load_bearing(build_mesh(case.config, comm, cache_dir)), case.config, out,
-                  case.job.scenario)
+    summary = rom(load_bearing(build_mesh(case.config, comm, cache_dir)), case.config,
+                  out / "rom", case.job.scenario)
     return {f"{motion}_deg": deg for motion, deg in summary["rom_deg"].items()}
 
 
 def run_optimise(case, out: Path, comm, cache_dir) -> dict:
-    """The Pareto search and its files (spinefe.optimisation.optimise); scalars: evaluations,
-    front size, hypervolume and the recommended plans' reinforcement."""
+    """The Pareto search and its files in optimise/ (spinefe.optimisation.optimise; its
+    checkpoint makes a rerun of a failed case resume); scalars: evaluations, front size,
+    hypervolume and the recommended plans' reinforcement."""
     from spinefe.optimisation import optimise
 
-    summary = comm.bcast(optimise(case.config, out, comm, cache_dir, case.job.verify), root=0)
+    summary = comm.bcast(optimise(case.config, out / "optimise", comm, cache_dir,
+                                  case.job.verify), root=0)
     history = summary["history"][-1] if summary["history"] else {}
     scalars = {"evaluations": summary["evaluations"], "front": len(summary["front"]),
                "hypervolume": history.get("hypervolume")}
@@ -187,8 +181,6 @@ def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
     from spinefe.parallel import write_json
 
     p = case.job
-    if not (len(p.times) == len(p.mean) == len(p.sd) == len(p.reported_p)):
-        raise ConfigError("job: times, mean, sd and reported_p need one entry per time point")
     rows = [between_groups(t, m, s, p.n, reported)
             for t, m, s, reported in zip(p.times, p.mean, p.sd, p.reported_p, strict=True)]
     within = {group: {time: within_group_bound((p.mean[0][g], p.mean[i][g]),

@@ -176,9 +176,14 @@ def _write_cache(model: Model, path: Path) -> None:
             "meta": model.meta,
         }
         (tmp / "model.json").write_text(json.dumps(stored, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        if path.exists() and not (path / "model.json").exists():
+            shutil.rmtree(path)  # an incomplete entry (written by hand or an old version)
+        try:
+            tmp.rename(path)
+        except OSError:  # another process (a study's other group) published this mesh first
+            if not (path / "model.json").exists():
+                raise
+            shutil.rmtree(tmp)
 
     on_root(comm, publish)
 

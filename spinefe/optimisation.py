@@ -495,8 +495,8 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     summary = None
     if comm.rank == 0:  # the search's results first: a failed verification loses none
         rows = evaluation_rows(search.archive)
-        write_csv(comm, rows, out / "evaluations.csv")
-        write_csv(comm, front, out / "pareto.csv")
+        write_csv(rows, out / "evaluations.csv")
+        write_csv(front, out / "pareto.csv")
         plot_front(rows, front, out / "pareto.png")
         plot_uniformity(rows, out / "uniformity.png")
         for i, plan in enumerate(plans):

@@ -39,21 +39,20 @@ def write_json(comm: MPI.Comm, data: dict, filename: Path) -> None:
         os.replace(tmp, filename)
 
 
-def write_csv(comm: MPI.Comm, rows: list[dict], filename: Path) -> None:
-    """Rank 0 writes `rows` as CSV (columns: the union of the rows' keys, in first-seen
-    order) atomically."""
+def write_csv(rows: list[dict], filename: Path) -> None:
+    """`rows` as CSV (columns: the union of the rows' keys, in first-seen order), written
+    atomically by the calling rank (call it on one)."""
     import csv
     import io
 
     from dosimetry.plan import write_text_atomic
 
-    if comm.rank == 0:
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text_atomic(filename, buffer.getvalue())
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(filename, buffer.getvalue())
 
 
 def share_cores(comm: MPI.Comm) -> None:

@@ -92,8 +92,13 @@ def nonlinear_markdown(records: dict[str, dict], linear: dict[str, dict]) -> str
     return "\n".join(lines) + "\n"
 
 
+def change_percent(new: float, old: float) -> float:
+    """Relative change from `old` to `new` (%)."""
+    return 100.0 * (new - old) / old
+
+
 def _change(new: float, old: float) -> str:
-    return f"{100.0 * (new - old) / old:+.1f} %"
+    return f"{change_percent(new, old):+.1f} %"
 
 
 def comparison(records: dict[str, dict]) -> dict:
@@ -151,3 +156,34 @@ def comparison_markdown(comp: dict) -> str:
         for claim, holds in checks.items():
             lines.append(f"- {claim} ({stat}): {'yes' if holds else 'NO'}")
     return "\n".join(lines) + "\n"
+
+
+def compare_scenarios(model: Model, cfg: Config, out: Path, nonlinear: bool = False,
+                      fields: bool = True) -> tuple[dict, dict]:
+    """Healthy, tumour and implanted on the load-bearing `model` into out/<scenario>/, the
+    comparison with the paper (out/comparison.json and .md; with `nonlinear`, also the linear
+    model on the same mesh under out/linear/ and the change) and out/von_mises.png; returns
+    (records, comparison); collective."""
+    from spinefe.figures import render_von_mises
+
+    n = model.mesh.topology.index_map(3).size_local
+    records, maps, linear = {}, {}, {}
+    for scenario in SCENARIOS:
+        records[scenario], vm = run_scenario(model, cfg, scenario, out / scenario,
+                                             fields=fields, nonlinear=nonlinear)
+        maps[scenario] = vm.x.array[:n].copy()
+        if nonlinear:
+            linear[scenario], _ = run_scenario(model, cfg, scenario, out / "linear" / scenario,
+                                               fields=False)
+    comp = comparison(records)
+    comp["config_hash"] = cfg.hash()
+    comp["model"] = "nonlinear" if nonlinear else "linear"
+    table = comparison_markdown(comp)
+    if nonlinear:
+        comp["linear"] = comparison(linear)
+        table += "\n" + nonlinear_markdown(records, linear)
+    write_json(model.comm, comp, out / "comparison.json")
+    if model.comm.rank == 0:
+        (out / "comparison.md").write_text(table)
+    render_von_mises(model, maps, out / "von_mises.png")
+    return records, comp

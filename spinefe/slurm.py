@@ -10,10 +10,10 @@ TEMPLATE = """\
 #!/bin/bash
 # spinefe study {name}: {cases} cases in {tasks} array tasks of {per_task} case(s), each on
 # {ranks} MPI rank(s). Submit: sbatch {script}
-# When every task has ended, one process writes the table {out}/summary.csv (completed
-# cases are skipped, failed ones run again):
-#   spinefe study run {study} --out {out} {sets}
-# or rerun failed tasks alone: sbatch --array=<task ids> {script}
+# When every task has ended, the table {out}/summary.csv (runs nothing):
+#   spinefe study table {study} --out {out} {sets}
+# Failed cases: resubmit their tasks (sbatch --array=<task ids> {script}); a task skips what
+# it completed.
 #SBATCH --job-name=spinefe-{name}
 #SBATCH --array=0-{last}
 #SBATCH --ntasks={ranks}

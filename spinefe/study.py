@@ -31,6 +31,8 @@ import hashlib
 import itertools
 import logging
 import json
+import shutil
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +55,9 @@ class AxisRange(BaseModel):
     num: int = Field(ge=1, le=1000)
 
     def values(self) -> list[float]:
-        return [float(v) for v in np.linspace(self.start, self.stop, self.num)]
+        """The values, rounded to 12 significant digits (0.9, not 0.8999999999999999, so that
+        a case equals the one written by hand)."""
+        return [float(f"{v:.12g}") for v in np.linspace(self.start, self.stop, self.num)]
 
 
 class StudySection(BaseModel):
@@ -134,6 +138,18 @@ def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
     node[last] = value
 
 
+def _flatten(values: dict, prefix: str = "") -> dict:
+    """Nested tables as dotted keys ({"mesh": {"size_mm": 1}} -> {"mesh.size_mm": 1}), so that
+    an unquoted dotted key in a TOML case sets one value instead of replacing a section."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _validation_message(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors())
 
@@ -170,13 +186,18 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         variations = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
     else:
         variations = spec.cases or [{}]
+    overrides = _flatten(overrides or {})
+    varied = {k for parameters in variations for k in _flatten(parameters)}
+    if shadowed := sorted(varied & set(overrides)):
+        raise ConfigError(f"{path}: --set {', '.join(shadowed)}: varied by the study's cases; "
+                          "an override would have no effect")
     cases = []
     for i, parameters in enumerate(variations):
         where = f"{path}: case {i} ({json.dumps(parameters)})"
         data = Config().model_dump(mode="json")
         _merge(data, copy.deepcopy(spec.base), f"{path}: base")
         job_data = copy.deepcopy(spec.job)
-        for key, value in [*(overrides or {}).items(), *parameters.items()]:
+        for key, value in [*overrides.items(), *_flatten(parameters).items()]:
             if key.startswith("job."):
                 _set_dotted(job_data, key[4:], value, where)
             else:
@@ -194,8 +215,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two cases have the same configuration")
-    return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path,
-                 dict(overrides or {}))
+    return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path, overrides)
 
 
 def _merge(data: dict, update: dict, where: str) -> None:
@@ -242,26 +262,34 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
 
     from dosimetry.plan import write_text_atomic
     from spinefe.jobs import COLLECTIVE_ERRORS, JOBS
+    from spinefe.parallel import on_root
     from spinefe.provenance import provenance
 
     path = out / case.id / "summary.json"
-    done = None
-    if comm.rank == 0 and not force:
+
+    def completed() -> bool:
+        if force:  # from scratch: the job's own checkpoints go too
+            shutil.rmtree(out / case.id, ignore_errors=True)
+            return False
         done = _read_summary(path)
-    done = comm.bcast(done, root=0)
-    if done is not None and done.get("status") == "ok" and done.get("config_hash") == case.id:
+        return (done is not None and done.get("status") == "ok"
+                and case_id(done.get("config", {})) == case.id)
+
+    if comm.bcast(on_root(comm, completed), root=0):
         return "skipped"
     catch = Exception if comm.size == 1 else COLLECTIVE_ERRORS
     t0 = time.perf_counter()
-    scalars, error = {}, None
+    scalars, error, trace = {}, None, None
     try:
         scalars = JOBS[case.job_name].run(case, out / case.id, comm, cache_dir)
     except catch as err:
-        error = f"{type(err).__name__}: {err}"
-        log.error("case %s %s failed: %s\n%s", case.id, json.dumps(case.parameters), error,
-                  traceback.format_exc() if comm.rank == 0 else "")
+        error, trace = f"{type(err).__name__}: {err}", traceback.format_exc()
+        # logged by every rank of the group: the log shows world rank 0 only
+        print(f"spinefe: case {case.id} {json.dumps(case.parameters)} failed: {error}",
+              file=sys.stderr, flush=True)
     summary = {
         "id": case.id, "status": "failed" if error else "ok", "error": error,
+        "traceback": trace,
         "parameters": case.parameters, "scalars": scalars,
         "seconds": round(time.perf_counter() - t0, 2), "config_hash": case.id,
         "config": case.record(), "provenance": provenance(comm),
@@ -277,12 +305,20 @@ def study_table(study: Study, out: Path) -> list[dict]:
     rows = []
     for case in study.cases:
         summary = _read_summary(out / case.id / "summary.json")
-        if summary is None or summary.get("config_hash") != case.id:
+        if summary is None or case_id(summary.get("config", {})) != case.id:
             summary = {"status": "pending", "scalars": {}}
         row = {"case": case.id, "status": summary["status"]}
         row |= {key: case.parameters.get(key) for key in study.varied}
         rows.append(row | summary["scalars"])
     return rows
+
+
+def write_table(study: Study, out: Path) -> Path:
+    """out/summary.csv from the case summaries written so far (`study_table`)."""
+    from spinefe.parallel import write_csv
+
+    write_csv(study_table(study, out), out / "summary.csv")
+    return out / "summary.csv"
 
 
 def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: bool = False,
@@ -298,7 +334,7 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     import signal
 
     from dosimetry.plan import write_text_atomic
-    from spinefe.parallel import write_csv
+    from spinefe.parallel import on_root
     from spinefe.progress import Progress
 
     if ranks_per_case < 1 or comm.size % ranks_per_case:
@@ -331,7 +367,6 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     finally:
         signal.signal(signal.SIGTERM, previous)
         group.Free()
-    table = out / "summary.csv"
     comm.Barrier()  # every group's summaries are written
-    write_csv(comm, study_table(study, out) if comm.rank == 0 else [], table)
-    return StudyRun(counts["ok"], counts["skipped"], counts["failed"], table)
+    on_root(comm, lambda: write_table(study, out))
+    return StudyRun(counts["ok"], counts["skipped"], counts["failed"], out / "summary.csv")

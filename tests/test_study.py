@@ -77,6 +77,30 @@ dose = false
     assert not set(ids) & {c.id for c in base.cases}
 
 
+def test_nested_tables_set_one_value_and_overrides_apply_to_every_case(tmp_path):
+    """An unquoted dotted key in a case is a nested table in TOML: it sets one value, the rest
+    of the section stays the base's; --set overrides every case but not a varied key."""
+    from spinefe.study import load_study
+
+    text = """
+[study]
+job = "segment"
+[base]
+dosimetry = { prescription_Gy = 140.0, activity_mCi = 0.5 }
+[[cases]]
+dosimetry.activity_mCi = 0.8
+[[cases]]
+"dosimetry.activity_mCi" = 0.3
+"""
+    study = load_study(write(tmp_path / "s.toml", text), {"mesh": {"size_mm": 2.0}})
+    assert [c.config.dosimetry.prescription_Gy for c in study.cases] == [140.0, 140.0]
+    assert [c.config.dosimetry.activity_mCi for c in study.cases] == [0.8, 0.3]
+    assert all(c.config.mesh.size_mm == 2.0 for c in study.cases)
+    assert study.overrides == {"mesh.size_mm": 2.0}
+    with pytest.raises(ConfigError, match="--set dosimetry.activity_mCi: varied by the study"):
+        load_study(tmp_path / "s.toml", {"dosimetry.activity_mCi": 0.4})
+
+
 def test_explicit_cases_and_ranges(tmp_path):
     from spinefe.study import load_study
 
@@ -108,6 +132,9 @@ job = "segment"
     ("[study]\njob = 'segment'\n[axes]\n'a.b' = [1]\n[[cases]]\n'a.b' = 1\n", "not both"),
     ("[study]\njob = 'segment'\nfoo = 1\n", "study.foo"),
     ("[study]\njob = 'segment'\n[axes]\n'job.dose' = [true, true]\n", "same configuration"),
+    ("[study]\njob = 'clinical_vas'\n[job]\ntimes = ['pre', 'post']\n",
+     "one entry per time point each"),
+    ("[study]\njob = 'clinical_vas'\n[job]\nn = [1, 30]\n", "at least 2 patients"),
 ])
 def test_bad_study_files_are_refused_naming_the_key(tmp_path, text, message):
     from spinefe.study import load_study
@@ -131,26 +158,35 @@ def table(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_path):
-    """A case whose job fails (its tables do not match the time points) is recorded while the
-    others run, and tried again by a rerun, which skips the completed ones; a changed case
-    gets a new id and runs; --force reruns all."""
+def failing_for(monkeypatch, n: tuple[int, int], error=ValueError):
+    """The clinical job, made to raise `error` for the case of group sizes `n`."""
+    from spinefe import jobs
+
+    real = jobs.JOBS["clinical_vas"]
+
+    def run(case, out, comm, cache_dir):
+        if case.job.n == n:
+            raise error(f"deliberate failure of n = {list(n)}")
+        return real.run(case, out, comm, cache_dir)
+
+    monkeypatch.setitem(jobs.JOBS, "clinical_vas", jobs.Job(real.parameters, run, "failing"))
+
+
+def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_path, monkeypatch):
+    """A case whose job fails is recorded while the others run, and tried again by a rerun,
+    which skips the completed ones; a changed case gets a new id and runs; --force reruns all
+    from scratch."""
     from spinefe.study import load_study, run_study
 
     comm = MPI.COMM_SELF
-    study = load_study(write(tmp_path / "vas.toml", CLINICAL + """
-[[cases]]
-"job.n" = [41, 55]
-[[cases]]
-"job.times" = ["pre", "post"]
-[[cases]]
-"job.n" = [20, 20]
-"""))
+    failing_for(monkeypatch, (20, 20))
+    study = load_study(write(tmp_path / "vas.toml", RUNNER))
     out = tmp_path / "out"
     run = run_study(study, out, comm)
     assert (run.ran, run.skipped, run.failed) == (2, 0, 1)
     failed = json.loads((out / study.cases[1].id / "summary.json").read_text())
-    assert failed["status"] == "failed" and "one entry per time point" in failed["error"]
+    assert failed["status"] == "failed" and "deliberate failure" in failed["error"]
+    assert "Traceback" in failed["traceback"]
     rows = table(out / "summary.csv")
     assert [r["case"] for r in rows] == [c.id for c in study.cases]
     assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
@@ -160,11 +196,12 @@ def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_pat
     assert (again.ran, again.skipped, again.failed) == (0, 2, 1)
     assert (out / study.cases[0].id / "summary.json").stat().st_mtime_ns == stamp
 
-    # as axes: [41, 55] is the same case as above (same id), the other two are new
     changed = load_study(write(tmp_path / "vas.toml", RUNNER.replace("[20, 20]", "[30, 30]")))
     run = run_study(changed, out, comm)
-    assert (run.ran, run.skipped) == (2, 1)
+    assert (run.ran, run.skipped) == (1, 2)  # [41, 55] and [30, 25] are done
+    (out / changed.cases[0].id / "stale.txt").write_text("from an earlier run")
     assert run_study(changed, out, comm, force=True).ran == 3
+    assert not (out / changed.cases[0].id / "stale.txt").exists()
     summary = json.loads((out / changed.cases[1].id / "summary.json").read_text())
     assert summary["config"]["job"]["n"] == [30, 30] and summary["provenance"]["mpi_size"] == 1
     assert summary["provenance"]["dolfinx"] and summary["provenance"]["utc"]
@@ -187,35 +224,43 @@ def test_an_interrupted_run_leaves_no_half_written_summary(tmp_path, monkeypatch
     monkeypatch.setitem(jobs.JOBS, "clinical_vas", jobs.Job(real.parameters, slow, "slow"))
     study = load_study(write(tmp_path / "vas.toml", RUNNER))
     out = tmp_path / "out"
+    handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         run_study(study, out, MPI.COMM_SELF)
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored
     assert json.loads((out / study.cases[0].id / "summary.json").read_text())["status"] == "ok"
     assert not (out / study.cases[1].id / "summary.json").exists()
     assert not list(out.rglob("*.tmp*"))
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(
-        signal.getsignal(signal.SIGTERM))
     monkeypatch.setitem(jobs.JOBS, "clinical_vas", real)
     run = run_study(study, out, MPI.COMM_SELF)
     assert (run.ran, run.skipped, run.failed) == (2, 1, 0)
 
 
 @pytest.mark.parallel
-def test_groups_of_one_rank_give_the_serial_table(tmp_path_factory):
-    """Under mpiexec -n 2 the cases are dealt to two groups; the table equals a run on one
-    rank (the provenance and timings live in the case summaries, not the table)."""
+def test_groups_give_the_serial_table(tmp_path_factory, monkeypatch):
+    """Under mpiexec -n 2, groups of one rank (each case on one) and one group of two ranks
+    give the table of a run on one rank (provenance and timings live in the case summaries,
+    not the table); a collective error in a case of the two-rank group is recorded (the
+    library's errors are raised on every rank together) and the others run."""
     from spinefe.study import load_study, run_study
 
     comm = MPI.COMM_WORLD
+    failing_for(monkeypatch, (20, 20), ConfigError)
     root = shared_tmp(tmp_path_factory, "groups")
     if comm.rank == 0:
         write(root / "vas.toml", RUNNER)
     comm.Barrier()
     study = load_study(root / "vas.toml")
-    run = run_study(study, root / "groups", comm, ranks_per_case=1)
-    assert run.ran == 3
+    for k in sorted({1, comm.size}):
+        run = run_study(study, root / f"groups{k}", comm, ranks_per_case=k)
+        assert (run.ran, run.failed) == (2, 1)
     if comm.rank == 0:
         run_study(study, root / "serial", MPI.COMM_SELF)
-        assert table(root / "groups" / "summary.csv") == table(root / "serial" / "summary.csv")
+        serial = table(root / "serial" / "summary.csv")
+        assert [r["status"] for r in serial] == ["ok", "failed", "ok"]
+        for k in sorted({1, comm.size}):
+            assert table(root / f"groups{k}" / "summary.csv") == serial
+    comm.Barrier()
     with pytest.raises(ConfigError, match="--ranks-per-case: 3 must divide"):
         run_study(study, root / "bad", comm, ranks_per_case=3)
 
@@ -335,17 +380,21 @@ def test_segment_study_and_its_report(tmp_path, cache_dir, default_model):
 
 
 def test_study_command_line(tmp_path, cli_env):
-    """`spinefe study list|run|slurm` and `report`: the exit status counts the failed cases;
-    --set overrides every case; a bad study file ends both ranks with exit 2 and the key."""
+    """`spinefe study list|run|table|slurm` and `report` on two cases that the planner refuses
+    (a unilateral fan cannot cover the mid-line lesion at 0.3 mCi: no mesh is made): both are
+    recorded as failed, the exit status is 10 + 2; --set changes every case's id; a bad study
+    file ends both ranks with exit 2 and the key."""
     import subprocess
 
     from conftest import spinefe_cmd
 
-    study = write(tmp_path / "vas.toml", CLINICAL + """
-[[cases]]
-"job.n" = [41, 55]
-[[cases]]
-"job.times" = ["pre", "post"]
+    study = write(tmp_path / "uni.toml", """
+[study]
+job = "segment"
+[base]
+dosimetry = { activity_mCi = 0.3 }
+[axes]
+"job.access" = ["unilateral_left", "unilateral_right"]
 """)
     out = tmp_path / "out"
 
@@ -353,16 +402,23 @@ def test_study_command_line(tmp_path, cli_env):
         return subprocess.run(spinefe_cmd(*args, ranks=ranks), env=cli_env, capture_output=True,
                               text=True)
 
-    listed = spinefe("study", "list", str(study), "--set", "job.n=[30, 30]")
-    assert listed.returncode == 0 and "2 cases of job 'clinical_vas'" in listed.stdout
+    listed = spinefe("study", "list", str(study))
+    assert listed.returncode == 0
+    assert "2 cases of job 'segment'; varied: job.access" in listed.stdout
+    coarser = spinefe("study", "list", str(study), "--set", "mesh.size_mm=2.0")
+    ids = {line.split()[0] for line in listed.stdout.splitlines()[1:]}
+    assert ids.isdisjoint(line.split()[0] for line in coarser.stdout.splitlines()[1:])
     run = spinefe("study", "run", str(study), "--out", str(out), ranks=2)
-    assert run.returncode == 1, run.stderr  # one failed case
-    assert "1 ran, 0 already done, 1 failed" in run.stdout
-    rows = table(out / "summary.csv")
-    assert [r["status"] for r in rows] == ["ok", "failed"]
-    assert spinefe("report", str(out)).returncode == 0 and (out / "report.html").is_file()
+    assert run.returncode == 12, run.stderr
+    assert "0 ran, 0 already done, 2 failed" in run.stdout and "PlanningError" in run.stderr
+    assert [r["status"] for r in table(out / "summary.csv")] == ["failed", "failed"]
+    (out / "summary.csv").unlink()
+    assert spinefe("study", "table", str(study), "--out", str(out)).returncode == 0
+    assert len(table(out / "summary.csv")) == 2
+    assert spinefe("report", str(out)).returncode == 0
+    assert "PlanningError" in (out / "report.md").read_text()
     slurm = spinefe("study", "slurm", str(study), "--out", str(out), "--cases-per-task", "2")
-    assert slurm.returncode == 0 and "#SBATCH --array=0-0" in (out / "vas.sbatch").read_text()
+    assert slurm.returncode == 0 and "#SBATCH --array=0-0" in (out / "uni.sbatch").read_text()
     bad = spinefe("study", "run", str(write(tmp_path / "bad.toml", "[study]\njob = 'x'\n")),
                   "--out", str(tmp_path / "bad"), ranks=2)
     assert bad.returncode == 2 and "study.job: 'x', allowed" in bad.stderr
