@@ -184,7 +184,7 @@ class Mesh(_Section):
     )
     algorithm: Literal["hxt", "delaunay"] = Field(
         "hxt", description="3D mesher; where HXT fails (it can on closely packed capsules), "
-        "Delaunay is tried and the mesh metadata's 'algorithm' records it")
+        "Delaunay is tried and 'mesher' in the mesh's summary records it")
     threads: int = Field(
         1,
         ge=0,

@@ -349,6 +349,7 @@ def mesh_summary(model: Model) -> dict:
         "quality_measure": "radius ratio 3 r_in / r_circ (1 = regular tetrahedron)",
         "landmarks": model.landmarks,
         "contact_pairs": {k: list(v) for k, v in model.contact_pairs.items()},
+        "mesher": model.meta.get("algorithm"),  # None in meshes cached before it was recorded
         "timing": {k: v for k, v in model.meta.items() if k.endswith("seconds")},
         "cache": model.meta.get("cache"),
         "peak_memory_mb_per_rank": model.meta.get("peak_memory_mb_per_rank"),

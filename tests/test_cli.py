@@ -77,6 +77,7 @@ def test_mesh_main_job_on_two_ranks(cli_env, tmp_path):
     assert res.returncode == 0, res.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mpi_size"] == 2 and len(summary["cells_per_rank"]) == 2
+    assert summary["mesher"] == "hxt"  # no Delaunay fallback on the default segment
     assert summary["regions"]["L4.lesion"]["cells"] > 0
     assert set(summary["landmarks"]) >= {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL", "SSL"}
     assert (out / "segment.png").stat().st_size > 10_000
