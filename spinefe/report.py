@@ -103,7 +103,8 @@ def plot_metrics(rows: list[dict], varied: list[str], metrics: list[str], path: 
             x, others = numeric[0], [k for k in varied if k != numeric[0]]
             series: dict[str, list] = {}
             for r in done:
-                series.setdefault(_label(r, others), []).append((r[x], r.get(metric)))
+                name = _label(r, others) if others else ""  # one line when one key varies
+                series.setdefault(name, []).append((r[x], r.get(metric)))
             for name, points in series.items():
                 points = sorted(p for p in points if isinstance(p[1], float))
                 if points:
