@@ -94,32 +94,27 @@ def default_cache_dir() -> Path:
     return Path(xdg) / "spinefe" / "meshes"
 
 
-def generate_volume_mesh(algorithm: str) -> str:
-    """Mesh the current gmsh model in 3D with `algorithm` ('hxt' or 'delaunay'); where HXT
-    fails (it can on closely packed capsules), mesh again with Delaunay. Returns the algorithm
-    that meshed; MeshingError where none did."""
+def _mesh_volumes(algorithm: str) -> None:
+    """Mesh the current gmsh model in 3D with `algorithm` ('hxt' or 'delaunay'); MeshingError
+    when gmsh fails or leaves a volume without tetrahedra."""
     import gmsh
 
+    gmsh.option.setNumber("Mesh.Algorithm3D", 10 if algorithm == "hxt" else 1)
     try:
-        gmsh.option.setNumber("Mesh.Algorithm3D", 10 if algorithm == "hxt" else 1)
         gmsh.model.mesh.generate(3)
-        return algorithm
     except Exception as err:  # gmsh raises a bare Exception
-        if algorithm != "hxt":
-            raise MeshingError(f"mesh.algorithm = {algorithm}: {err}") from None
-        log.warning("gmsh HXT failed (%s); meshing with Delaunay", err)
-        hxt_error = err
-    gmsh.model.mesh.clear()
-    try:
-        gmsh.option.setNumber("Mesh.Algorithm3D", 1)
-        gmsh.model.mesh.generate(3)
-    except Exception as err:
-        raise MeshingError(f"mesh.algorithm = hxt: {hxt_error}; then delaunay: {err}") from None
-    return f"delaunay (HXT failed: {hxt_error})"
+        raise MeshingError(f"mesh.algorithm = {algorithm}: {err}") from None
+    empty = [tag for _, tag in gmsh.model.getEntities(3)
+             if not any(len(t) for t in gmsh.model.mesh.getElements(3, tag)[1])]
+    if empty:
+        raise MeshingError(f"mesh.algorithm = {algorithm}: no tetrahedra in volumes {empty}")
 
 
 def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, dict]:
-    """Build and mesh the gmsh model on rank 0 and distribute it (collective)."""
+    """Build and mesh the gmsh model on rank 0 and distribute it (collective). Where HXT fails
+    (it can on closely packed capsules), the model is built again and meshed with Delaunay
+    (meshing the failed model again can leave volumes empty); meta['algorithm'] says which
+    mesher meshed."""
     import gmsh
 
     from spinefe.geometry import build_model, set_mesh_size
@@ -128,23 +123,34 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
     try:
         gmsh.option.setNumber("General.Terminal", 0)
 
-        def mesh_on_root() -> dict:
+        def build_and_mesh(algorithm: str) -> dict:
             t0 = time.perf_counter()
+            gmsh.clear()
             gmsh.model.add("L4-L5")
             cad_volumes = build_model(cfg)
             t1 = time.perf_counter()
             set_mesh_size(cfg)
             threads = cfg.mesh.threads or max(1, (os.cpu_count() or 1) // comm.size)
             gmsh.option.setNumber("General.NumThreads", threads)
-            algorithm = generate_volume_mesh(cfg.mesh.algorithm)
-            t2 = time.perf_counter()
-            return {
-                "algorithm": algorithm,
-                "cad_seconds": round(t1 - t0, 2),
-                "mesh_seconds": round(t2 - t1, 2),
-                "gmsh_threads": threads,
-                "cad_volumes_mm3": cad_volumes,
-            }
+            _mesh_volumes(algorithm)
+            return {"algorithm": algorithm, "cad_seconds": round(t1 - t0, 2),
+                    "mesh_seconds": round(time.perf_counter() - t1, 2), "gmsh_threads": threads,
+                    "cad_volumes_mm3": cad_volumes}
+
+        def mesh_on_root() -> dict:
+            try:
+                return build_and_mesh(cfg.mesh.algorithm)
+            except MeshingError as hxt:
+                if cfg.mesh.algorithm != "hxt":
+                    raise
+                log.warning("gmsh HXT failed (%s); building and meshing again with Delaunay",
+                            hxt)
+                try:
+                    meta = build_and_mesh("delaunay")
+                except MeshingError as err:
+                    raise MeshingError(f"{hxt}; then {err}") from None
+                meta["algorithm"] = f"delaunay (HXT failed: {hxt})"
+                return meta
 
         meta = on_root(comm, mesh_on_root)
         t0 = time.perf_counter()
