@@ -23,6 +23,7 @@ from spinefe.config import ConfigError
 #: Scalars plotted and tabulated per job (those present in the table).
 KEY_SCALARS = {
     "segment": ["seeds", "lesion.D90_Gy", "lesion.V100_percent", "canal.D0.1cc_Gy",
+                "L4.cortical_endplates.tumour_vs_healthy.max_percent",
                 "L4.cortical_endplates.implanted_vs_tumour.max_percent",
                 "L4.cortical_endplates.implanted_vs_tumour.p99_percent",
                 "L4.cancellous.implanted_vs_tumour.max_percent",
