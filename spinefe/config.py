@@ -11,13 +11,20 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Positive = Annotated[float, Field(gt=0.0)]
 Vec3 = tuple[float, float, float]
+
+
+def canonical_hash(data: Any, digits: int = 16) -> str:
+    """The first `digits` hex digits of the SHA-256 of `data` as canonical JSON (sorted keys,
+    no spaces): equal data, equal hash, across runs and machines."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:digits]
 
 
 class ConfigError(ValueError):
@@ -480,8 +487,7 @@ class Config(_Section):
         data = self.model_dump(mode="json")
         if sections:
             data = {k: data[k] for k in sections}
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return canonical_hash(data)
 
 
 #: Defaults per vertebra. Sources (anatomy.SOURCES): body width, posterior height, canal width

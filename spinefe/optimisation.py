@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pymoo.core.duplicate import DuplicateElimination
 
-from spinefe.config import Config, ConfigError, Optimisation
+from spinefe.config import Config, ConfigError, Optimisation, canonical_hash
 from spinefe.layout import SegmentLayout
 from spinefe.needles import Needle, PlanningError, check_seeds, load_seeds
 from spinefe.patterns import ACCESS, capacity, fan_needles
@@ -307,8 +307,6 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     hypervolume of the archive's front and the seconds since the set-up. The checkpoint is
     keyed by the whole configuration but optimisation.generations (a resume may extend the
     search; any other change is refused with ConfigError); collective."""
-    import hashlib
-    import json
     import time
 
     from spinefe.search import SearchSettings, UnitBoxProblem, nsga2
@@ -331,7 +329,7 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
 
     data = cfg.model_dump(mode="json")
     data["optimisation"].pop("generations")
-    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    key = canonical_hash(data)
     o = cfg.optimisation
     problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(cfg))
     settings = SearchSettings(o.population, o.generations, o.random_seed)

@@ -27,7 +27,6 @@ changed case gets a new one.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import logging
 import json
@@ -35,13 +34,14 @@ import shutil
 import sys
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from spinefe.config import Config, ConfigError, parse_config
+from spinefe.config import Config, ConfigError, canonical_hash, parse_config
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +91,20 @@ class Case:
     """One case: the values of the varied keys, its validated configuration and job
     parameters, and its id (hash of all three but the parameters, which they determine)."""
 
-    id: str
     parameters: dict
     config: Config
     job_name: str
     job: BaseModel
 
+    @cached_property
     def record(self) -> dict:
         """The full configuration as plain JSON (what the id hashes)."""
         return {"config": self.config.model_dump(mode="json"),
                 "job": {"name": self.job_name, **self.job.model_dump(mode="json")}}
+
+    @cached_property
+    def id(self) -> str:
+        return case_id(self.record)
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ class Study:
                 "cases": [{"id": c.id, "parameters": c.parameters} for c in self.cases],
                 "source": str(self.path), "text": self.path.read_text()}
 
-    @property
+    @cached_property
     def varied(self) -> list[str]:
         """The keys that vary between cases, in the order of the study file."""
         keys = dict.fromkeys(k for case in self.cases for k in case.parameters)
@@ -155,8 +159,8 @@ def _validation_message(err: ValidationError) -> str:
 
 
 def case_id(record: dict) -> str:
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """12 hex digits of the hash of a case's full configuration (Case.record)."""
+    return canonical_hash(record, digits=12)
 
 
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
@@ -210,8 +214,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
             job = parameters_model.model_validate(job_data)
         except ValidationError as err:
             raise ConfigError(f"{where}: job.{_validation_message(err)}") from None
-        partial = Case("", parameters, config, spec.study.job, job)
-        cases.append(Case(case_id(partial.record()), parameters, config, spec.study.job, job))
+        cases.append(Case(parameters, config, spec.study.job, job))
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two cases have the same configuration")
@@ -292,7 +295,7 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
         "traceback": trace,
         "parameters": case.parameters, "scalars": scalars,
         "seconds": round(time.perf_counter() - t0, 2), "config_hash": case.id,
-        "config": case.record(), "provenance": provenance(comm),
+        "config": case.record, "provenance": provenance(comm),
     }
     if comm.rank == 0:
         write_text_atomic(path, json.dumps(summary, indent=1, default=float))
