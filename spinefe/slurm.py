@@ -24,7 +24,7 @@ TEMPLATE = """\
 # --- site-specific: make spinefe and its MPI available, e.g. one of
 # module load openmpi
 # source /path/to/spinefe/.venv/bin/activate
-# (or run it in the container: see containers/README.md)
+# (or run spinefe in a container image that provides it)
 set -euo pipefail
 export OMP_NUM_THREADS=1
 # --- site-specific: srun's MPI plugin must match the MPI library (pmi2 for MPICH, pmix for
