@@ -37,7 +37,6 @@ def pairs(rows: list[dict], analysis: dict, n: int) -> list[tuple[dict, dict]]:
 def main() -> None:
     from mpi4py import MPI
 
-    import dolfinx_solver  # noqa: F401  (before petsc4py)
     from spinefe.config import Config, parse_config
     from spinefe.elasticity import SolverError
     from spinefe.evaluation import evaluate_conforming

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx)
 import dolfinx.geometry
 
 RULES = ("voigt", "reuss", "mori_tanaka")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx)
 import dolfinx
 
 from spinefe import regions as R

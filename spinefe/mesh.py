@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx: loads the wheel's PETSc)
 import dolfinx
 from dolfinx.io import XDMFFile
 

@@ -27,7 +27,6 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx and petsc4py)
 import dolfinx.fem.petsc
 from dolfinx import fem
 from petsc4py import PETSc

@@ -18,7 +18,6 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx)
 import dolfinx
 from dolfinx import fem
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx)
+import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx.mesh
 
 from spinefe.materials import MaterialFields, piecewise_fields

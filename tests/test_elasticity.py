@@ -22,7 +22,7 @@ import pytest
 import ufl
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx)
+import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx
 import dolfinx.fem
 import dolfinx.io.gmsh

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx)
+import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx
 
 from spinefe.embedded import RULES, TitaniumFraction, bulk_shear, capsule_points, homogenise

@@ -5,7 +5,7 @@ import pytest
 import ufl
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (before dolfinx: the bundled PETSc)
+import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx
 from dolfinx import fem
 

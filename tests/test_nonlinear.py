@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import dolfinx_solver  # noqa: F401  (must precede dolfinx)
+import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx
 
 from boxes import box, boundary, materials, plane, symmetry_rollers, two_blocks

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-import dolfinx_solver  # noqa: F401  (before anything that imports mpi4py)
+import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 from spinefe.config import Config, ConfigError, parse_config
 from spinefe.layout import segment_layout
 from spinefe.needles import PlanningError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import dolfinx_solver  # noqa: F401  (before anything that imports mpi4py)
+import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 from spinefe.config import Config
 from spinefe.layout import overlapping_capsules, segment_layout
 from spinefe.needles import (
