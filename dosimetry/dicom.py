@@ -30,13 +30,17 @@ CLOSED_PLANAR contours per ROI, with the Frame of Reference module; there is no 
 Contour Image Sequence and no RT Referenced Study Sequence (both Type 3): the ROIs are tied to the
 frame of reference only.
 
-Provenance: Manufacturer "spinefe", Software Versions = the spinefe package version, Dose Comment
-"TG-43U1 dose to water ...". All objects are marked UNAPPROVED (Approval module).
+Provenance: Manufacturer "spinefe", Software Versions = the spinefe package version, or, when the
+`Study` carries a provenance record (spinefe.provenance), one "name version" value per entry of
+it, and the whole record as JSON in a private element (group 0x0077, creator "spinefe
+provenance"; `read_provenance`); Dose Comment "TG-43U1 dose to water ...". All objects are
+marked UNAPPROVED (Approval module).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,6 +64,8 @@ from dosimetry.plan import Plan, Seed
 from dosimetry.seed_models import HALF_LIFE_H, MEAN_LIFE_H, load_seed_model
 
 MANUFACTURER = "spinefe"
+#: Private block of the provenance record (PS3.5 7.8.1: an odd group, a creator string).
+PROVENANCE_GROUP, PROVENANCE_CREATOR = 0x0077, "spinefe provenance"
 ISOTOPE = "I-125"
 #: Dose Comment of the RT Dose (LO, at most 64 characters).
 DOSE_COMMENT = "TG-43U1 dose to water, permanent implant, total to full decay"
@@ -95,6 +101,8 @@ class Study:
     rt_plan_uid: str = field(default_factory=generate_uid)
     rt_dose_uid: str = field(default_factory=generate_uid)
     rt_struct_uid: str = field(default_factory=generate_uid)
+    #: Where the objects came from (versions, commit, host...; JSON-ready), or None.
+    provenance: dict | None = None
 
     @property
     def date(self) -> str:
@@ -164,8 +172,22 @@ def _base(study: Study, sop_class: str, sop_instance: str, modality: str,
     # General Equipment: provenance
     ds.Manufacturer = MANUFACTURER
     ds.ManufacturerModelName = "spinefe dosimetry"
-    ds.SoftwareVersions = software_version()
+    if study.provenance is None:
+        ds.SoftwareVersions = software_version()
+    else:
+        ds.SoftwareVersions = [_lo(f"{k} {v}") for k, v in study.provenance.items()]
+        block = ds.private_block(PROVENANCE_GROUP, PROVENANCE_CREATOR, create=True)
+        block.add_new(0x01, "UT", json.dumps(study.provenance))
     return ds
+
+
+def read_provenance(path: str | Path) -> dict | None:
+    """The provenance record a spinefe DICOM object carries (None if it has none)."""
+    ds = pydicom.dcmread(path)
+    try:
+        return json.loads(ds.get_private_item(PROVENANCE_GROUP, 0x01, PROVENANCE_CREATOR).value)
+    except KeyError:
+        return None
 
 
 def _approval(ds: Dataset) -> None:

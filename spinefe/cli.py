@@ -220,6 +220,24 @@ def _parser() -> argparse.ArgumentParser:
         "against the varied parameter, the job's analysis (paper comparison, convergence, "
         "clinical tests, range of motion), figures and provenance.")
     report.add_argument("results", type=Path, metavar="DIR", help="a study's results directory")
+    prov = sub.add_parser(
+        "provenance", help="print where a result came from: versions, commit, MPI size, "
+        "config hash, host, UTC time",
+        description="RESULT: a results directory (its summary.json), a summary .json, an "
+        ".xdmf/.h5 field file or a DICOM object written by spinefe.")
+    prov.add_argument("result", type=Path, metavar="RESULT")
+    rerun = sub.add_parser(
+        "rerun", help="run a study case again from its recorded configuration and report "
+        "whether its scalars match",
+        description="RESULT: a study case's directory (results/NAME/<case id>/) or its "
+        "summary.json. Exit status: 0 when every scalar matches bit for bit, 3 when some "
+        "differ (listed), 2 for an invalid RESULT.")
+    rerun.add_argument("result", type=Path, metavar="RESULT")
+    rerun.add_argument("--out", type=Path, metavar="DIR",
+                       help="where the rerun goes (default: RESULT/rerun)")
+    rerun.add_argument("--cache-dir", type=Path, metavar="DIR",
+                       help="reuse meshes from this cache (default: mesh again, so that the "
+                       "meshing is checked too)")
     slurm.add_argument("--time", default="04:00:00", help="wall time per array task")
     slurm.add_argument("--partition", help="Slurm partition (site-specific)")
     return p
@@ -361,9 +379,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from dosimetry import write_plan
-    from dosimetry.dicom import write_rt_plan
+    from dosimetry.dicom import Study, write_rt_plan
     from spinefe.parallel import write_json
     from spinefe.patterns import plan_pattern
+    from spinefe.provenance import provenance
 
     cfg = _config(args, dosimetry={"activity_mCi": args.activity_mCi,
                                    "prescription_Gy": args.prescription_Gy})
@@ -375,12 +394,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         "d90_Gy_by_seed_count": coverage.d90_Gy,
         "needles": [{"name": n.name, "side": n.side, "entry_mm": n.entry_mm, "tip_mm": n.tip_mm,
                      "length_mm": n.length_mm} for n in needles],
+        "provenance": provenance(MPI.COMM_WORLD, cfg.hash()),
     }
     if MPI.COMM_WORLD.rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
         write_plan(plan, args.out / "plan.toml")
         write_plan(plan, args.out / "plan.csv")
-        write_rt_plan(plan, args.out / "rtplan.dcm", prescription_Gy=rx)
+        write_rt_plan(plan, args.out / "rtplan.dcm", prescription_Gy=rx,
+                      study=Study(provenance=summary["provenance"]))
         print(f"{plan.name}: {coverage.seeds_needed} seeds on {len(needles)} needles, lesion D90 "
               f"{coverage.d90_Gy[coverage.seeds_needed]:.1f} Gy (prescription {rx} Gy)")
     write_json(MPI.COMM_WORLD, summary, args.out / "summary.json")
@@ -394,12 +415,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from spinefe.evaluation import PlanEvaluator, evaluate_conforming, evaluation_markdown
     from spinefe.mesh import default_cache_dir
     from spinefe.parallel import on_root, write_json
+    from spinefe.provenance import provenance
 
     comm = MPI.COMM_WORLD
     plan = read_plan(args.plan)  # every rank reads: a bad plan fails on all ranks
     cfg, model = _load(args, dosimetry={"prescription_Gy": args.prescription_Gy}, seeds=())
     record = {"embedded": PlanEvaluator(model, cfg, rule=args.rule).evaluate(plan).record(),
-              "config_hash": cfg.hash(), "mpi_size": comm.size}
+              "mpi_size": comm.size, "provenance": provenance(comm, cfg.hash())}
     if args.conforming:
         cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
         record["conforming"] = evaluate_conforming(cfg, plan, comm, cache).record()
@@ -448,13 +470,15 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
 
     from spinefe.mesh import mesh_summary, write_mesh_xdmf
     from spinefe.parallel import write_json
+    from spinefe.provenance import provenance, stamp_xdmf
 
     comm = MPI.COMM_WORLD
     cfg, model = _load(args)
-    write_mesh_xdmf(model, args.out / "mesh.xdmf")
     summary = mesh_summary(model)
-    summary["config_hash"] = cfg.hash()
     summary["config"] = cfg.model_dump(mode="json")
+    summary["provenance"] = provenance(comm, cfg.hash())
+    write_mesh_xdmf(model, args.out / "mesh.xdmf")
+    stamp_xdmf(comm, args.out / "mesh.xdmf", summary["provenance"])
     if not args.no_figure:
         from spinefe.figures import render_segment
 
@@ -584,6 +608,50 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_provenance(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.provenance import provenance_text, read_provenance
+
+    try:
+        record = read_provenance(args.result)
+    except ValueError as err:
+        raise ConfigError(f"RESULT: {err}") from None
+    if MPI.COMM_WORLD.rank == 0:
+        sys.stdout.write(provenance_text(record))
+    return 0
+
+
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from spinefe.study import rerun_case
+
+    comm = MPI.COMM_WORLD
+    case_dir = args.result if args.result.is_dir() else args.result.parent
+    out = args.out or case_dir / "rerun"
+    check = rerun_case(args.result, out, comm, args.cache_dir)
+    if comm.rank == 0:
+        print(f"case {check['id']} rerun on {comm.size} rank(s) -> {check['out']}")
+        if not check["same_id"]:
+            print("  note: the recorded configuration hashes to another id now (a config "
+                  "written by another spinefe version)")
+        if check["recorded_mpi_size"] not in (None, comm.size):
+            print(f"  note: recorded on {check['recorded_mpi_size']} rank(s): another "
+                  "partition changes the last digits of iterative solves")
+        for key, (then, now) in check["changed_versions"].items():
+            print(f"  version changed: {key} {then} -> {now}")
+        if check["status"] != check["recorded_status"]:
+            print(f"  recorded {check['recorded_status']}, rerun {check['status']}: "
+                  f"{check['error'] or ''}")
+        for key, (then, now) in check["differences"].items():
+            print(f"  differs: {key}: recorded {then!r}, rerun {now!r}")
+    same = not check["differences"] and check["status"] == check["recorded_status"]
+    if comm.rank == 0 and same:
+        print("  every scalar matches the recorded one exactly")
+    return 0 if same else 3
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from mpi4py import MPI
@@ -605,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
         "optimise": _cmd_optimise,
         "study": _cmd_study,
         "report": _cmd_report,
+        "provenance": _cmd_provenance,
+        "rerun": _cmd_rerun,
     }
     try:
         return handlers[args.command](args)

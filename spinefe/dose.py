@@ -30,6 +30,7 @@ from spinefe import regions as R
 from spinefe.config import Config, ConfigError
 from spinefe.mesh import Model
 from spinefe.parallel import share_cores
+from spinefe.provenance import provenance, stamp_xdmf
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
                      "samples_inside_capsules_excluded": result.inside_capsule_samples},
         "metrics": _json_numbers(result.metrics),
         "regions": _json_numbers(result.region_stats),
-        "config_hash": cfg.hash(),
+        "provenance": provenance(comm, cfg.hash()),
     }
     V1 = fem.functionspace(model.mesh, ("Lagrange", 1))
     V0 = fem.functionspace(model.mesh, ("DG", 0))
@@ -263,6 +264,7 @@ def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
         xdmf.write_mesh(model.mesh)
         for f in fields:
             xdmf.write_function(f, 0.0)
+    stamp_xdmf(comm, out / "dose.xdmf", summary["provenance"])
     write_json(comm, summary, out / "summary.json")
     grid, names = gather_grid(model)
     # Rank 0 alone from here on: no collective call may follow (an error here must not leave the
@@ -273,7 +275,7 @@ def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
         np.savetxt(out / "dvh.csv", np.column_stack(list(table.values())), delimiter=",",
                    header=header, comments="", fmt="%.6g")
         write_plan(result.plan, out / "plan.toml")
-        export_dicom(grid, names, cfg, result.plan, out / "dicom")
+        export_dicom(grid, names, cfg, result.plan, out / "dicom", summary["provenance"])
         if figures:
             render_dvh(table, d.prescription_Gy, out / "dvh.png", title=result.plan.name)
             render_isodose(grid, names, result.plan, d.prescription_Gy, cfg.lesion.centre_mm,
@@ -309,14 +311,15 @@ def region_contours(grid, names: list[str], region: str, z_planes_mm) -> list[np
     return contours
 
 
-def export_dicom(grid, names: list[str], cfg: Config, plan: Plan, out: Path) -> dict:
+def export_dicom(grid, names: list[str], cfg: Config, plan: Plan, out: Path,
+                 record: dict | None = None) -> dict:
     """RT Plan, RT Dose and RT Structure Set (lesion, canal) in `out`; rank 0 only.
 
     The dose grid covers the lesion with a 15 mm margin and reaches back to the canal's posterior
     wall; the structures are contoured on the grid's axial planes, so the canal ROI is the part
     of the canal within the grid's height.
     """
-    from dosimetry.dicom import export_plan
+    from dosimetry.dicom import Study, export_plan
 
     d = cfg.dosimetry
     centre, radii = np.asarray(cfg.lesion.centre_mm), np.asarray(cfg.lesion.radii_mm)
@@ -328,5 +331,5 @@ def export_dicom(grid, names: list[str], cfg: Config, plan: Plan, out: Path) -> 
     rois = {name: region_contours(grid, names, name, z_planes)
             for name in (TARGET, ORGAN_AT_RISK) if name in names}
     return export_plan(plan, out, rois, lower, upper, d.grid_spacing_mm, d.prescription_Gy,
-                       formalism=d.formalism,
+                       study=Study(provenance=record), formalism=d.formalism,
                        interpreted_types={TARGET: "GTV", ORGAN_AT_RISK: "ORGAN"})

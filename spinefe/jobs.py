@@ -179,6 +179,7 @@ def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
     p-values and Hedges' g."""
     from spinefe.clinical import between_groups, clinical_markdown, within_group_bound
     from spinefe.parallel import write_json
+    from spinefe.provenance import provenance
 
     p = case.job
     rows = [between_groups(t, m, s, p.n, reported)
@@ -187,8 +188,8 @@ def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
                                                (p.sd[0][g], p.sd[i][g]), p.n[g])
                       for i, time in enumerate(p.times[1:], start=1)}
               for g, group in enumerate(p.groups)}
-    write_json(comm, {"groups": p.groups, "between": rows, "within": within},
-               out / "clinical.json")
+    write_json(comm, {"groups": p.groups, "between": rows, "within": within,
+                      "provenance": provenance(comm, case.id)}, out / "clinical.json")
     if comm.rank == 0:
         (out / "clinical.md").write_text(clinical_markdown(p.groups, p.n, rows, within))
     scalars = {}

@@ -472,12 +472,13 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     from pathlib import Path
 
     from dosimetry import write_plan
-    from dosimetry.dicom import write_rt_plan
+    from dosimetry.dicom import Study, write_rt_plan
     from dosimetry.plan import write_text_atomic
     from spinefe.elasticity import SolverError
     from spinefe.evaluation import evaluate_conforming
     from spinefe.mesh import MeshingError
     from spinefe.parallel import write_csv
+    from spinefe.provenance import provenance
 
     out = Path(out)
     if comm.rank == 0:
@@ -490,7 +491,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     plans = [search.plan(d) for d in front_designs]  # every rank: the verification needs them
     picks = recommended(front)
     pick_plans = {role: plans[front.index(row)] for role, row in picks.items()}
-    summary = None
+    summary, record = None, provenance(comm, cfg.hash())
     if comm.rank == 0:  # the search's results first: a failed verification loses none
         rows = evaluation_rows(search.archive)
         write_csv(rows, out / "evaluations.csv")
@@ -500,7 +501,8 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
         for i, plan in enumerate(plans):
             write_plan(plan, out / "plans" / f"front_{i:02d}.toml")
             write_rt_plan(plan, out / "plans" / f"front_{i:02d}.dcm",
-                          prescription_Gy=cfg.dosimetry.prescription_Gy)
+                          prescription_Gy=cfg.dosimetry.prescription_Gy,
+                          study=Study(provenance=record))
         for role, plan in pick_plans.items():
             write_plan(plan, out / "plans" / f"recommended_{role}.toml")
         history = search.state["history"]
@@ -515,7 +517,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
             if history and history[-1]["seconds"] > 0 else None,
             "history": history, "front": front, "recommended": picks, "verification": {},
             "support_uniformity": support_uniformity(rows, cfg.dosimetry.prescription_Gy),
-            "config_hash": cfg.hash(),
+            "provenance": record,
         }
         write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=float))
     for role, row in picks.items() if verify else ():

@@ -25,6 +25,7 @@ from spinefe.mechanics import region_cells, solve_segment_nonlinear
 from spinefe.nonlinear import newton_summary
 from spinefe.mesh import Model
 from spinefe.parallel import write_json
+from spinefe.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,8 @@ def run_rom(model: Model, cfg: Config, outdir: Path, scenario: str | None = None
         "validation": validation(rom),
         "motions": motions,
         "failed": failed,
-        "config_hash": cfg.hash(),
         "mpi_size": model.comm.size,
+        "provenance": provenance(model.comm, cfg.hash()),
     }
     write_json(model.comm, summary, outdir / "summary.json")
     if model.comm.rank == 0:

@@ -14,6 +14,7 @@ from spinefe.mechanics import solve_segment, solve_segment_nonlinear
 from spinefe.nonlinear import newton_summary
 from spinefe.mesh import Model
 from spinefe.parallel import write_json
+from spinefe.provenance import provenance, stamp_xdmf
 from spinefe.results import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_fields
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ def run_scenario(model: Model, cfg: Config, scenario: str, outdir: Path, fields:
     record, vm = summarize(sol, model, cfg, scenario)
     if nonlinear:
         record["nonlinear"] = nonlinear_record(sol, pairs, record["applied_N"], model.comm)
-    record["config_hash"] = cfg.hash()
+    record["provenance"] = provenance(model.comm, cfg.hash())
     if fields:
         record["files"] = [p.name for p in write_fields(sol, vm, outdir)]
+        stamp_xdmf(model.comm, outdir / "fields.xdmf", record["provenance"])
     write_json(model.comm, record, outdir / "summary.json")
     return record, vm
 
@@ -176,7 +178,7 @@ def compare_scenarios(model: Model, cfg: Config, out: Path, nonlinear: bool = Fa
             linear[scenario], _ = run_scenario(model, cfg, scenario, out / "linear" / scenario,
                                                fields=False)
     comp = comparison(records)
-    comp["config_hash"] = cfg.hash()
+    comp["provenance"] = provenance(model.comm, cfg.hash())
     comp["model"] = "nonlinear" if nonlinear else "linear"
     table = comparison_markdown(comp)
     if nonlinear:

@@ -295,11 +295,69 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
         "traceback": trace,
         "parameters": case.parameters, "scalars": scalars,
         "seconds": round(time.perf_counter() - t0, 2), "config_hash": case.id,
-        "config": case.record, "provenance": provenance(comm),
+        "config": case.record, "provenance": provenance(comm, case.id),
     }
     if comm.rank == 0:
         write_text_atomic(path, json.dumps(summary, indent=1, default=float))
     return summary["status"]
+
+
+def case_from_summary(summary: dict) -> Case:
+    """The case a summary.json records (its parameters, config and job), validated again."""
+    from spinefe.jobs import JOBS
+
+    try:
+        record = summary["config"]
+        job = dict(record["job"])
+        name = job.pop("name")
+        parameters_model = JOBS[name].parameters
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"the summary records no case configuration (missing {err})") from None
+    try:
+        job_parameters = parameters_model.model_validate(job)
+    except ValidationError as err:
+        raise ConfigError(f"recorded job.{_validation_message(err)}") from None
+    return Case(summary.get("parameters", {}), parse_config(record["config"]), name,
+                job_parameters)
+
+
+def _same(a, b) -> bool:
+    """Equal scalars, bit for bit (NaN equals NaN: a missing metric reproduced)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)
+    return a == b
+
+
+def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> dict:
+    """Run again the study case whose summary.json is `result` (or in the directory `result`)
+    from its recorded configuration, into out/<id>/, and compare the scalars exactly; returns
+    {"id", "same_id", "status", "recorded_status", "error", "differences": {key: [recorded,
+    rerun]}, "changed_versions": {key: [recorded, now]}, "recorded_mpi_size", "out"};
+    collective."""
+    from spinefe.provenance import provenance
+
+    path = result / "summary.json" if result.is_dir() else result
+    recorded = _read_summary(path)
+    if recorded is None:
+        raise ConfigError(f"{path}: not a study case's summary.json (missing or not JSON)")
+    case = case_from_summary(recorded)
+    if (out / case.id).resolve() == path.parent.resolve():
+        raise ConfigError(f"--out: {out}: the rerun would replace the recorded case; choose "
+                          "another directory")
+    status = run_case(case, out, comm, force=True, cache_dir=cache_dir)
+    new = _read_summary(out / case.id / "summary.json") if comm.rank == 0 else None
+    new = comm.bcast(new, root=0)
+    old_scalars, new_scalars = recorded.get("scalars", {}), new["scalars"]
+    differences = {k: [old_scalars.get(k), new_scalars.get(k)]
+                   for k in dict.fromkeys([*old_scalars, *new_scalars])
+                   if not _same(old_scalars.get(k), new_scalars.get(k))}
+    then, now = recorded.get("provenance", {}), provenance(comm)
+    changed = {k: [then.get(k), now[k]] for k in now
+               if k not in ("mpi_size", "config_hash", "host", "utc") and then.get(k) != now[k]}
+    return {"id": case.id, "same_id": case.id == recorded.get("id"), "status": status,
+            "recorded_status": recorded.get("status"),
+            "error": new.get("error"), "differences": differences, "changed_versions": changed,
+            "recorded_mpi_size": then.get("mpi_size"), "out": str(out / case.id)}
 
 
 def study_table(study: Study, out: Path) -> list[dict]:

@@ -23,6 +23,7 @@ from dosimetry.dicom import (
     Study,
     dose_grid,
     export_plan,
+    read_provenance,
     read_rt_dose,
     read_rt_plan,
     write_rt_dose,
@@ -67,11 +68,18 @@ def ellipse_contours(z_planes_mm, n: int = 256) -> list[np.ndarray]:
     return out
 
 
+#: A provenance record as spinefe.provenance writes it (shortened).
+PROVENANCE = {"spinefe": "0.1.0", "git_commit": "0123456789abcdef0123456789abcdef01234567+dirty",
+              "dolfinx": "0.11.0", "PETSc": "3.25.5", "h5py": None, "mpi_size": 2,
+              "config_hash": "f95b6b940437a1b2", "host": "node17",
+              "utc": "2026-11-29T18:48:21+00:00"}
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """The lesion plan exported with dose grid and structure set: (plan, study, paths)."""
     plan = lesion_plan()
-    study = Study()
+    study = Study(provenance=PROVENANCE)
     z_planes = np.arange(GRID_LOWER_MM[2], GRID_UPPER_MM[2] + 1e-9, GRID_SPACING_MM)
     paths = export_plan(plan, tmp_path_factory.mktemp("dicom"), {"lesion": ellipse_contours(
         z_planes)}, GRID_LOWER_MM, GRID_UPPER_MM, GRID_SPACING_MM, PRESCRIPTION_GY, study=study,
@@ -264,6 +272,17 @@ def test_dvh_agrees_with_dicompyler(exported, record_property):
     assert abs(rows["D90_rel_percent"]) < 2.0
     for level in (100, 150, 200):
         assert abs(rows[f"V{level}_pp"]) < 2.0, lines
+
+
+def test_every_object_carries_the_provenance(exported):
+    """Software Versions lists the record's entries; the whole record round-trips as JSON from
+    the private element; an object written without a record carries none."""
+    for path in exported[2].values():
+        ds = pydicom.dcmread(path)
+        assert "dolfinx 0.11.0" in ds.SoftwareVersions and "mpi_size 2" in ds.SoftwareVersions
+        assert read_provenance(path) == PROVENANCE
+    bare = write_rt_plan(lesion_plan(), exported[2]["rtplan"].parent / "bare.dcm")
+    assert read_provenance(bare) is None
 
 
 # --- dciodvfy -----------------------------------------------------------------------------------
