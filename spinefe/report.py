@@ -226,7 +226,7 @@ def provenance_section(summaries: list[dict]) -> str:
              f"on {first.get('mpi_size')} MPI rank(s).", "",
              "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in first.items()
-              if k not in ("spinefe", "git_commit", "host", "utc", "mpi_size")]
+              if k not in ("spinefe", "git_commit", "host", "utc", "mpi_size", "config_hash")]
     return "\n".join(lines) + "\n"
 
 
