@@ -6,7 +6,8 @@ try:
     # spinefe module. Where DOLFINx comes from elsewhere (the FEniCS images, conda, spack),
     # the module does not exist and nothing needs loading.
     import dolfinx_solver  # noqa: F401
-except ModuleNotFoundError:
-    pass
+except ModuleNotFoundError as err:
+    if err.name != "dolfinx_solver":  # the wheel is there but broken: say so
+        raise
 
 __version__ = "0.1.0"

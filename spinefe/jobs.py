@@ -188,8 +188,9 @@ def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
                                                (p.sd[0][g], p.sd[i][g]), p.n[g])
                       for i, time in enumerate(p.times[1:], start=1)}
               for g, group in enumerate(p.groups)}
+    record = provenance(comm, case.config.hash())
     write_json(comm, {"groups": p.groups, "between": rows, "within": within,
-                      "provenance": provenance(comm, case.id)}, out / "clinical.json")
+                      "provenance": record}, out / "clinical.json")
     if comm.rank == 0:
         (out / "clinical.md").write_text(clinical_markdown(p.groups, p.n, rows, within))
     scalars = {}

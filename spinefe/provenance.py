@@ -10,6 +10,7 @@ Versions, and the whole record as JSON in a private element, dosimetry.dicom).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from datetime import UTC, datetime
@@ -57,8 +58,11 @@ def versions() -> dict:
 
 
 def _git_commit() -> str | None:
-    """The commit of the source tree spinefe runs from ('+dirty' with local changes), or None
-    outside a git checkout (an installed package)."""
+    """The commit of the source tree spinefe runs from ('+dirty' with local changes); in a
+    container image, where the sources come without .git, the commit it was built from
+    ($SPINEFE_GIT_COMMIT, set by the image); None outside both."""
+    if commit := os.environ.get("SPINEFE_GIT_COMMIT"):
+        return commit
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
@@ -73,7 +77,7 @@ def _git_commit() -> str | None:
 
 def provenance(comm, config_hash: str | None = None) -> dict:
     """The record (JSON-ready) of a result computed on `comm` from a configuration with
-    `config_hash` (Config.hash(), or a study case's id); not collective."""
+    `config_hash` (Config.hash()); not collective."""
     return {**versions(), "mpi_size": comm.size, "config_hash": config_hash,
             "host": platform.node(), "utc": datetime.now(UTC).isoformat(timespec="seconds")}
 
@@ -101,14 +105,15 @@ def stamp_xdmf(comm, path: Path, record: dict) -> None:
 
 
 def read_provenance(path: Path) -> dict:
-    """The provenance record of a result: a results directory (its summary.json or
-    evaluation.json), a JSON summary, an XDMF or HDF5 file, or a DICOM object. ValueError
-    names the path when it holds none."""
+    """The provenance record of a result: a results directory (its summary.json,
+    comparison.json or evaluation.json), a JSON summary, an XDMF or HDF5 file, or a DICOM
+    object. ValueError names the path when it holds none."""
     path = Path(path)
     if path.is_dir():
-        found = [p for p in (path / "summary.json", path / "evaluation.json") if p.is_file()]
+        names = ("summary.json", "comparison.json", "evaluation.json")
+        found = [path / name for name in names if (path / name).is_file()]
         if not found:
-            raise ValueError(f"{path}: no summary.json or evaluation.json in this directory")
+            raise ValueError(f"{path}: no {', '.join(names)} in this directory")
         path = found[0]
     if not path.is_file():
         raise ValueError(f"{path}: no such file or directory")

@@ -158,6 +158,14 @@ def _validation_message(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors())
 
 
+def _job_parameters(model: type[BaseModel], data: dict, where: str) -> BaseModel:
+    """The job's parameters validated by its model; ConfigError naming `where` and the key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{where}: job.{_validation_message(err)}") from None
+
+
 def case_id(record: dict) -> str:
     """12 hex digits of the hash of a case's full configuration (Case.record)."""
     return canonical_hash(record, digits=12)
@@ -210,10 +218,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
             config = parse_config(data)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
-        try:
-            job = parameters_model.model_validate(job_data)
-        except ValidationError as err:
-            raise ConfigError(f"{where}: job.{_validation_message(err)}") from None
+        job = _job_parameters(parameters_model, job_data, where)
         cases.append(Case(parameters, config, spec.study.job, job))
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
@@ -294,8 +299,8 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
         "id": case.id, "status": "failed" if error else "ok", "error": error,
         "traceback": trace,
         "parameters": case.parameters, "scalars": scalars,
-        "seconds": round(time.perf_counter() - t0, 2), "config_hash": case.id,
-        "config": case.record, "provenance": provenance(comm, case.id),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "config": case.record, "provenance": provenance(comm, case.config.hash()),
     }
     if comm.rank == 0:
         write_text_atomic(path, json.dumps(summary, indent=1, default=float))
@@ -313,12 +318,8 @@ def case_from_summary(summary: dict) -> Case:
         parameters_model = JOBS[name].parameters
     except (KeyError, TypeError) as err:
         raise ConfigError(f"the summary records no case configuration (missing {err})") from None
-    try:
-        job_parameters = parameters_model.model_validate(job)
-    except ValidationError as err:
-        raise ConfigError(f"recorded job.{_validation_message(err)}") from None
     return Case(summary.get("parameters", {}), parse_config(record["config"]), name,
-                job_parameters)
+                _job_parameters(parameters_model, job, "recorded"))
 
 
 def _same(a, b) -> bool:
