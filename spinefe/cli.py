@@ -236,8 +236,12 @@ def _parser() -> argparse.ArgumentParser:
     rerun.add_argument("--out", type=Path, metavar="DIR",
                        help="where the rerun goes (default: RESULT/rerun)")
     rerun.add_argument("--cache-dir", type=Path, metavar="DIR",
-                       help="reuse meshes from this cache (default: mesh again, so that the "
-                       "meshing is checked too)")
+                       help="mesh cache, as for study run (default: $SPINEFE_CACHE or "
+                       "~/.cache/spinefe/meshes)")
+    rerun.add_argument("--no-cache", action="store_true",
+                       help="mesh again in memory (as a study run with --no-cache did; a mesh "
+                       "from the cache numbers its dofs otherwise: results then agree to the "
+                       "solver tolerance, not bit for bit)")
     slurm.add_argument("--time", default="04:00:00", help="wall time per array task")
     slurm.add_argument("--partition", help="Slurm partition (site-specific)")
     return p
@@ -625,12 +629,14 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
 def _cmd_rerun(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
+    from spinefe.mesh import default_cache_dir
     from spinefe.study import rerun_case
 
     comm = MPI.COMM_WORLD
     case_dir = args.result if args.result.is_dir() else args.result.parent
     out = args.out or case_dir / "rerun"
-    check = rerun_case(args.result, out, comm, args.cache_dir)
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    check = rerun_case(args.result, out, comm, cache)
     if comm.rank == 0:
         print(f"case {check['id']} rerun on {comm.size} rank(s) -> {check['out']}")
         if not check["same_id"]:

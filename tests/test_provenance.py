@@ -51,7 +51,7 @@ dosimetry = {{ activity_mCi = 0.4 }}
 
 def test_a_case_records_its_provenance_everywhere_and_reruns_exactly(tmp_path, cache_dir,
                                                                      capsys):
-    """One segment case on the coarse mesh (from the session's cache): its summary, the
+    """One segment case on the coarse mesh (the session's cache): its summary, the
     scenario fields' and the dose's XDMF files and its DICOM objects record the same versions
     and the case id. With one recorded scalar moved by one ulp, `spinefe rerun` solves the
     case again and reports that scalar, and only it (exit 3): every other scalar, over 40 of
