@@ -17,7 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	  echo "using $$py"; \
 	  [ -x $(PY) ] || "$$py" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dolfinx,test]"
+	@# -qq: setuptools' editable-install notice ("folders with the same name as your package")
+	@# is a warning for every editable install, not a fault of this project.
+	$(PY) -m pip install -qq -e ".[dolfinx,test]"
 	touch $@
 
 venv: $(VENV)/.installed

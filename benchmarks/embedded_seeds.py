@@ -37,8 +37,8 @@ def make_plan(cfg, access: str, density: str, activity: float, seeds: int | None
     """The corner's plan: the covering seed count, or `seeds` along its needles (unilateral
     access does not cover the mid-line lesion, docs/planning.md)."""
     from dosimetry.plan import Plan, strength_from_activity
-    from spinefe.layout import segment_layout
-    from spinefe.patterns import plan_pattern, seed_count
+    from spinefe.geometry.layout import segment_layout
+    from spinefe.planning.patterns import plan_pattern, seed_count
 
     if seeds is None:
         return plan_pattern(cfg, access, density, activity, PRESCRIPTION_GY)[0]
@@ -53,8 +53,9 @@ def make_plan(cfg, access: str, density: str, activity: float, seeds: int | None
 def seedless_segment(size: float, comm):
     """The default segment at element size `size` (mm) without seeds: (config, model), the
     mesh cached in $SPINEFE_CACHE; collective."""
-    from spinefe.config import Config, parse_config
-    from spinefe.mesh import build_mesh, default_cache_dir
+    from spinefe.config.sections import Config
+    from spinefe.config.loading import parse_config
+    from spinefe.geometry.mesh import build_mesh, default_cache_dir
 
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = size
@@ -66,8 +67,8 @@ def seedless_segment(size: float, comm):
 def worker(size: float, out: Path, n_plans: int) -> None:
     from mpi4py import MPI
 
-    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
-    from spinefe.mesh import default_cache_dir
+    from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.geometry.mesh import default_cache_dir
 
     comm = MPI.COMM_WORLD
     cfg, model = seedless_segment(size, comm)

@@ -22,9 +22,10 @@ from pathlib import Path
 def worker(size: float, smoothing: int) -> None:
     from mpi4py import MPI
 
-    from spinefe.config import Config, parse_config
-    from spinefe.mechanics import load_bearing, solve_segment
-    from spinefe.mesh import build_mesh, default_cache_dir
+    from spinefe.config.sections import Config
+    from spinefe.config.loading import parse_config
+    from spinefe.mechanics.segment import load_bearing, solve_segment
+    from spinefe.geometry.mesh import build_mesh, default_cache_dir
 
     comm = MPI.COMM_WORLD
     data = Config().model_dump(mode="json")

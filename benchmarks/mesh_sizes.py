@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from spinefe.config import Config, Seed, parse_config
-from spinefe.config_toml import config_toml
+from spinefe.config.sections import Config, Seed
+from spinefe.config.loading import parse_config
+from spinefe.config.toml import config_toml
 
 
 def seeds_25() -> list[dict]:

@@ -22,11 +22,12 @@ from pathlib import Path
 def worker(size: float, case: str) -> None:
     from mpi4py import MPI
 
-    from spinefe.config import Config, parse_config
-    from spinefe.mechanics import load_bearing, solve_segment_nonlinear
-    from spinefe.mesh import build_mesh, default_cache_dir
-    from spinefe.nonlinear import newton_summary
-    from spinefe.rom import moment_load, rotation_of_L4
+    from spinefe.config.sections import Config
+    from spinefe.config.loading import parse_config
+    from spinefe.mechanics.segment import load_bearing, solve_segment_nonlinear
+    from spinefe.geometry.mesh import build_mesh, default_cache_dir
+    from spinefe.mechanics.nonlinear import newton_summary
+    from spinefe.mechanics.rom import moment_load, rotation_of_L4
 
     comm = MPI.COMM_WORLD
     data = Config().model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""Benchmark: a full Pareto search of seed plans (spinefe.optimisation) at the optimisation
+"""Benchmark: a full Pareto search of seed plans (spinefe.planning.optimisation) at the optimisation
 resolution, its evaluations per second and the convergence of its front.
 
 Runs `optimise` (population x generations, ranks split into groups of --ranks-per-evaluation)
@@ -23,9 +23,10 @@ from pathlib import Path
 def worker(args) -> None:
     from mpi4py import MPI
 
-    from spinefe.config import Config, parse_config
-    from spinefe.mesh import default_cache_dir
-    from spinefe.optimisation import optimise
+    from spinefe.config.sections import Config
+    from spinefe.config.loading import parse_config
+    from spinefe.geometry.mesh import default_cache_dir
+    from spinefe.planning.optimisation import optimise
 
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = args.verify_size

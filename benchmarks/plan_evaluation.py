@@ -27,8 +27,8 @@ from embedded_seeds import PLANS, make_plan, seedless_segment  # noqa: E402  (a 
 def worker(size: float, out: Path) -> None:
     from mpi4py import MPI
 
-    from spinefe.elasticity import SolverOptions, create_ksp
-    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.mechanics.elasticity import SolverOptions, create_ksp
+    from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
     cfg, model = seedless_segment(size, comm)

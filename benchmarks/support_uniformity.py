@@ -37,13 +37,15 @@ def pairs(rows: list[dict], analysis: dict, n: int) -> list[tuple[dict, dict]]:
 def main() -> None:
     from mpi4py import MPI
 
-    from spinefe.config import Config, parse_config
-    from spinefe.elasticity import SolverError
-    from spinefe.evaluation import evaluate_conforming
-    from spinefe.layout import segment_layout
-    from spinefe.mesh import MeshingError, default_cache_dir
-    from spinefe.optimisation import design_plan, evaluation_rows, row_design
-    from spinefe.parallel import write_json
+    from spinefe.config.sections import Config
+    from spinefe.config.loading import parse_config
+    from spinefe.common.errors import SolverError
+    from spinefe.planning.evaluation import evaluate_conforming
+    from spinefe.geometry.layout import segment_layout
+    from spinefe.common.errors import MeshingError
+    from spinefe.geometry.mesh import default_cache_dir
+    from spinefe.planning.optimisation import design_plan, evaluation_rows, row_design
+    from spinefe.common.parallel import write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--search", type=Path, required=True, help="output DIR of a Pareto search")
@@ -53,7 +55,7 @@ def main() -> None:
     comm = MPI.COMM_WORLD
     summary = json.loads((args.search / "summary.json").read_text())
     with open(args.search / "checkpoint.pkl", "rb") as f:
-        archive = pickle.load(f)[2]["archive"]  # (key, algorithm, state): spinefe.search
+        archive = pickle.load(f)[2]["archive"]  # (key, algorithm, state): spinefe.planning.search
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = args.size
     data["seeds"] = []

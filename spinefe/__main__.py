@@ -2,6 +2,6 @@
 
 import sys
 
-from spinefe.cli import main
+from spinefe.cli.main import main
 
 sys.exit(main())

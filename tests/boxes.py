@@ -8,7 +8,7 @@ from mpi4py import MPI
 import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx.mesh
 
-from spinefe.materials import MaterialFields, piecewise_fields
+from spinefe.mechanics.materials import MaterialFields, piecewise_fields
 
 COMM = MPI.COMM_WORLD
 

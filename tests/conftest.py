@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
-from spinefe.config import Config, Seed, parse_config
+from spinefe.config.sections import Config, Seed
+from spinefe.config.loading import parse_config
 
 #: Coarse element size for the tests (mm): the whole segment meshes in seconds.
 TEST_H = 2.5
@@ -55,14 +56,14 @@ def cache_dir():
 
 @pytest.fixture(scope="session")
 def default_model(cache_dir):
-    from spinefe.mesh import build_mesh
+    from spinefe.geometry.mesh import build_mesh
 
     return build_mesh(coarse(), MPI.COMM_WORLD, cache_dir)
 
 
 @pytest.fixture(scope="session")
 def analytic_model(cache_dir):
-    from spinefe.mesh import build_mesh
+    from spinefe.geometry.mesh import build_mesh
 
     return build_mesh(analytic_shape(), MPI.COMM_WORLD, cache_dir)
 

@@ -7,9 +7,11 @@ import tomllib
 import numpy as np
 import pytest
 
-from spinefe.config import Config, ConfigError, parse_config
-from spinefe.config_toml import config_toml, default_toml
-from spinefe.layout import segment_layout
+from spinefe.config.sections import Config
+from spinefe.config.loading import parse_config
+from spinefe.common.errors import ConfigError
+from spinefe.config.toml import config_toml, default_toml
+from spinefe.geometry.layout import check_layout, segment_layout
 
 
 def _with(path: str, value) -> dict:
@@ -21,6 +23,13 @@ def _with(path: str, value) -> dict:
         node = node[int(p)] if p.isdigit() else node[p]
     node[int(last) if last.isdigit() else last] = value
     return data
+
+
+def _load(data: dict) -> Config:
+    """What every edge does with a segment's config: validate it, then check its layout."""
+    cfg = parse_config(data)
+    check_layout(cfg)
+    return cfg
 
 
 def test_default_toml_round_trips():
@@ -62,13 +71,13 @@ def test_hash_is_stable_and_sensitive():
 )
 def test_bad_input_names_the_key(path, value, expected):
     with pytest.raises(ConfigError) as err:
-        parse_config(_with(path, value))
+        _load(_with(path, value))
     assert expected in str(err.value)
 
 
 def test_seed_outside_bone_in_disc_is_rejected():
     with pytest.raises(ConfigError, match="not entirely inside bone"):
-        parse_config(_with("seeds.0.position_mm", [0.0, 0.0, 0.0]))  # disc mid-plane
+        _load(_with("seeds.0.position_mm", [0.0, 0.0, 0.0]))  # disc mid-plane
 
 
 def test_layout_is_a_stacked_segment():

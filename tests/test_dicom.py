@@ -68,7 +68,7 @@ def ellipse_contours(z_planes_mm, n: int = 256) -> list[np.ndarray]:
     return out
 
 
-#: A provenance record as spinefe.provenance writes it (shortened).
+#: A provenance record as spinefe.common.provenance writes it (shortened).
 PROVENANCE = {"spinefe": "0.1.0", "git_commit": "0123456789abcdef0123456789abcdef01234567+dirty",
               "dolfinx": "0.11.0", "PETSc": "3.25.5", "h5py": None, "mpi_size": 2,
               "config_hash": "f95b6b940437a1b2", "host": "node17",

@@ -8,14 +8,14 @@ import pytest
 from conftest import coarse, dicompyler_dvhcalc, spinefe_cmd
 from mpi4py import MPI
 
-from spinefe import regions as R
+from spinefe.common import regions as R
 
 pytestmark = pytest.mark.parallel
 
 
 def test_quadrature_samples_carry_the_cell_volumes(default_model):
-    from spinefe.dose import quadrature_samples
-    from spinefe.mesh import cell_volumes
+    from spinefe.dose.mesh_dose import quadrature_samples
+    from spinefe.geometry.mesh import cell_volumes
 
     mesh = default_model.mesh
     cells = np.arange(mesh.topology.index_map(3).size_local, dtype=np.int32)
@@ -41,7 +41,7 @@ def test_dose_fields_match_the_core(default_model):
     from dolfinx import fem
 
     from dosimetry.tg43 import dose_rate
-    from spinefe.dose import config_plan, dose_function
+    from spinefe.dose.mesh_dose import config_plan, dose_function
 
     mesh = default_model.mesh
     plan = config_plan(coarse())
@@ -70,8 +70,8 @@ def test_dose_fields_match_the_core(default_model):
 
 
 def test_target_dvh_and_metrics(default_model):
-    from spinefe.dose import evaluate_dose
-    from spinefe.mesh import cell_volumes
+    from spinefe.dose.mesh_dose import evaluate_dose
+    from spinefe.geometry.mesh import cell_volumes
 
     cfg = coarse()
     r = evaluate_dose(default_model, cfg)
@@ -91,7 +91,7 @@ def test_target_dvh_and_metrics(default_model):
     # Dose is linear in the seed strength.
     data = cfg.model_dump(mode="json")
     data["dosimetry"]["activity_mCi"] *= 2
-    from spinefe.config import parse_config
+    from spinefe.config.loading import parse_config
 
     r2 = evaluate_dose(default_model, parse_config(data))
     assert r2.metrics["target"]["D90_Gy"] == pytest.approx(2 * t["D90_Gy"], rel=1e-12)
@@ -102,7 +102,7 @@ def test_d90_converges_as_the_sampling_is_refined(default_model):
     """D90 of the lesion against the quadrature degree of the samples (all cells), with the
     degree-6 value as reference: the error falls with the degree and is below 0.1 % at 4
     (measured: 1.67, 0.12, 0.08 %; degree 8 differs from 6 by 0.006 %)."""
-    from spinefe.dose import evaluate_dose
+    from spinefe.dose.mesh_dose import evaluate_dose
 
     d90 = {}
     for degree in (1, 2, 4, 6):
@@ -117,7 +117,7 @@ def test_d90_converges_as_the_sampling_is_refined(default_model):
 def test_near_seed_cells_use_the_near_seed_degree(default_model):
     """All cells near (near_seed_mm beyond the model) at degree 4 = every cell at degree 4; no
     cell near (near_seed_mm = 0) ignores the near-seed degree."""
-    from spinefe.dose import evaluate_dose
+    from spinefe.dose.mesh_dose import evaluate_dose
 
     def target(**dosimetry):
         return evaluate_dose(default_model, coarse(dosimetry=dosimetry)).metrics["target"]
@@ -129,8 +129,8 @@ def test_near_seed_cells_use_the_near_seed_degree(default_model):
 
 @pytest.mark.mpi_only
 def test_one_and_two_ranks_give_the_same_dvh(cache_dir):
-    from spinefe.dose import dvh_table, evaluate_dose
-    from spinefe.mesh import build_mesh
+    from spinefe.dose.mesh_dose import dvh_table, evaluate_dose
+    from spinefe.geometry.mesh import build_mesh
 
     cfg = coarse()
     results = [evaluate_dose(build_mesh(cfg, comm, cache_dir), cfg)
@@ -146,7 +146,7 @@ def test_one_and_two_ranks_give_the_same_dvh(cache_dir):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_dose_command(tmp_path, cli_env):
     """`spinefe dose` on 2 ranks writes the metrics, DVHs, pictures and fields."""
-    from spinefe.config_toml import config_toml
+    from spinefe.config.toml import config_toml
 
     cfg = tmp_path / "coarse.toml"
     cfg.write_text(config_toml(coarse()))

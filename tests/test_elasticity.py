@@ -1,4 +1,4 @@
-"""Linear elasticity (`spinefe.elasticity`) against closed-form solutions.
+"""Linear elasticity (`spinefe.mechanics.elasticity`) against closed-form solutions.
 
 - patch test: a uniform uniaxial stress is reproduced to round-off (P1, P2, the averaged-pressure
   path of nearly incompressible regions, CG + GAMG and MUMPS);
@@ -29,18 +29,18 @@ import dolfinx.io.gmsh
 import dolfinx.la
 import dolfinx.mesh
 
-from spinefe.elasticity import (
+from spinefe.mechanics.elasticity import (
     ElasticSolution,
     LoadCase,
-    SolverError,
     SolverOptions,
     solve_elasticity,
     strain,
     stress,
     von_mises,
 )
-from spinefe.materials import MaterialFields
-from spinefe.parallel import on_root
+from spinefe.common.errors import SolverError
+from spinefe.mechanics.materials import MaterialFields
+from spinefe.common.parallel import on_root
 
 from boxes import box, materials, num_cells, plane, symmetry_rollers, total
 

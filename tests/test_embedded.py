@@ -9,7 +9,13 @@ from mpi4py import MPI
 import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx
 
-from spinefe.embedded import RULES, TitaniumFraction, bulk_shear, capsule_points, homogenise
+from spinefe.mechanics.embedded import (
+    RULES,
+    TitaniumFraction,
+    bulk_shear,
+    capsule_points,
+    homogenise,
+)
 
 TUMOUR = (1.0, 0.45)
 TITANIUM = (144000.0, 0.32)

@@ -21,7 +21,7 @@ def seedless():
 
 @pytest.fixture(scope="module")
 def seedless_model(cache_dir):
-    from spinefe.mesh import build_mesh
+    from spinefe.geometry.mesh import build_mesh
 
     return build_mesh(seedless(), MPI.COMM_WORLD, cache_dir)
 
@@ -29,7 +29,7 @@ def seedless_model(cache_dir):
 @pytest.fixture(scope="module")
 def plan():
     """Bilateral sparse loading at 0.8 mCi: 11 seeds on six needles."""
-    from spinefe.patterns import plan_pattern
+    from spinefe.planning.patterns import plan_pattern
 
     return plan_pattern(seedless(), "bilateral", "sparse", 0.8, 150.0)[0]
 
@@ -46,7 +46,7 @@ def _scalars(mech: dict) -> dict:
 def test_without_seeds_embedded_equals_conforming(seedless_model, cache_dir):
     """No seed: the embedded model is the tumour model, and so is the conforming one (the same
     mesh; CG + GAMG at rtol 1e-8 against the Cholesky solve)."""
-    from spinefe.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     cfg = seedless()
     ev = PlanEvaluator(seedless_model, cfg)
@@ -65,9 +65,9 @@ def test_embedded_bounds_and_conforming_reference(seedless_model, default_model)
     On one mesh the stiffer rule gives the stiffer segment (compliance is monotone in the
     moduli): tumour < reuss <= mori_tanaka <= voigt. The conforming lesion modulus lies between
     the Reuss and Voigt ones, close to Mori-Tanaka's; so do the cortical percentiles."""
-    from spinefe.dose import config_plan
-    from spinefe.evaluation import PlanEvaluator, conforming_metrics
-    from spinefe.mechanics import load_bearing
+    from spinefe.dose.mesh_dose import config_plan
+    from spinefe.planning.evaluation import PlanEvaluator, conforming_metrics
+    from spinefe.mechanics.segment import load_bearing
 
     cfg = seedless()
     plan = config_plan(coarse())
@@ -91,7 +91,7 @@ def test_embedded_bounds_and_conforming_reference(seedless_model, default_model)
 @pytest.mark.serial_only
 def test_evaluation_record(seedless_model, plan):
     """One evaluation carries the dose and the mechanics the optimiser needs."""
-    from spinefe.evaluation import PlanEvaluator
+    from spinefe.planning.evaluation import PlanEvaluator
 
     evaluator = PlanEvaluator(seedless_model, seedless())
     record = evaluator.evaluate(plan).record()
@@ -119,8 +119,8 @@ def test_evaluation_record(seedless_model, plan):
 def test_one_and_two_ranks_agree(plan, cache_dir):
     """The same plan evaluated on 1 rank and on 2 ranks: dose identical (same sample points),
     mechanics to 1e-8 (CG at rtol 1e-11 on an exact factorisation)."""
-    from spinefe.evaluation import PlanEvaluator
-    from spinefe.mesh import build_mesh
+    from spinefe.planning.evaluation import PlanEvaluator
+    from spinefe.geometry.mesh import build_mesh
 
     records = []
     for comm in (MPI.COMM_SELF, MPI.COMM_WORLD):
@@ -137,8 +137,8 @@ def test_one_and_two_ranks_agree(plan, cache_dir):
 
 @pytest.mark.serial_only
 def test_seeds_outside_L4_or_overlapping_are_refused(seedless_model, plan):
-    from spinefe.evaluation import PlanEvaluator
-    from spinefe.needles import PlanningError
+    from spinefe.planning.evaluation import PlanEvaluator
+    from spinefe.common.errors import PlanningError
 
     ev = PlanEvaluator(seedless_model, seedless())
     seeds = list(plan.seeds)
@@ -156,8 +156,8 @@ def test_seeds_outside_L4_or_overlapping_are_refused(seedless_model, plan):
 @pytest.mark.serial_only
 def test_evaluate_command(tmp_path, cli_env, plan):
     """`spinefe evaluate` on 2 ranks writes the evaluation; a bad rule is refused by name."""
-    from spinefe.config_toml import config_toml
-    from spinefe.embedded import RULES
+    from spinefe.config.toml import config_toml
+    from spinefe.mechanics.embedded import RULES
 
     cfg = tmp_path / "coarse.toml"
     cfg.write_text(config_toml(coarse()))  # the command meshes it without its seeds

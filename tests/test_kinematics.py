@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spinefe.kinematics import relative_rotation_deg, rigid_fit
+from spinefe.mechanics.kinematics import relative_rotation_deg, rigid_fit
 
 
 def rotation(axis, angle_deg):

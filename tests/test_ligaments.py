@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spinefe.ligaments import LIGAMENT_DATA, fibre_force, fibres
+from spinefe.mechanics.ligaments import LIGAMENT_DATA, fibre_force, fibres
 
 
 def test_stiffness_and_tension_only():

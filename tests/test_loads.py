@@ -9,7 +9,7 @@ import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFIN
 import dolfinx
 from dolfinx import fem
 
-from spinefe.loads import pure_moment
+from spinefe.mechanics.loads import pure_moment
 
 pytestmark = pytest.mark.parallel
 

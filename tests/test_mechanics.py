@@ -10,24 +10,25 @@ import pytest
 from mpi4py import MPI
 
 from conftest import coarse, spinefe_cmd
-from spinefe import regions as R
-from spinefe.config import ConfigError, parse_config
-from spinefe.materials import cell_materials, in_lesion, material_fields
+from spinefe.common import regions as R
+from spinefe.common.errors import ConfigError
+from spinefe.config.loading import parse_config
+from spinefe.mechanics.materials import cell_materials, in_lesion, material_fields
 
 pytestmark = pytest.mark.parallel
 
 
 @pytest.fixture(scope="module")
 def segment(default_model):
-    from spinefe.mechanics import load_bearing
+    from spinefe.mechanics.segment import load_bearing
 
     return load_bearing(default_model)
 
 
 @pytest.fixture(scope="module")
 def implanted(segment):
-    from spinefe.mechanics import solve_segment
-    from spinefe.results import summarize
+    from spinefe.mechanics.segment import solve_segment
+    from spinefe.mechanics.stress import summarize
 
     cfg = coarse()
     sol = solve_segment(segment, cfg, "implanted")
@@ -135,8 +136,8 @@ def test_result_record(implanted, segment):
 def test_averaged_pressure_relieves_locking(segment, implanted):
     """Plain P1 with nu = 0.499 locks the nucleus: the disc is stiffer (less energy, smaller
     bulge) than with the averaged nodal pressure on the same mesh."""
-    from spinefe.mechanics import solve_segment
-    from spinefe.results import summarize
+    from spinefe.mechanics.segment import solve_segment
+    from spinefe.mechanics.stress import summarize
 
     data = coarse().model_dump(mode="json")
     data["mechanics"]["nearly_incompressible_nu"] = 0.5  # off
@@ -152,9 +153,9 @@ def test_averaged_pressure_relieves_locking(segment, implanted):
 def test_one_and_two_ranks_agree(segment, cache_dir):
     """The same segment solved on 1 rank and on 2 ranks agrees to 1e-8 relative (CG at
     rtol 1e-12, so the partition-dependent AMG only changes the iteration count)."""
-    from spinefe.mechanics import load_bearing, solve_segment
-    from spinefe.mesh import build_mesh
-    from spinefe.results import summarize
+    from spinefe.mechanics.segment import load_bearing, solve_segment
+    from spinefe.geometry.mesh import build_mesh
+    from spinefe.mechanics.stress import summarize
 
     data = coarse().model_dump(mode="json")
     data["mechanics"]["rtol"] = 1e-12
@@ -177,7 +178,7 @@ def test_one_and_two_ranks_agree(segment, cache_dir):
 def test_solve_command(tmp_path, cli_env):
     """`spinefe solve` on 2 ranks writes the summary the issue asks for, and the fields."""
     cfg = tmp_path / "coarse.toml"
-    from spinefe.config_toml import config_toml
+    from spinefe.config.toml import config_toml
 
     cfg.write_text(config_toml(coarse()))
     out = tmp_path / "out"
@@ -216,9 +217,9 @@ def test_indicators_converge_on_coarse_meshes(segment, implanted, cache_dir):
     at h = 2.5 and 2.0 mm. Measured: p99 changes 1-3 %, single-element max up to 6 %; the
     tolerances (5 % and 10 %) leave room for mesher variation. The full 1.0 / 0.8 / 0.6 mm study
     is studies/mesh_convergence.toml (docs/mechanics.md)."""
-    from spinefe.mechanics import load_bearing, solve_segment
-    from spinefe.mesh import build_mesh
-    from spinefe.results import summarize
+    from spinefe.mechanics.segment import load_bearing, solve_segment
+    from spinefe.geometry.mesh import build_mesh
+    from spinefe.mechanics.stress import summarize
 
     cfg = coarse(mesh={"size_mm": 2.0})
     fine = load_bearing(build_mesh(cfg, MPI.COMM_WORLD, cache_dir))

@@ -17,9 +17,9 @@ import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFIN
 import dolfinx.geometry
 
 from conftest import analytic_shape, coarse
-from spinefe import regions as R
-from spinefe.layout import segment_layout
-from spinefe.mesh import build_mesh, mesh_summary
+from spinefe.common import regions as R
+from spinefe.geometry.layout import segment_layout
+from spinefe.geometry.mesh import build_mesh, mesh_summary
 
 pytestmark = pytest.mark.parallel
 

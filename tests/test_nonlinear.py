@@ -1,4 +1,4 @@
-"""Nonlinear statics (`spinefe.nonlinear`) with springs and contact, against closed forms.
+"""Nonlinear statics (`spinefe.mechanics.nonlinear`) with springs and contact, against closed forms.
 
 - linear limit: with no neo-Hookean cell and no pair the Newton solve is the linear solve;
 - neo-Hookean uniaxial stress at 50 % stretch: the homogeneous large-deformation solution;
@@ -22,19 +22,19 @@ import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFIN
 import dolfinx
 
 from boxes import box, boundary, materials, plane, symmetry_rollers, two_blocks
-from spinefe.contact import (
+from spinefe.mechanics.contact import (
     ContactGeometry,
     FacetContact,
     contact_pairs,
     facet_triangles,
     pair_surfaces,
 )
-from spinefe.elasticity import LoadCase, SolverOptions, solve_elasticity
-from spinefe.kinematics import rigid_fit
-from spinefe.ligaments import Fibre, LigamentSprings
-from spinefe.nonlinear import NewtonOptions, solve_nonlinear
-from spinefe.pairs import PointPairs
-from spinefe.points import locate
+from spinefe.mechanics.elasticity import LoadCase, SolverOptions, solve_elasticity
+from spinefe.mechanics.kinematics import rigid_fit
+from spinefe.mechanics.ligaments import Fibre, LigamentSprings
+from spinefe.mechanics.nonlinear import NewtonOptions, solve_nonlinear
+from spinefe.mechanics.pairs import PointPairs
+from spinefe.mechanics.points import locate
 
 pytestmark = pytest.mark.parallel
 

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
-from spinefe.config import Config, ConfigError, parse_config
-from spinefe.layout import segment_layout
-from spinefe.needles import PlanningError
-from spinefe.optimisation import (Design, decode, design_seeds, design_values, n_genes,
+from spinefe.config.sections import Config
+from spinefe.config.loading import parse_config
+from spinefe.common.errors import ConfigError
+from spinefe.geometry.layout import segment_layout
+from spinefe.common.errors import PlanningError
+from spinefe.planning.optimisation import (Design, decode, design_seeds, design_values, n_genes,
                                   recommended, support_uniformity)
 from tests.conftest import TEST_H, coarse, spinefe_cmd
 
@@ -104,7 +106,7 @@ def test_recommended_plans_follow_the_clinical_reading():
 
 
 def test_the_front_holds_every_feasible_non_dominated_plan():
-    from spinefe.optimisation import archive_front
+    from spinefe.planning.optimisation import archive_front
 
     a, b, c, d = (Design(0.6, "bilateral", n, 8.0, 0.8, 0.45, 0.5, 2) for n in (1, 2, 3, 4))
     archive = {a: _record(160.0, 95.0, 40.0, 50.0, 0.998, 1.01),   # few needles
@@ -157,7 +159,7 @@ def test_search_evaluates_on_subcommunicators(cache_dir):
     constraint."""
     from mpi4py import MPI
 
-    from spinefe.optimisation import PlanSearch
+    from spinefe.planning.optimisation import PlanSearch
 
     comm = MPI.COMM_WORLD
     results = []
@@ -189,7 +191,7 @@ def test_optimise_command(tmp_path, cli_env):
     conforming seeds; a rerun resumes from the checkpoint to the same front without evaluating;
     a rerun with another configuration is refused; a group size that does not divide the ranks
     fails on every rank with the key named (exit 2, no hang)."""
-    from spinefe.config_toml import config_toml
+    from spinefe.config.toml import config_toml
 
     cfg = tmp_path / "segment.toml"
     cfg.write_text(config_toml(search_config(population=6, generations=2,

@@ -11,9 +11,9 @@ import dolfinx
 import dolfinx.fem.petsc
 from dolfinx import fem
 
-from spinefe.ligaments import Fibre, LigamentSprings
-from spinefe.pairs import PairAssembler, PointPairs
-from spinefe.points import locate
+from spinefe.mechanics.ligaments import Fibre, LigamentSprings
+from spinefe.mechanics.pairs import PairAssembler, PointPairs
+from spinefe.mechanics.points import locate
 
 pytestmark = pytest.mark.parallel
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mpi4py import MPI
 
-from spinefe.parallel import on_root
+from spinefe.common.parallel import on_root
 
 pytestmark = pytest.mark.parallel
 

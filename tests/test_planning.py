@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
-from spinefe.config import Config
-from spinefe.layout import overlapping_capsules, segment_layout
-from spinefe.needles import (
-    PlanningError,
+from spinefe.config.sections import Config
+from spinefe.geometry.layout import overlapping_capsules, segment_layout
+from spinefe.common.errors import PlanningError
+from spinefe.planning.needles import (
     canal_distance,
     check_needle,
     check_needles,
@@ -17,7 +17,7 @@ from spinefe.needles import (
     load_seeds,
     transpedicular,
 )
-from spinefe.patterns import ACCESS, DENSITY, pattern_needles, seed_count
+from spinefe.planning.patterns import ACCESS, DENSITY, pattern_needles, seed_count
 
 CFG = Config()
 LAYOUT = segment_layout(CFG)
@@ -143,7 +143,7 @@ def test_plan_command_writes_a_plan_that_reads_back(tmp_path):
 
     from dosimetry import read_plan
     from dosimetry.dicom import read_rt_plan
-    from spinefe.cli import main
+    from spinefe.cli.main import main
 
     out = tmp_path / "plan"
     args = ["plan", "--access", "bilateral", "--density", "dense", "--activity-mCi", "0.6",

@@ -8,7 +8,7 @@ import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFIN
 import dolfinx
 from dolfinx import fem
 
-from spinefe.points import locate
+from spinefe.mechanics.points import locate
 
 pytestmark = pytest.mark.parallel
 

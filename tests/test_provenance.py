@@ -11,8 +11,8 @@ from datetime import datetime
 import pytest
 from mpi4py import MPI
 
-from spinefe.config import ConfigError
-from spinefe.provenance import KEYS, provenance, provenance_text, read_provenance
+from spinefe.common.errors import ConfigError
+from spinefe.common.provenance import KEYS, provenance, provenance_text, read_provenance
 
 from conftest import TEST_H
 
@@ -23,7 +23,7 @@ def test_the_record_is_complete_and_stable():
     import dolfinx
     from petsc4py import PETSc
 
-    from spinefe.provenance import versions
+    from spinefe.common.provenance import versions
 
     first = provenance(MPI.COMM_WORLD, "0123abcd")
     versions.cache_clear()  # the second record asks the libraries and git again
@@ -57,8 +57,8 @@ def test_a_case_records_its_provenance_everywhere_and_reruns_exactly(tmp_path, c
     case again and reports that scalar, and only it (exit 3): every other scalar, over 40 of
     them, is reproduced bit for bit, and the moved one equals the original run's. A rerun
     into the recorded case's own directory is refused."""
-    from spinefe.cli import main
-    from spinefe.study import load_study, rerun_case, run_study
+    from spinefe.cli.main import main
+    from spinefe.study.runner import load_study, rerun_case, run_study
 
     (tmp_path / "one.toml").write_text(STUDY)
     study = load_study(tmp_path / "one.toml")
@@ -91,7 +91,7 @@ def test_a_case_records_its_provenance_everywhere_and_reruns_exactly(tmp_path, c
 
 
 def test_a_result_without_provenance_is_named(tmp_path, capsys):
-    from spinefe.cli import main
+    from spinefe.cli.main import main
 
     (tmp_path / "summary.json").write_text("{}")
     assert main(["provenance", str(tmp_path)]) == 2

@@ -11,8 +11,9 @@ import pytest
 from mpi4py import MPI
 
 from conftest import cli_environment, coarse, spinefe_cmd
-from spinefe.config import ConfigError, parse_config
-from spinefe.rom import rom_markdown, validation
+from spinefe.common.errors import ConfigError
+from spinefe.config.loading import parse_config
+from spinefe.mechanics.rom import rom_markdown, validation
 
 BENDING = ("lateral_bending_left", "lateral_bending_right")
 
@@ -28,7 +29,7 @@ def cli_env_module(cache_dir) -> dict:
 def rom_two_ranks(tmp_path_factory, cli_env_module):
     """`spinefe rom` on 2 ranks, both lateral bendings of the coarse default segment (its
     geometry, lesion and seeds are mirror-symmetric about x = 0; its mesh is not)."""
-    from spinefe.config_toml import config_toml
+    from spinefe.config.toml import config_toml
 
     out = tmp_path_factory.mktemp("rom")
     cfg = out / "coarse.toml"
@@ -71,8 +72,8 @@ def test_left_and_right_bending_agree(rom_two_ranks):
 def test_one_rank_agrees_with_two(rom_two_ranks, default_model):
     """The same motion in this (serial) process: ROM and ligament forces agree with the 2-rank
     run to 1e-6 relative (Newton to 1e-8 of the residual; CG partition-dependent)."""
-    from spinefe.mechanics import load_bearing
-    from spinefe.rom import solve_motion
+    from spinefe.mechanics.segment import load_bearing
+    from spinefe.mechanics.rom import solve_motion
 
     if MPI.COMM_WORLD.size != 1:
         pytest.skip("compares a serial solve with the 2-rank command")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from spinefe.config import ConfigError
-from spinefe.search import SearchSettings, UnitBoxProblem, nsga2
+from spinefe.common.errors import ConfigError
+from spinefe.planning.search import SearchSettings, UnitBoxProblem, nsga2
 
 pytestmark = pytest.mark.parallel
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mpi4py import MPI
 
-from spinefe.config import ConfigError
+from spinefe.common.errors import ConfigError
 
 from conftest import TEST_H, coarse, require_or_skip
 
@@ -43,7 +43,7 @@ def shared_tmp(tmp_path_factory, name: str) -> Path:
 
 
 def test_axes_expand_to_their_product_with_ids_from_the_config(tmp_path):
-    from spinefe.study import load_study
+    from spinefe.study.runner import load_study
 
     text = """
 [study]
@@ -80,7 +80,7 @@ dose = false
 def test_nested_tables_set_one_value_and_overrides_apply_to_every_case(tmp_path):
     """An unquoted dotted key in a case is a nested table in TOML: it sets one value, the rest
     of the section stays the base's; --set overrides every case but not a varied key."""
-    from spinefe.study import load_study
+    from spinefe.study.runner import load_study
 
     text = """
 [study]
@@ -102,7 +102,7 @@ dosimetry.activity_mCi = 0.8
 
 
 def test_explicit_cases_and_ranges(tmp_path):
-    from spinefe.study import load_study
+    from spinefe.study.runner import load_study
 
     cases = load_study(write(tmp_path / "c.toml", CLINICAL + """
 [[cases]]
@@ -137,7 +137,7 @@ job = "segment"
     ("[study]\njob = 'clinical_vas'\n[job]\nn = [1, 30]\n", "at least 2 patients"),
 ])
 def test_bad_study_files_are_refused_naming_the_key(tmp_path, text, message):
-    from spinefe.study import load_study
+    from spinefe.study.runner import load_study
 
     with pytest.raises(ConfigError, match="s.toml") as err:
         load_study(write(tmp_path / "s.toml", text))
@@ -160,7 +160,7 @@ def table(path: Path) -> list[dict]:
 
 def failing_for(monkeypatch, n: tuple[int, int], error=ValueError):
     """The clinical job, made to raise `error` for the case of group sizes `n`."""
-    from spinefe import jobs
+    from spinefe.study import jobs
 
     real = jobs.JOBS["clinical_vas"]
 
@@ -176,7 +176,7 @@ def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_pat
     """A case whose job fails is recorded while the others run, and tried again by a rerun,
     which skips the completed ones; a changed case gets a new id and runs; --force reruns all
     from scratch."""
-    from spinefe.study import load_study, run_study
+    from spinefe.study.runner import load_study, run_study
 
     comm = MPI.COMM_SELF
     failing_for(monkeypatch, (20, 20))
@@ -210,8 +210,8 @@ def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_pat
 def test_an_interrupted_run_leaves_no_half_written_summary(tmp_path, monkeypatch):
     """SIGTERM during the second case: the first case's summary is complete, the second has
     none (nor a temporary file), and a rerun completes the study."""
-    from spinefe import jobs
-    from spinefe.study import load_study, run_study
+    from spinefe.study import jobs
+    from spinefe.study.runner import load_study, run_study
 
     real = jobs.JOBS["clinical_vas"]
 
@@ -242,7 +242,7 @@ def test_groups_give_the_serial_table(tmp_path_factory, monkeypatch):
     give the table of a run on one rank (provenance and timings live in the case summaries,
     not the table); a collective error in a case of the two-rank group is recorded (the
     library's errors are raised on every rank together) and the others run."""
-    from spinefe.study import load_study, run_study
+    from spinefe.study.runner import load_study, run_study
 
     comm = MPI.COMM_WORLD
     failing_for(monkeypatch, (20, 20), ConfigError)
@@ -266,7 +266,7 @@ def test_groups_give_the_serial_table(tmp_path_factory, monkeypatch):
 
 
 def test_slurm_array_covers_every_case_in_chunks(tmp_path):
-    from spinefe.slurm import slurm_script
+    from spinefe.study.slurm import slurm_script
 
     text = slurm_script(Path("studies/x.toml"), "x", 5, Path("results/x"), Path("x.sbatch"),
                         ranks_per_case=4, cases_per_task=2, partition="short")
@@ -287,7 +287,7 @@ def test_clinical_reanalysis_matches_hand_computed_t_statistics():
     the pooled SD; Hedges' g = d (1 - 3 / (4 (n1 + n2) - 9))."""
     from scipy import stats
 
-    from spinefe.clinical import between_groups, within_group_bound
+    from spinefe.study.clinical import between_groups, within_group_bound
 
     row = between_groups("post_9h", (6.03, 5.75), (0.97, 0.76), (41, 55), "<0.05")
     a, b = 0.97**2 / 41, 0.76**2 / 55
@@ -347,8 +347,8 @@ def test_segment_study_and_its_report(tmp_path, cache_dir, default_model):
     mesh): the paper's indicators per scenario and the dose in the table, the trends of the
     paper's first claim; `spinefe report` writes a self-contained HTML whose images load in
     a headless browser."""
-    from spinefe.cli import main
-    from spinefe.study import load_study, run_study
+    from spinefe.cli.main import main
+    from spinefe.study.runner import load_study, run_study
 
     study = load_study(write(tmp_path / "segment.toml", SEGMENT))
     assert study.cases[0].config == coarse(dosimetry={"activity_mCi": 0.4})  # cached mesh

@@ -1,0 +1,52 @@
+"""Read and validate a configuration: TOML or a mapping in, a frozen `Config` out, or a
+`ConfigError` whose message names every bad key and the allowed values.
+
+Geometric consistency (a lesion inside L4, seeds inside bone) needs the segment's layout, a layer
+above this one: the edge that loads a segment's config also calls
+`spinefe.geometry.layout.check_layout`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from spinefe.common.errors import ConfigError
+from spinefe.config.sections import Config
+
+
+def format_validation_error(err: ValidationError, heading: str = "invalid configuration") -> str:
+    """Every error of a pydantic validation, one line each: the dotted key and the message."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `spinefe config default` lists all keys)"
+        # Checks of a whole section have no location; their message starts with the key.
+        lines.append(f"{key}: {msg}" if key else msg)
+    return f"{heading}:\n  " + "\n  ".join(lines)
+
+
+def parse_config(data: dict) -> Config:
+    """Validate a plain mapping; raises ConfigError naming every bad key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate CONFIG.toml; None gives the built-in default segment."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(data)

@@ -1,0 +1,541 @@
+"""Validated, frozen configuration of a spinefe run (TOML in, pydantic models out).
+
+Every field has a unit in its name and a description that cites the source of its default (keys
+of `spinefe.config.sources.SOURCES`). Unknown keys are rejected. `spinefe.config.loading` turns any
+validation failure into a `ConfigError` whose message names the key and the allowed range.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from spinefe.common.hashing import canonical_hash
+from spinefe.common.motions import MOTIONS
+
+Positive = Annotated[float, Field(gt=0.0)]
+Vec3 = tuple[float, float, float]
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Vertebra(_Section):
+    """Dimensions of one lumbar vertebra (mm, degrees)."""
+
+    endplate_width_mm: Positive = Field(
+        description="body (upper endplate) width, left-right [panjabi1992]"
+    )
+    endplate_depth_mm: Positive = Field(
+        description="body depth, anterior-posterior [representative; remus2021]"
+    )
+    anterior_height_mm: Positive = Field(
+        description="body height at the anterior wall [bonczar2024]"
+    )
+    posterior_height_mm: Positive = Field(
+        description="body height at the posterior wall [panjabi1992]"
+    )
+    posterior_concavity_depth_mm: float = Field(
+        ge=0.0, description="depth of the kidney-shaped posterior wall concavity [representative]"
+    )
+    posterior_concavity_radius_mm: Positive = Field(
+        description="radius of the posterior wall concavity [representative]"
+    )
+    pedicle_width_mm: Positive = Field(description="pedicle width, transverse [panjabi1992]")
+    pedicle_height_mm: Positive = Field(description="pedicle height, sagittal [representative]")
+    pedicle_transverse_angle_deg: float = Field(
+        ge=0.0, le=45.0, description="medial convergence of the pedicle axis [representative]"
+    )
+    canal_width_mm: Positive = Field(description="spinal canal width [panjabi1992]")
+    canal_depth_mm: Positive = Field(description="spinal canal depth [panjabi1992]")
+    lamina_thickness_mm: Positive = Field(description="lamina thickness [representative]")
+    transverse_process_span_mm: Positive = Field(
+        description="transverse process width, tip to tip [representative]"
+    )
+    transverse_process_height_mm: Positive = Field(
+        description="transverse process height [representative]"
+    )
+    spinous_process_length_mm: Positive = Field(
+        description="spinous process length behind the lamina [representative]"
+    )
+    spinous_process_height_mm: Positive = Field(
+        description="spinous process height [representative]"
+    )
+    spinous_process_width_mm: Positive = Field(
+        description="spinous process thickness [representative]"
+    )
+    articular_process_thickness_mm: Positive = Field(
+        description="thickness of the articular processes normal to the facet [representative]"
+    )
+
+
+class Layers(_Section):
+    """Thin tissue layers (mm)."""
+
+    cortical_shell_mm: Positive = Field(1.5, description="cortical shell thickness [paper]")
+    bony_endplate_mm: Positive = Field(0.5, description="bony endplate thickness [paper]")
+    cartilage_mm: Positive = Field(0.3, description="facet articular cartilage thickness [paper]")
+
+
+class Disc(_Section):
+    """L4-L5 intervertebral disc."""
+
+    anterior_height_mm: Positive = Field(
+        12.0, description="disc height at the anterior wall [disc]"
+    )
+    posterior_height_mm: Positive = Field(
+        8.0, description="disc height at the posterior wall [disc]"
+    )
+    nucleus_fraction: float = Field(
+        0.35, gt=0.0, lt=1.0, description="nucleus volume / disc volume, 0.30-0.40 [paper]"
+    )
+
+
+class Facets(_Section):
+    """L4-L5 facet joints (left and right mirror each other)."""
+
+    angle_deg: float = Field(
+        45.0,
+        gt=0.0,
+        lt=90.0,
+        description="joint plane angle to the sagittal plane, 40-50 typical [facets]",
+    )
+    gap_mm: Positive = Field(0.5, description="joint gap between the cartilage layers [remus2021]")
+    width_mm: Positive = Field(14.7, description="articular surface width [panjabi1993]")
+    height_mm: Positive = Field(
+        10.0,
+        description="articular surface height; 16.2 mm measured [panjabi1993], reduced so "
+        "that L4 and L5 posterior elements clear each other in this block geometry",
+    )
+
+
+class Lesion(_Section):
+    """Metastatic lesion in the L4 body: an axis-aligned ellipsoid."""
+
+    enabled: bool = Field(True, description="model the lesion")
+    centre_mm: Vec3 = Field((0.0, 0.0, 18.0), description="centre, LPS (mm)")
+    radii_mm: tuple[Positive, Positive, Positive] = Field(
+        (12.0, 9.0, 8.0), description="semi-axes along x, y, z (mm)"
+    )
+    cortical_breach: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of the cortical wall circumference, over the lesion height, "
+        "that the lesion replaces (0 = intact shell)",
+    )
+
+
+class Seed(_Section):
+    """One implanted seed: capsule centre and axis direction (LPS, mm)."""
+
+    position_mm: Vec3
+    direction: Vec3 = (0.0, 0.0, 1.0)
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, v: Vec3) -> Vec3:
+        if float(np.linalg.norm(v)) < 1e-9:
+            raise ValueError("must be a non-zero vector, e.g. [0, 1, 0]")
+        return v
+
+    @property
+    def unit_direction(self) -> np.ndarray:
+        d = np.asarray(self.direction, float)
+        return d / np.linalg.norm(d)
+
+
+class SeedCapsule(_Section):
+    """Titanium capsule of the I-125 seeds (model 6711 type)."""
+
+    diameter_mm: Positive = Field(0.8, description="capsule outer diameter [tg43-i125]")
+    length_mm: Positive = Field(4.5, description="capsule length [tg43-i125]")
+
+
+class Regions(_Section):
+    """Optional dose-only regions."""
+
+    canal: bool = Field(True, description="mesh the spinal canal (organ at risk)")
+    envelope: bool = Field(False, description="mesh a soft-tissue envelope around the segment")
+    envelope_margin_mm: Positive = Field(10.0, description="envelope margin around the bones")
+
+
+class Mesh(_Section):
+    """Mesh resolution and generator."""
+
+    size_mm: float = Field(1.0, ge=0.2, le=5.0, description="global element size h")
+    seed_size_mm: float = Field(0.3, ge=0.05, le=2.0, description="element size at the seeds")
+    lesion_size_factor: float = Field(
+        0.6, gt=0.0, le=1.0, description="element size at the lesion boundary, as a fraction of h"
+    )
+    layer_aspect: float = Field(
+        2.5,
+        ge=1.0,
+        le=10.0,
+        description="largest element size in thin layers, as a multiple of their thickness",
+    )
+    algorithm: Literal["hxt", "delaunay"] = Field(
+        "hxt", description="3D mesher; where HXT fails (it can on closely packed capsules), "
+        "Delaunay is tried and 'mesher' in the mesh's summary records it")
+    threads: int = Field(
+        1,
+        ge=0,
+        description="gmsh threads on rank 0; 1 gives the same mesh on every run, "
+        "0 = cores / MPI size (faster, but HXT with threads is not bit-reproducible)",
+    )
+
+
+class Material(_Section):
+    """Linear elastic isotropic material."""
+
+    E_MPa: Positive = Field(description="Young's modulus (MPa)")
+    nu: float = Field(ge=0.0, lt=0.5, description="Poisson's ratio")
+
+
+def _material(E: float, nu: float, source: str):
+    return Field(default_factory=lambda: Material(E_MPa=E, nu=nu), description=source)
+
+
+class Materials(_Section):
+    """Materials (E in MPa); regions map to them in `spinefe.mechanics.materials`."""
+
+    cortical_bone: Material = _material(12000.0, 0.30, "cortical shell and endplates [paper]")
+    trabecular_bone: Material = _material(132.0, 0.20, "vertebral body core [paper]")
+    posterior_bone: Material = _material(
+        3500.0, 0.25, "posterior elements, homogenised [shiraziadl1986; not in the paper]"
+    )
+    annulus_fibrosus: Material = _material(4.2, 0.45, "annulus, isotropic [paper]")
+    nucleus_pulposus: Material = _material(1.0, 0.499, "nucleus, nearly incompressible [paper]")
+    metastatic_tumor: Material = _material(1.0, 0.45, "lytic lesion [paper]")
+    Ti6Al4V: Material = _material(144000.0, 0.32, "seed capsules [paper]")
+    articular_cartilage: Material = _material(23.8, 0.40, "facet cartilage [paper]")
+
+
+Scenario = Literal["healthy", "tumour", "implanted"]
+SCENARIOS: tuple[str, ...] = ("healthy", "tumour", "implanted")
+
+
+class Mechanics(_Section):
+    """Static load case, scenario, discretisation and solver of the mechanics."""
+
+    scenario: Scenario = Field(
+        "implanted",
+        description="healthy: lesion and seed cells are trabecular bone; tumour: lesion tissue "
+        "(seed cells take their host's material); implanted: titanium seeds in the lesion",
+    )
+    load_N: float = Field(500.0, ge=0.0, description="axial load on L4.superior [paper]")
+    load_direction: Vec3 = Field(
+        (0.0, 0.0, -1.0), description="load direction (normalised; default inferior) [paper]"
+    )
+    degree: int = Field(1, ge=1, le=2, description="polynomial degree of the displacement")
+    nearly_incompressible_nu: float = Field(
+        0.49,
+        gt=0.0,
+        le=0.5,
+        description="regions with nu >= this use an averaged nodal pressure (Bonet & Burton "
+        "1998) against volumetric locking; 0.5 switches it off",
+    )
+    solver: Literal["cg_gamg", "mumps"] = Field(
+        "cg_gamg", description="CG + GAMG with the rigid-body near-nullspace (a linear elastic "
+        "solve where CG does not converge is repeated with MUMPS, as the results' converged_reason "
+        "records), or direct MUMPS"
+    )
+    rtol: float = Field(1e-8, gt=0.0, lt=1.0, description="CG relative residual tolerance")
+    max_iterations: int = Field(500, ge=1, description="CG iteration limit")
+    prolongator_smoothing_steps: int = Field(
+        0,
+        ge=0,
+        le=2,
+        description="GAMG prolongator smoothing: 0 plain aggregation (cheap set-up), 1 smoothed "
+        "aggregation (fewer CG iterations, 5-20x the set-up on these meshes)",
+    )
+    seed_band_mm: Positive = Field(
+        1.0, description="width of the 'around seeds' result band outside the capsules"
+    )
+
+    @field_validator("load_direction")
+    @classmethod
+    def _nonzero_direction(cls, v: Vec3) -> Vec3:
+        if np.linalg.norm(v) == 0.0:
+            raise ValueError("load_direction must not be the zero vector")
+        return v
+
+
+class Nonlinear(_Section):
+    """Ligaments, facet contact, hyperelastic regions and Newton settings of the nonlinear model."""
+
+    ligaments: bool = Field(True, description="the seven ligaments as tension-only springs [paper]")
+    ligament_law: Literal["linear", "toe"] = Field(
+        "linear",
+        description="force-elongation: linear (k = E A / L0, paper Table 4) or with the "
+        "quadratic toe region of [blankevoort1991]",
+    )
+    contact: bool = Field(True, description="facet joint contact (augmented Lagrangian, with "
+                          "friction) [paper]")
+    contact_penalty_N_mm3: Positive = Field(
+        3.0e2,
+        description="contact pressure per mm of penetration before the augmented-Lagrangian "
+        "updates; stiffer values made Newton chatter on axial rotation [numerical]",
+    )
+    friction: float = Field(0.1, ge=0.0, le=1.0, description="facet Coulomb friction [paper]")
+    penetration_fraction: float = Field(
+        0.01, gt=0.0, le=1.0,
+        description="largest facet penetration at convergence, as a fraction of the initial "
+        "gap; augmented-Lagrangian updates reduce it to this [numerical]",
+    )
+    hyperelastic_regions: tuple[str, ...] = Field(
+        ("disc.annulus", "disc.nucleus"),
+        description="regions with the compressible neo-Hookean law and large deformation; the "
+        "others are small-strain linear elastic",
+    )
+    load_steps: int = Field(2, ge=1, le=100, description="equal load increments [numerical]")
+    line_search: Literal["bt", "basic", "cp", "l2"] = Field(
+        "basic", description="Newton line search (PETSc SNESLineSearch): bt (backtracking on the "
+        "residual norm), basic (full steps), cp (critical point of the energy along the step), "
+        "l2 (secant on the residual norm)"
+    )
+    newton_rtol: float = Field(
+        1e-8, gt=0.0, lt=1.0, description="Newton residual tolerance, relative to each step's "
+        "first residual [numerical]"
+    )
+    newton_max_iterations: int = Field(
+        30, ge=1, description="Newton iteration limit per solve (a load step that exceeds it is "
+        "cut back)"
+    )
+
+    @field_validator("hyperelastic_regions")
+    @classmethod
+    def _known_regions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from spinefe.common import regions as R
+
+        known = set(R.vertebra_regions("L4") + R.vertebra_regions("L5"))
+        known |= {R.NUCLEUS, R.ANNULUS, R.LESION, R.SEEDS}
+        known |= {R.cartilage(side, level) for side in R.SIDES for level in R.VERTEBRAE}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown region(s) {unknown}; allowed: {sorted(known)}")
+        return v
+
+
+class RangeOfMotion(_Section):
+    """Pure-moment load cases on L4 (L5.inferior clamped) and the range of motion."""
+
+    moment_Nm: float = Field(
+        7.5, gt=0.0, le=30.0, description="pure moment of every motion [wilke1998]"
+    )
+    preload_N: float = Field(
+        0.0, ge=0.0, le=2000.0,
+        description="axial compression on L4.superior with the moment (a dead load along "
+        "-z, not a follower load)",
+    )
+    motions: tuple[str, ...] = Field(
+        default_factory=lambda: tuple(MOTIONS), description="motions to run"
+    )
+
+    @field_validator("motions")
+    @classmethod
+    def _known_motions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in v if m not in MOTIONS]
+        if unknown or not v:
+            raise ValueError(f"unknown motion(s) {unknown}; allowed: {list(MOTIONS)}")
+        return v
+
+
+class Dosimetry(_Section):
+    """TG-43U1 dose of the configured seeds, its DVHs and plan metrics."""
+
+    seed_model: str = Field(
+        "6711", description="seed model: built-in (6711, 6702, IAI-125A) or a seed model file"
+    )
+    activity_mCi: float = Field(
+        0.45, ge=0.1, le=2.0, description="apparent activity of every seed (1.270 U/mCi) [paper: "
+        "0.3-0.8 mCi]"
+    )
+    prescription_Gy: Positive = Field(
+        150.0, description="prescribed dose: matched peripheral dose of the lesion (Gy) [paper]"
+    )
+    formalism: Literal["2d", "1d"] = Field(
+        "2d", description="TG-43U1 line (2d) or point (1d) source"
+    )
+    sampling_degree: int = Field(
+        2, ge=1, le=20, description="quadrature degree of the dose samples in every cell"
+    )
+    near_seed_degree: int = Field(
+        8, ge=1, le=20,
+        description="quadrature degree of the dose samples in cells near a seed, where the dose "
+        "varies as 1/r^2 within a cell",
+    )
+    near_seed_mm: float = Field(
+        3.0, ge=0.0, description="distance from a seed axis within which cells use near_seed_degree"
+    )
+    grid_spacing_mm: Positive = Field(
+        0.5, description="voxel size of the exported RT Dose grid and of the isodose pictures"
+    )
+
+    @field_validator("seed_model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from dosimetry.seed_models import SeedModelError, load_seed_model
+
+        try:
+            load_seed_model(v)
+        except SeedModelError as err:
+            raise ValueError(str(err)) from None
+        return v
+
+
+class Optimisation(_Section):
+    """Dual optimisation of seed plans: NSGA-II search (spinefe.planning.optimisation)."""
+
+    mesh_size_mm: float = Field(
+        2.2, ge=0.2, le=5.0, description="global element size h of the seedless mesh the search "
+        "evaluates plans on (the optimisation resolution; docs/optimisation.md)"
+    )
+    activities_mCi: tuple[float, ...] = Field(
+        (0.3, 0.4, 0.5, 0.6, 0.7, 0.8), min_length=1,
+        description="seed activities the search chooses from, 0.1-2 mCi each [paper]"
+    )
+    hybrid: bool = Field(
+        False, description="hybrid activity plans: every other needle of a side carries a second "
+        "activity of its own"
+    )
+    max_seeds_per_needle: int = Field(6, ge=1, le=12, description="most seeds on one needle")
+    population: int = Field(44, ge=4, description="NSGA-II population")
+    generations: int = Field(50, ge=1, description="NSGA-II generations")
+    random_seed: int = Field(
+        1, ge=0, description="random seed of the search (same seed, same front)"
+    )
+    dose_degree: int = Field(
+        1, ge=1, le=20,
+        description="quadrature degree of the search's dose samples per cell (1: lesion D90 "
+        "within 0.13 % of degree 8)"
+    )
+    ranks_per_evaluation: int = Field(
+        1, ge=1, description="MPI ranks per plan evaluation; the ranks split into groups that "
+        "evaluate different plans"
+    )
+    v150_max_percent: float = Field(
+        60.0, gt=0.0, le=100.0, description="upper limit of the lesion V150 (%), 100: no limit "
+        "[representative: permanent prostate seed implants keep V150 below 50-60 %; no limit "
+        "is published for vertebral implants]"
+    )
+    v200_max_percent: float = Field(
+        100.0, gt=0.0, le=100.0, description="upper limit of the lesion V200 (%), 100: no limit"
+    )
+    canal_d01cc_max_Gy: float | None = Field(
+        None, gt=0.0, description="upper limit of the canal D0.1cc (Gy); unset: no limit"
+    )
+
+    @field_validator("activities_mCi")
+    @classmethod
+    def _activities(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0.1 <= a <= 2.0 for a in v):
+            raise ValueError(f"every activity must lie in 0.1-2 mCi, got {list(v)}")
+        return tuple(sorted(set(v)))
+
+
+class Config(_Section):
+    """A complete L4-L5 model: anatomy, pathology, implant, mesh."""
+
+    L4: Vertebra = Field(default_factory=lambda: default_vertebra("L4"))
+    L5: Vertebra = Field(default_factory=lambda: default_vertebra("L5"))
+    layers: Layers = Field(default_factory=Layers)
+    disc: Disc = Field(default_factory=Disc)
+    facets: Facets = Field(default_factory=Facets)
+    lesion: Lesion = Field(default_factory=Lesion)
+    seed_capsule: SeedCapsule = Field(default_factory=SeedCapsule)
+    seeds: tuple[Seed, ...] = Field(default_factory=lambda: default_seeds())
+    regions: Regions = Field(default_factory=Regions)
+    mesh: Mesh = Field(default_factory=Mesh)
+    materials: Materials = Field(default_factory=Materials)
+    mechanics: Mechanics = Field(default_factory=Mechanics)
+    nonlinear: Nonlinear = Field(default_factory=Nonlinear)
+    rom: RangeOfMotion = Field(default_factory=RangeOfMotion)
+    dosimetry: Dosimetry = Field(default_factory=Dosimetry)
+    optimisation: Optimisation = Field(default_factory=Optimisation)
+
+
+    def hash(self, *sections: str) -> str:
+        """SHA-256 (16 hex digits) of the canonical JSON of the whole config or some sections."""
+        data = self.model_dump(mode="json")
+        if sections:
+            data = {k: data[k] for k in sections}
+        return canonical_hash(data)
+
+
+#: Defaults per vertebra. Sources (anatomy.SOURCES): body width, posterior height, canal width
+#: and depth, pedicle width (mean of left and right) from Panjabi 1992 [panjabi1992]; anterior
+#: height from the pooled review [bonczar2024]. The remaining values (body depth, pedicle height
+#: and angle, processes, concavity) are representative values [representative] chosen to give a
+#: recognisable segment; override them for a specific patient.
+_VERTEBRA_DEFAULTS: dict[str, dict[str, float]] = {
+    "L4": dict(
+        endplate_width_mm=46.6,
+        endplate_depth_mm=35.0,
+        anterior_height_mm=26.9,
+        posterior_height_mm=24.1,
+        posterior_concavity_depth_mm=2.5,
+        posterior_concavity_radius_mm=14.0,
+        pedicle_width_mm=14.0,
+        pedicle_height_mm=15.0,
+        pedicle_transverse_angle_deg=12.0,
+        canal_width_mm=25.4,
+        canal_depth_mm=18.6,
+        lamina_thickness_mm=6.0,
+        transverse_process_span_mm=76.0,
+        transverse_process_height_mm=9.0,
+        spinous_process_length_mm=26.0,
+        spinous_process_height_mm=16.0,
+        spinous_process_width_mm=7.0,
+        articular_process_thickness_mm=7.0,
+    ),
+    "L5": dict(
+        endplate_width_mm=47.3,
+        endplate_depth_mm=35.0,
+        anterior_height_mm=27.4,
+        posterior_height_mm=22.9,
+        posterior_concavity_depth_mm=2.5,
+        posterior_concavity_radius_mm=14.0,
+        pedicle_width_mm=18.6,
+        pedicle_height_mm=14.0,
+        pedicle_transverse_angle_deg=20.0,
+        canal_width_mm=27.1,
+        canal_depth_mm=19.7,
+        lamina_thickness_mm=6.0,
+        transverse_process_span_mm=82.0,
+        transverse_process_height_mm=10.0,
+        spinous_process_length_mm=22.0,
+        spinous_process_height_mm=14.0,
+        spinous_process_width_mm=7.0,
+        articular_process_thickness_mm=7.0,
+    ),
+}
+
+
+def default_vertebra(level: str) -> Vertebra:
+    return Vertebra(**_VERTEBRA_DEFAULTS[level])
+
+
+def default_seeds() -> tuple[Seed, ...]:
+    """A representative low-activity (0.3-0.6 mCi) bilateral pattern: 16 seeds.
+
+    Two transpedicular needles per side converge 10 degrees medially; each carries four seeds at
+    6 mm spacing in and around the default lesion (paper Table 1: 15-25 seeds, bilateral, dense).
+    """
+    seeds = []
+    angle = np.radians(10.0)
+    for side in (+1.0, -1.0):
+        direction = np.array([-side * np.sin(angle), -np.cos(angle), 0.0])
+        for x_entry, z in ((10.0, 15.0), (5.0, 21.0)):
+            start = np.array([side * x_entry, 8.0, z])
+            for k in range(4):
+                centre = start + (3.0 + 6.0 * k) * direction
+                seeds.append(
+                    Seed(
+                        position_mm=tuple(np.round(centre, 3)),
+                        direction=tuple(np.round(direction, 6)),
+                    )
+                )
+    return tuple(seeds)

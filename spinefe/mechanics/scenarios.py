@@ -1,0 +1,188 @@
+"""Healthy, tumour and implanted L4 on one mesh, and their comparison with the reference paper.
+
+All scenarios are solved on the same mesh (the lesion and seeds are always meshed; only the
+materials change), so that differences between scenarios are physics, not mesh noise.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from spinefe.common.parallel import write_json
+from spinefe.common.provenance import provenance, stamp_xdmf
+from spinefe.config.sections import SCENARIOS, Config
+from spinefe.geometry.mesh import Model
+from spinefe.mechanics.nonlinear import newton_summary
+from spinefe.mechanics.segment import solve_segment, solve_segment_nonlinear
+from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_fields
+
+log = logging.getLogger(__name__)
+
+#: Reference paper, section 3.2 / Figure 3 (shared/reference/paper.toml [peak_von_mises_MPa]):
+#: peak von Mises stress (MPa) under 500 N, per scenario.
+PAPER_PEAK_MPA = {
+    CORTICAL_ENDPLATES: {"healthy": 15.00, "tumour": 20.92, "implanted": 17.52},
+    CANCELLOUS: {"healthy": 0.59, "tumour": 0.67, "implanted": 2.40},
+}
+INDICATOR_LABELS = {
+    CORTICAL_ENDPLATES: "L4 cortical shell + endplates",
+    CANCELLOUS: "L4 cancellous (trabecular + lesion)",
+}
+
+
+def run_scenario(model: Model, cfg: Config, scenario: str, outdir: Path, fields: bool = True,
+                 nonlinear: bool = False):
+    """Solve one scenario (linear, or the nonlinear model of `cfg.nonlinear`), write
+    DIR/summary.json (and fields); returns (record, DG0 von Mises)."""
+    if nonlinear:
+        sol, pairs = solve_segment_nonlinear(model, cfg, scenario=scenario)
+    else:
+        sol, pairs = solve_segment(model, cfg, scenario), None
+    record, vm = summarize(sol, model, cfg, scenario)
+    if nonlinear:
+        record["nonlinear"] = nonlinear_record(sol, pairs, record["applied_N"], model.comm)
+    record["provenance"] = provenance(model.comm, cfg.hash())
+    if fields:
+        record["files"] = [p.name for p in write_fields(sol, vm, outdir)]
+        stamp_xdmf(model.comm, outdir / "fields.xdmf", record["provenance"])
+    write_json(model.comm, record, outdir / "summary.json")
+    return record, vm
+
+
+def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
+    """Newton steps, ligament and facet states, and the facets' share of the axial load."""
+    pairs = comm.bcast(pairs, root=0)
+    facet_force = sum(j["contact_force_N"] for j in pairs.get("facets", {}).values())
+    return {
+        "newton": sol.steps,
+        **newton_summary(sol.steps),
+        "facet_force_N": facet_force,
+        "facet_force_share": facet_force / applied_N if applied_N else 0.0,
+        "ligament_force_N": sum(v["force_N"] for v in pairs.get("ligaments", {}).values()),
+        **pairs,
+    }
+
+
+def nonlinear_markdown(records: dict[str, dict], linear: dict[str, dict]) -> str:
+    """Facet force share, ligament forces, and every indicator's change from the linear model."""
+    lines = ["| scenario | facet force (N) | facet share of load | ligament force (N) "
+             "| active ligaments | Newton its, max per step / per solve |",
+             "|---|---|---|---|---|---|"]
+    for s, rec in records.items():
+        nl = rec["nonlinear"]
+        active = ", ".join(k for k, v in nl.get("ligaments", {}).items() if v["state"] == "active")
+        lines.append(f"| {s} | {nl['facet_force_N']:.1f} | {100 * nl['facet_force_share']:.1f} % "
+                     f"| {nl['ligament_force_N']:.1f} | {active or '-'} "
+                     f"| {nl['newton_iterations_max_per_step']} / "
+                     f"{nl['newton_iterations_max_per_solve']} |")
+    lines += ["", "| indicator | statistic | " + " | ".join(
+        f"{s}: linear / nonlinear" for s in records) + " |", "|---|---|" + "---|" * len(records)]
+    for group in PAPER_PEAK_MPA:
+        for stat in ("max", "p99"):
+            cells = []
+            for s in records:
+                a = linear[s]["von_mises_MPa"][group][stat]
+                b = records[s]["von_mises_MPa"][group][stat]
+                cells.append(f"{a:.3g} / {b:.3g} ({_change(b, a)})")
+            lines.append(f"| {INDICATOR_LABELS[group]} | {stat} | " + " | ".join(cells) + " |")
+    for key, label in (("nucleus_pressure_MPa", "nucleus pressure (MPa)"),
+                       ("max_displacement_mm", "max displacement (mm)")):
+        cells = [f"{linear[s][key]:.3g} / {records[s][key]:.3g} "
+                 f"({_change(records[s][key], linear[s][key])})" for s in records]
+        lines.append(f"| {label} | mean / max | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def change_percent(new: float, old: float) -> float:
+    """Relative change from `old` to `new` (%)."""
+    return 100.0 * (new - old) / old
+
+
+def _change(new: float, old: float) -> str:
+    return f"{change_percent(new, old):+.1f} %"
+
+
+def comparison(records: dict[str, dict]) -> dict:
+    """Paper indicators per scenario (ours: max and p99) and the paper's trends, as a record."""
+    table = {}
+    for group, paper in PAPER_PEAK_MPA.items():
+        table[group] = {
+            s: {
+                "max": records[s]["von_mises_MPa"][group]["max"],
+                "p99": records[s]["von_mises_MPa"][group]["p99"],
+                "paper_peak": paper[s],
+            }
+            for s in SCENARIOS
+            if s in records
+        }
+    trends = {}
+    if set(SCENARIOS) <= set(records):
+        for stat in ("max", "p99"):
+            ce, ca = table[CORTICAL_ENDPLATES], table[CANCELLOUS]
+            trends[stat] = {
+                "tumour raises the cortical/endplate stress": ce["tumour"][stat]
+                > ce["healthy"][stat],
+                "seeds lower the cortical/endplate stress": ce["implanted"][stat]
+                < ce["tumour"][stat],
+                "seeds raise the cancellous/lesion stress": ca["implanted"][stat]
+                > ca["tumour"][stat],
+            }
+    return {"indicators": table, "trends_hold": trends}
+
+
+def comparison_markdown(comp: dict) -> str:
+    """The comparison as a Markdown table with percentage changes (tumour vs healthy, implanted
+    vs tumour), ours beside the paper's."""
+    lines = [
+        "| indicator | statistic | healthy | tumour | implanted | tumour vs healthy "
+        "| implanted vs tumour |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group, rows in comp["indicators"].items():
+        if set(SCENARIOS) - set(rows):
+            continue
+        for stat, label in (
+            ("max", "ours, max"),
+            ("p99", "ours, p99"),
+            ("paper_peak", "paper, peak"),
+        ):
+            h, t, i = (rows[s][stat] for s in SCENARIOS)
+            lines.append(
+                f"| {INDICATOR_LABELS[group]} | {label} | {h:.3g} | {t:.3g} | {i:.3g} "
+                f"| {_change(t, h)} | {_change(i, t)} |"
+            )
+    lines.append("")
+    lines.append("Von Mises stress in MPa under the axial load. Trends of the paper:")
+    for stat, checks in comp["trends_hold"].items():
+        for claim, holds in checks.items():
+            lines.append(f"- {claim} ({stat}): {'yes' if holds else 'NO'}")
+    return "\n".join(lines) + "\n"
+
+
+def compare_scenarios(model: Model, cfg: Config, out: Path, nonlinear: bool = False,
+                      fields: bool = True) -> tuple[dict, dict, dict]:
+    """Healthy, tumour and implanted on the load-bearing `model` into out/<scenario>/ and the
+    comparison with the paper (out/comparison.json and .md; with `nonlinear`, also the linear
+    model on the same mesh under out/linear/ and the change); returns (records, comparison,
+    von Mises per scenario on the owned cells, MPa); collective."""
+    n = model.mesh.topology.index_map(3).size_local
+    records, maps, linear = {}, {}, {}
+    for scenario in SCENARIOS:
+        records[scenario], vm = run_scenario(model, cfg, scenario, out / scenario,
+                                             fields=fields, nonlinear=nonlinear)
+        maps[scenario] = vm.x.array[:n].copy()
+        if nonlinear:
+            linear[scenario], _ = run_scenario(model, cfg, scenario, out / "linear" / scenario,
+                                               fields=False)
+    comp = comparison(records)
+    comp["provenance"] = provenance(model.comm, cfg.hash())
+    comp["model"] = "nonlinear" if nonlinear else "linear"
+    table = comparison_markdown(comp)
+    if nonlinear:
+        comp["linear"] = comparison(linear)
+        table += "\n" + nonlinear_markdown(records, linear)
+    write_json(model.comm, comp, out / "comparison.json")
+    if model.comm.rank == 0:
+        (out / "comparison.md").write_text(table)
+    return records, comp, maps

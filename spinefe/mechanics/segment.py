@@ -1,0 +1,146 @@
+"""The segment's static load case (paper section 2): L5 inferior surface clamped, axial force on
+the L4 superior surface, materials of one scenario; solved on the load-bearing part of the mesh,
+linear (`solve_segment`) or with ligaments, facet contact and neo-Hookean regions
+(`solve_segment_nonlinear`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from dolfinx import fem
+
+from spinefe.common import regions as R
+from spinefe.config.sections import Config
+from spinefe.geometry.mesh import Model, submodel
+from spinefe.mechanics.contact import FacetContact, contact_pairs, pair_surfaces, surface_triangles
+from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, SolverOptions, solve_elasticity
+from spinefe.mechanics.ligaments import LigamentSprings, fibres
+from spinefe.mechanics.materials import DOSE_ONLY, material_fields
+from spinefe.mechanics.nonlinear import NewtonOptions, solve_nonlinear
+from spinefe.mechanics.pairs import PointPairs
+from spinefe.mechanics.points import locate, nearest_node
+
+
+def load_bearing(model: Model) -> Model:
+    """The segment without its dose-only regions (canal, envelope); collective."""
+    regions = [r for r in model.regions() if r not in DOSE_ONLY]
+    if len(regions) == len(model.regions()):
+        return model
+    return submodel(model, regions)
+
+
+def segment_load_case(model: Model, cfg: Config) -> LoadCase:
+    """`L5.inferior` clamped; `cfg.mechanics.load_N` along `load_direction` on `L4.superior`."""
+    direction = np.asarray(cfg.mechanics.load_direction, dtype=float)
+    direction /= np.linalg.norm(direction)
+    return LoadCase(
+        clamped_facets=model.facet_tags.find(model.tag(R.L5_INFERIOR)),
+        loaded_facets=model.facet_tags.find(model.tag(R.L4_SUPERIOR)),
+        force_N=tuple(cfg.mechanics.load_N * direction),
+    )
+
+
+def solve_segment(model: Model, cfg: Config, scenario: str | None = None) -> ElasticSolution:
+    """Solve one scenario on a load-bearing model (see `load_bearing`); collective."""
+    m = cfg.mechanics
+    return solve_elasticity(
+        material_fields(model, cfg, scenario),
+        segment_load_case(model, cfg),
+        degree=m.degree,
+        nearly_incompressible_nu=m.nearly_incompressible_nu,
+        options=SolverOptions(m.solver, m.rtol, m.max_iterations, m.prolongator_smoothing_steps),
+    )
+
+
+def region_cells(model: Model, regions) -> np.ndarray:
+    """Local cells (owned and ghost) of those of `regions` that the model has."""
+    found = [model.cell_tags.find(model.tag(r)) for r in regions if r in model.names]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int32)
+
+
+def region_indicator(model: Model, regions) -> fem.Function:
+    """DG0 indicator (1 in the cells of `regions` present in the model, else 0)."""
+    Q = fem.functionspace(model.mesh, ("DG", 0))
+    chi = fem.Function(Q, name="indicator")
+    chi.x.array[Q.dofmap.list[region_cells(model, regions)].ravel()] = 1.0
+    return chi
+
+
+@dataclass
+class SegmentPairs:
+    """The nonlinear model's point pairs: ligament fibres and one contact set per facet joint."""
+
+    ligaments: LigamentSprings | None
+    facets: dict[str, FacetContact]
+    sets: list[PointPairs]
+
+    def report(self, states: list[np.ndarray] | None) -> dict:
+        """Per ligament and per joint (see LigamentSprings.report, FacetContact.report); rank 0."""
+        if states is None:
+            return {}
+        laws = [ps.law for ps in self.sets]
+        out = {}
+        if self.ligaments is not None:
+            out["ligaments"] = self.ligaments.report(states[laws.index(self.ligaments)])
+        out["facets"] = {side: law.report(states[laws.index(law)])
+                         for side, law in self.facets.items()}
+        return out
+
+
+def segment_pairs(model: Model, cfg: Config) -> SegmentPairs:
+    """Ligament springs and facet contact pairs of the configured model; collective."""
+    nl = cfg.nonlinear
+    V = fem.functionspace(model.mesh, ("Lagrange", 1, (3,)))  # same numbering as the solver's
+    sets, springs, joints = [], None, {}
+    if nl.ligaments:
+        # Landmarks sit on the curved bone surfaces; each attaches to the nearest node of its
+        # vertebra (the snap distance is reported), with L0 from the landmarks.
+        springs = LigamentSprings(fibres(model.landmarks), nl.ligament_law)
+        ends = []
+        for level, attr in (("L4", "upper_mm"), ("L5", "lower_mm")):
+            cells = region_cells(model, R.vertebra_regions(level))
+            points = np.array([getattr(f, attr) for f in springs.fibres])
+            nodes, distance = nearest_node(model.mesh, points, cells)
+            springs.snap_mm = max(springs.snap_mm, float(distance.max()))
+            ends.append(locate(V, nodes))
+        sets.append(PointPairs(ends[0], ends[1], springs))
+    if nl.contact:
+        for side, (upper, lower) in model.contact_pairs.items():
+            geometry = pair_surfaces(surface_triangles(model, upper),
+                                     surface_triangles(model, lower))
+            if len(geometry.gap_mm) == 0 or geometry.gap_mm.min() <= 0.0:
+                raise ValueError(
+                    f"facets.gap_mm: the {side} facet surfaces have no pairs with a positive "
+                    f"initial gap ({len(geometry.gap_mm)} pairs); the contact needs a gap > 0"
+                )
+            pairs = contact_pairs(V, geometry, nl.contact_penalty_N_mm3, nl.friction,
+                                  nl.penetration_fraction * float(geometry.gap_mm.min()))
+            joints[side] = pairs.law
+            sets.append(pairs)
+    return SegmentPairs(springs, joints, sets)
+
+
+def solve_segment_nonlinear(model: Model, cfg: Config, load: LoadCase | None = None,
+                            scenario: str | None = None):
+    """Nonlinear solve of one scenario (default load: the axial load of `segment_load_case`);
+    returns the NonlinearSolution and the pairs' report (rank 0; {} elsewhere); collective."""
+    m, nl = cfg.mechanics, cfg.nonlinear
+    pairs = segment_pairs(model, cfg)
+    sol = solve_nonlinear(
+        material_fields(model, cfg, scenario),
+        load or segment_load_case(model, cfg),
+        pairs.sets,
+        hyperelastic=region_indicator(model, nl.hyperelastic_regions),
+        nearly_incompressible_nu=m.nearly_incompressible_nu,
+        options=NewtonOptions(
+            steps=nl.load_steps,
+            line_search=nl.line_search,
+            rtol=nl.newton_rtol,
+            max_iterations=nl.newton_max_iterations,
+            linear=SolverOptions(m.solver, m.rtol, m.max_iterations,
+                                 m.prolongator_smoothing_steps),
+        ),
+    )
+    return sol, pairs.report(sol.pair_states)

@@ -1,0 +1,210 @@
+"""What a study case runs: each job validates its own parameters (a pydantic model, the
+study file's [job] table) and turns one case into files in its directory and a flat record of
+scalars (the study table's columns).
+
+- `segment`: healthy, tumour and implanted L4 under the axial load on one mesh (linear or
+  nonlinear), with the seeds of the config or of a planner pattern (access x density at the
+  config's activity and prescription), and the seeds' dose;
+- `rom`: the range of motion of the nonlinear segment under pure moments;
+- `optimise`: the Pareto search of seed plans (spinefe.planning.optimisation);
+- `clinical_vas`: the paper's VAS table reanalysed from its summary statistics (no mesh).
+
+Every job is collective over the case's communicator and raises the library's errors on every
+rank together, so that a failed case is recorded and the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dosimetry import PlanError, SeedModelError
+from spinefe.common.errors import ConfigError, MeshingError, PlanningError, SolverError
+from spinefe.config.sections import SCENARIOS
+from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES
+from spinefe.planning.patterns import ACCESS
+
+#: The errors the library raises on every rank of a communicator together (bad input found by
+#: every rank, or a collective failure); a case that raises one is recorded as failed.
+COLLECTIVE_ERRORS = (ConfigError, PlanError, PlanningError, SeedModelError, MeshingError,
+                     SolverError)
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SegmentJob(_Parameters):
+    """Parameters of the `segment` job."""
+
+    access: Literal["config", *ACCESS] = Field(
+        "config", description="'config': the config's seeds; else a planner pattern's access")
+    density: Literal["dense", "sparse"] = Field("dense", description="the pattern's density")
+    nonlinear: bool = Field(False, description="the nonlinear segment (ligaments, contact)")
+    dose: bool = Field(True, description="the seeds' dose (TG-43) on the same mesh")
+    fields: bool = Field(True, description="write the displacement and stress fields")
+
+
+class RomJob(_Parameters):
+    """Parameters of the `rom` job (the motions, moment and preload are config keys)."""
+
+    scenario: Literal[*SCENARIOS] = "healthy"
+
+
+class OptimiseJob(_Parameters):
+    """Parameters of the `optimise` job (the search's settings are [optimisation] keys)."""
+
+    verify: bool = Field(True, description="re-evaluate the recommended plans with meshed seeds")
+
+
+class ClinicalVasJob(_Parameters):
+    """Two groups' VAS scores (mean, SD, n) at each time point: the paper's Table 2 by
+    default (shared/reference/paper.toml [clinical_vas])."""
+
+    groups: tuple[str, str] = ("high_activity", "low_activity")
+    n: tuple[int, int] = (41, 55)
+    times: tuple[str, ...] = ("pre", "post_9h", "post_16h")
+    mean: tuple[tuple[float, float], ...] = ((7.84, 7.81), (6.03, 5.75), (5.85, 5.66))
+    sd: tuple[tuple[float, float], ...] = ((0.80, 0.86), (0.97, 0.76), (0.85, 0.81))
+    reported_p: tuple[str, ...] = (">0.05", "<0.05", ">0.05")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if min(self.n) < 2:
+            raise ValueError(f"n: {list(self.n)}, each group needs at least 2 patients")
+        if not len(self.times) == len(self.mean) == len(self.sd) == len(self.reported_p) >= 2:
+            raise ValueError("times, mean, sd and reported_p: one entry per time point each, "
+                             "at least two time points")
+        if min(min(sd) for sd in self.sd) <= 0.0:
+            raise ValueError("sd: every standard deviation must be positive")
+        return self
+
+
+#: Von Mises groups of the segment job's table: the paper's two convergence indicators (L4
+#: cortical shell, L4 superior endplate) and its two scenario indicators (spinefe.mechanics.stress).
+INDICATORS = ("L4.cortical", "L4.endplate_superior", CORTICAL_ENDPLATES, CANCELLOUS)
+
+
+@dataclass(frozen=True)
+class Job:
+    parameters: type[_Parameters]
+    run: Callable  # (case, out: Path, comm, cache_dir) -> dict of scalars
+    description: str
+
+
+def run_segment(case, out: Path, comm, cache_dir) -> dict:
+    """The three scenarios (comparison.json/.md, von_mises.png, <scenario>/) and the dose
+    (dose/); scalars: the paper's indicators per scenario and their changes, the dose metrics."""
+    from spinefe.dose.mesh_dose import config_plan, evaluate_dose
+    from spinefe.geometry.mesh import build_mesh
+    from spinefe.mechanics.scenarios import change_percent, compare_scenarios
+    from spinefe.mechanics.segment import load_bearing
+    from spinefe.planning.evaluation import plan_config
+    from spinefe.planning.patterns import plan_pattern
+    from spinefe.report.dose_files import write_dose_results
+    from spinefe.report.figures import render_von_mises
+
+    p, cfg = case.job, case.config
+    if p.access == "config":
+        plan = config_plan(cfg)
+    else:
+        d = cfg.dosimetry
+        plan = plan_pattern(cfg, p.access, p.density, d.activity_mCi, d.prescription_Gy)[0]
+        cfg = plan_config(cfg, plan)
+    model = build_mesh(cfg, comm, cache_dir)
+    bearing = load_bearing(model)
+    records, _, maps = compare_scenarios(bearing, cfg, out, p.nonlinear, p.fields)
+    render_von_mises(bearing, maps, out / "von_mises.png")
+    scalars = {"seeds": len(plan.seeds), "dofs": records["healthy"]["dofs"],
+               "cells": records["healthy"]["cells"]}
+    for group in INDICATORS:
+        for scenario, record in records.items():
+            stats = record["von_mises_MPa"][group]
+            scalars[f"{group}.{scenario}.max_MPa"] = stats["max"]
+            scalars[f"{group}.{scenario}.p99_MPa"] = stats["p99"]
+    for group in (CORTICAL_ENDPLATES, CANCELLOUS):
+        for stat in ("max", "p99"):
+            value = {s: scalars[f"{group}.{s}.{stat}_MPa"] for s in SCENARIOS}
+            scalars[f"{group}.tumour_vs_healthy.{stat}_percent"] = change_percent(
+                value["tumour"], value["healthy"])
+            scalars[f"{group}.implanted_vs_tumour.{stat}_percent"] = change_percent(
+                value["implanted"], value["tumour"])
+    for key in ("nucleus_pressure_MPa", "disc_bulge_mm"):
+        for scenario, record in records.items():
+            if key in record:
+                scalars[f"{scenario}.{key}"] = record[key]
+    if p.dose and plan.seeds:
+        result = evaluate_dose(model, cfg, plan)
+        metrics = write_dose_results(model, cfg, result, out / "dose")["metrics"]
+        target = metrics["target"]
+        scalars |= {f"lesion.{k}": target[k] for k in ("D90_Gy", "V100_percent",
+                                                       "V150_percent", "V200_percent")}
+        if "organ_at_risk" in metrics:
+            scalars["canal.D0.1cc_Gy"] = metrics["organ_at_risk"]["D0.1cc_Gy"]
+    return scalars
+
+
+def run_rom(case, out: Path, comm, cache_dir) -> dict:
+    """The range of motion (rom/rom.md, rom/summary.json); scalars: degrees per motion."""
+    from spinefe.geometry.mesh import build_mesh
+    from spinefe.mechanics.rom import run_rom as rom
+    from spinefe.mechanics.segment import load_bearing
+
+    summary = rom(load_bearing(build_mesh(case.config, comm, cache_dir)), case.config,
+                  out / "rom", case.job.scenario)
+    return {f"{motion}_deg": deg for motion, deg in summary["rom_deg"].items()}
+
+
+def run_optimise(case, out: Path, comm, cache_dir) -> dict:
+    """The Pareto search and its files in optimise/ (spinefe.planning.optimisation.optimise; its
+    checkpoint makes a rerun of a failed case resume); scalars: evaluations, front size,
+    hypervolume and the recommended plans' reinforcement."""
+    from spinefe.planning.optimisation import optimise
+
+    summary = comm.bcast(optimise(case.config, out / "optimise", comm, cache_dir,
+                                  case.job.verify), root=0)
+    history = summary["history"][-1] if summary["history"] else {}
+    scalars = {"evaluations": summary["evaluations"], "front": len(summary["front"]),
+               "hypervolume": history.get("hypervolume")}
+    for role, row in summary["recommended"].items():
+        scalars |= {f"{role}.{k}": row[k] for k in ("seeds", "activity_mCi", "V100_percent",
+                                                    "D90_Gy", "cortical_max_ratio")}
+    return scalars
+
+
+def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
+    """Welch and Student t-tests and effect sizes per time point (clinical.md); scalars: the
+    p-values and Hedges' g."""
+    from spinefe.common.parallel import write_json
+    from spinefe.common.provenance import provenance
+    from spinefe.study.clinical import between_groups, clinical_markdown, within_group_bound
+
+    p = case.job
+    rows = [between_groups(t, m, s, p.n, reported)
+            for t, m, s, reported in zip(p.times, p.mean, p.sd, p.reported_p, strict=True)]
+    within = {group: {time: within_group_bound((p.mean[0][g], p.mean[i][g]),
+                                               (p.sd[0][g], p.sd[i][g]), p.n[g])
+                      for i, time in enumerate(p.times[1:], start=1)}
+              for g, group in enumerate(p.groups)}
+    record = provenance(comm, case.config.hash())
+    write_json(comm, {"groups": p.groups, "between": rows, "within": within,
+                      "provenance": record}, out / "clinical.json")
+    if comm.rank == 0:
+        (out / "clinical.md").write_text(clinical_markdown(p.groups, p.n, rows, within))
+    scalars = {}
+    for row in rows:
+        for key in ("welch_p", "student_p", "hedges_g"):
+            scalars[f"{row['time']}.{key}"] = row[key]
+    return scalars
+
+
+JOBS: dict[str, Job] = {
+    "segment": Job(SegmentJob, run_segment, "healthy / tumour / implanted L4 and the dose"),
+    "rom": Job(RomJob, run_rom, "range of motion of the nonlinear segment"),
+    "optimise": Job(OptimiseJob, run_optimise, "Pareto search of seed plans"),
+    "clinical_vas": Job(ClinicalVasJob, run_clinical_vas, "VAS reanalysis from summary data"),
+}

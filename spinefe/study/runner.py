@@ -1,0 +1,441 @@
+"""Studies: many cases of one model with one or two things varied, run, resumed and tabulated.
+
+A study is a TOML file (studies/NAME.toml):
+
+    [study]
+    job = "segment"               # what every case runs: a name of spinefe.study.jobs.JOBS
+    question = "..."              # what the study asks (the report's first line)
+
+    [base]                        # the segment configuration every case starts from: any
+    mesh = { size_mm = 1.0 }      # sections of `spinefe config default`, partial
+
+    [job]                         # the job's own parameters (its pydantic model, jobs.py)
+    access = "bilateral"
+
+    [axes]                        # varied keys: dotted config keys or job.KEY
+    "dosimetry.activity_mCi" = [0.3, 0.45, 0.6, 0.8]
+    "job.density" = ["dense", "sparse"]
+
+The cases are the product of the axes (the first axis varies slowest), or the explicit
+`[[cases]]` tables (dotted keys, each a case) when there are no axes; an axis may also be a
+range, `{ start = 1.0, stop = 0.5, num = 6 }` (numpy.linspace). Every case is validated before
+any runs; its id is the first 12 hex digits of the SHA-256 of its full validated
+configuration (segment config, job name and job parameters), so equal cases share an id and a
+changed case gets a new one.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import shutil
+import sys
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spinefe.common.errors import ConfigError
+from spinefe.common.hashing import canonical_hash
+from spinefe.config.loading import parse_config
+from spinefe.config.sections import Config
+from spinefe.geometry.layout import check_layout
+
+log = logging.getLogger(__name__)
+
+
+class AxisRange(BaseModel):
+    """`num` values from `start` to `stop`, both included (numpy.linspace)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: float
+    stop: float
+    num: int = Field(ge=1, le=1000)
+
+    def values(self) -> list[float]:
+        """The values, rounded to 12 significant digits (0.9, not 0.8999999999999999, so that
+        a case equals the one written by hand)."""
+        return [float(f"{v:.12g}") for v in np.linspace(self.start, self.stop, self.num)]
+
+
+class StudySection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job: str = Field(description="what every case runs (spinefe.study.jobs.JOBS)")
+    question: str = Field("", description="what the study asks")
+
+
+class StudyFile(BaseModel):
+    """The TOML file as written; `load_study` expands it."""
+
+    model_config = ConfigDict(extra="forbid")
+    study: StudySection
+    base: dict[str, Any] = Field(default_factory=dict)
+    job: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, list[Any] | AxisRange] = Field(default_factory=dict)
+    cases: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _axes_or_cases(self):
+        if self.axes and self.cases:
+            raise ValueError("give [axes] or [[cases]], not both")
+        for key, values in self.axes.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"axes.{key}: empty list")
+        return self
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case: the values of the varied keys, its validated configuration and job
+    parameters, and its id (hash of all three but the parameters, which they determine)."""
+
+    parameters: dict
+    config: Config
+    job_name: str
+    job: BaseModel
+
+    @cached_property
+    def record(self) -> dict:
+        """The full configuration as plain JSON (what the id hashes)."""
+        return {"config": self.config.model_dump(mode="json"),
+                "job": {"name": self.job_name, **self.job.model_dump(mode="json")}}
+
+    @cached_property
+    def id(self) -> str:
+        return case_id(self.record)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    job: str
+    question: str
+    cases: tuple[Case, ...]
+    path: Path
+    overrides: dict
+
+    def record(self) -> dict:
+        """What the report needs to know of the study (results/NAME/study.json)."""
+        return {"name": self.name, "job": self.job, "question": self.question,
+                "varied": self.varied, "overrides": self.overrides,
+                "cases": [{"id": c.id, "parameters": c.parameters} for c in self.cases],
+                "source": str(self.path), "text": self.path.read_text()}
+
+    @cached_property
+    def varied(self) -> list[str]:
+        """The keys that vary between cases, in the order of the study file."""
+        keys = dict.fromkeys(k for case in self.cases for k in case.parameters)
+        return [k for k in keys if len({json.dumps(c.parameters.get(k)) for c in self.cases}) > 1]
+
+
+def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
+    """data[a][b] = value for key 'a.b', creating tables; ConfigError naming `where` when a
+    part of the key is not a table."""
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {key!r}: {part!r} is not a table")
+    node[last] = value
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    """Nested tables as dotted keys ({"mesh": {"size_mm": 1}} -> {"mesh.size_mm": 1}), so that
+    an unquoted dotted key in a TOML case sets one value instead of replacing a section."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _validation_message(err: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors())
+
+
+def _job_parameters(model: type[BaseModel], data: dict, where: str) -> BaseModel:
+    """The job's parameters validated by its model; ConfigError naming `where` and the key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{where}: job.{_validation_message(err)}") from None
+
+
+def case_id(record: dict) -> str:
+    """12 hex digits of the hash of a case's full configuration (Case.record)."""
+    return canonical_hash(record, digits=12)
+
+
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
+    """Read, expand and validate a study file; `overrides` (dotted keys, as in [axes]) replace
+    base or job values in every case (e.g. a coarser mesh for a demo); ConfigError names the
+    file, the case and the key of every problem (before any case runs)."""
+    from spinefe.study.jobs import JOBS
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    try:
+        spec = StudyFile.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {_validation_message(err)}") from None
+    if spec.study.job not in JOBS:
+        raise ConfigError(f"{path}: study.job: {spec.study.job!r}, allowed: "
+                          f"{', '.join(sorted(JOBS))}")
+    parameters_model = JOBS[spec.study.job].parameters
+    if spec.axes:
+        keys = list(spec.axes)
+        values = [v.values() if isinstance(v, AxisRange) else v for v in spec.axes.values()]
+        variations = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+    else:
+        variations = spec.cases or [{}]
+    overrides = _flatten(overrides or {})
+    varied = {k for parameters in variations for k in _flatten(parameters)}
+    if shadowed := sorted(varied & set(overrides)):
+        raise ConfigError(f"{path}: --set {', '.join(shadowed)}: varied by the study's cases; "
+                          "an override would have no effect")
+    cases = []
+    for i, parameters in enumerate(variations):
+        where = f"{path}: case {i} ({json.dumps(parameters)})"
+        data = Config().model_dump(mode="json")
+        _merge(data, copy.deepcopy(spec.base), f"{path}: base")
+        job_data = copy.deepcopy(spec.job)
+        for key, value in [*overrides.items(), *_flatten(parameters).items()]:
+            if key.startswith("job."):
+                _set_dotted(job_data, key[4:], value, where)
+            else:
+                _set_dotted(data, key, value, where)
+        try:
+            config = parse_config(data)
+            check_layout(config)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        job = _job_parameters(parameters_model, job_data, where)
+        cases.append(Case(parameters, config, spec.study.job, job))
+    ids = [c.id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: two cases have the same configuration")
+    return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path, overrides)
+
+
+def _merge(data: dict, update: dict, where: str) -> None:
+    """Deep-merge the partial config `update` into `data` (tables merge, values replace)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            _merge(data[key], value, f"{where}.{key}")
+        else:
+            data[key] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What a run did: counts of cases run, skipped (already done) and failed, and where."""
+
+    ran: int
+    skipped: int
+    failed: int
+    table: Path
+
+
+def _read_summary(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -> str:
+    """Run one case on `comm` into out/<id>/ unless its summary.json holds a successful run of
+    the same configuration (`force` reruns); returns 'ok', 'skipped' or 'failed'; collective.
+
+    A failure is recorded in the summary (status 'failed', the error) and returned, not raised;
+    the errors the library raises together on every rank are caught on a group of several ranks
+    (another error there ends the run, as a rank alone cannot be caught up with), any error on
+    a group of one. The summary is written atomically: an interrupted case leaves none.
+    """
+    import time
+    import traceback
+
+    from dosimetry.plan import write_text_atomic
+    from spinefe.common.parallel import on_root
+    from spinefe.common.provenance import provenance
+    from spinefe.study.jobs import COLLECTIVE_ERRORS, JOBS
+
+    path = out / case.id / "summary.json"
+
+    def completed() -> bool:
+        if force:  # from scratch: the job's own checkpoints go too
+            shutil.rmtree(out / case.id, ignore_errors=True)
+            return False
+        done = _read_summary(path)
+        return (done is not None and done.get("status") == "ok"
+                and case_id(done.get("config", {})) == case.id)
+
+    if comm.bcast(on_root(comm, completed), root=0):
+        return "skipped"
+    catch = Exception if comm.size == 1 else COLLECTIVE_ERRORS
+    t0 = time.perf_counter()
+    scalars, error, trace = {}, None, None
+    try:
+        scalars = JOBS[case.job_name].run(case, out / case.id, comm, cache_dir)
+    except catch as err:
+        error, trace = f"{type(err).__name__}: {err}", traceback.format_exc()
+        # logged by every rank of the group: the log shows world rank 0 only
+        print(f"spinefe: case {case.id} {json.dumps(case.parameters)} failed: {error}",
+              file=sys.stderr, flush=True)
+    summary = {
+        "id": case.id, "status": "failed" if error else "ok", "error": error,
+        "traceback": trace,
+        "parameters": case.parameters, "scalars": scalars,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "config": case.record, "provenance": provenance(comm, case.config.hash()),
+    }
+    if comm.rank == 0:
+        write_text_atomic(path, json.dumps(summary, indent=1, default=float))
+    return summary["status"]
+
+
+def case_from_summary(summary: dict) -> Case:
+    """The case a summary.json records (its parameters, config and job), validated again."""
+    from spinefe.study.jobs import JOBS
+
+    try:
+        record = summary["config"]
+        job = dict(record["job"])
+        name = job.pop("name")
+        parameters_model = JOBS[name].parameters
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"the summary records no case configuration (missing {err})") from None
+    config = parse_config(record["config"])
+    check_layout(config)
+    return Case(summary.get("parameters", {}), config, name,
+                _job_parameters(parameters_model, job, "recorded"))
+
+
+def _same(a, b) -> bool:
+    """Equal scalars, bit for bit (NaN equals NaN: a missing metric reproduced)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)
+    return a == b
+
+
+def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> dict:
+    """Run again the study case whose summary.json is `result` (or in the directory `result`)
+    from its recorded configuration, into out/<id>/, and compare the scalars exactly; returns
+    {"id", "same_id", "status", "recorded_status", "error", "differences": {key: [recorded,
+    rerun]}, "changed_versions": {key: [recorded, now]}, "recorded_mpi_size", "out"};
+    collective."""
+    from spinefe.common.provenance import provenance
+
+    path = result / "summary.json" if result.is_dir() else result
+    recorded = _read_summary(path)
+    if recorded is None:
+        raise ConfigError(f"{path}: not a study case's summary.json (missing or not JSON)")
+    case = case_from_summary(recorded)
+    if (out / case.id).resolve() == path.parent.resolve():
+        raise ConfigError(f"--out: {out}: the rerun would replace the recorded case; choose "
+                          "another directory")
+    status = run_case(case, out, comm, force=True, cache_dir=cache_dir)
+    new = _read_summary(out / case.id / "summary.json") if comm.rank == 0 else None
+    new = comm.bcast(new, root=0)
+    old_scalars, new_scalars = recorded.get("scalars", {}), new["scalars"]
+    differences = {k: [old_scalars.get(k), new_scalars.get(k)]
+                   for k in dict.fromkeys([*old_scalars, *new_scalars])
+                   if not _same(old_scalars.get(k), new_scalars.get(k))}
+    then, now = recorded.get("provenance", {}), provenance(comm)
+    changed = {k: [then.get(k), now[k]] for k in now
+               if k not in ("mpi_size", "config_hash", "host", "utc") and then.get(k) != now[k]}
+    return {"id": case.id, "same_id": case.id == recorded.get("id"), "status": status,
+            "recorded_status": recorded.get("status"),
+            "error": new.get("error"), "differences": differences, "changed_versions": changed,
+            "recorded_mpi_size": then.get("mpi_size"), "out": str(out / case.id)}
+
+
+def study_table(study: Study, out: Path) -> list[dict]:
+    """One row per case, in the study's order: id, status, the varied keys, the scalars
+    ('pending' where no summary is written yet)."""
+    rows = []
+    for case in study.cases:
+        summary = _read_summary(out / case.id / "summary.json")
+        if summary is None or case_id(summary.get("config", {})) != case.id:
+            summary = {"status": "pending", "scalars": {}}
+        row = {"case": case.id, "status": summary["status"]}
+        row |= {key: case.parameters.get(key) for key in study.varied}
+        rows.append(row | summary["scalars"])
+    return rows
+
+
+def write_table(study: Study, out: Path) -> Path:
+    """out/summary.csv from the case summaries written so far (`study_table`)."""
+    from spinefe.common.parallel import write_csv
+
+    write_csv(study_table(study, out), out / "summary.csv")
+    return out / "summary.csv"
+
+
+def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: bool = False,
+              cache_dir=None, cases: range | None = None) -> StudyRun:
+    """Run the study's cases (or those of `cases`, indices) into out/<case id>/ and write the
+    table out/summary.csv; collective.
+
+    The ranks are split into groups of `ranks_per_case`; the cases are dealt to the groups in
+    rounds (case i to group i % groups), and after each round the groups agree on the count
+    done (the progress bar, rank 0). SIGTERM is turned into KeyboardInterrupt, which ends the
+    run between atomic writes: no summary is ever half written.
+    """
+    import signal
+
+    from dosimetry.plan import write_text_atomic
+    from spinefe.common.parallel import on_root
+    from spinefe.common.progress import Progress
+
+    if ranks_per_case < 1 or comm.size % ranks_per_case:
+        raise ConfigError(f"--ranks-per-case: {ranks_per_case} must divide the {comm.size} "
+                          "MPI ranks")
+    if comm.rank == 0:
+        write_text_atomic(out / "study.json", json.dumps(study.record(), indent=1))
+    groups, group_id = comm.size // ranks_per_case, comm.rank // ranks_per_case
+    group = comm.Split(group_id, comm.rank)
+    chosen = [study.cases[i] for i in (cases if cases is not None else range(len(study.cases)))]
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        with Progress(len(chosen), f"study {study.name}", comm) as progress:
+            for start in range(0, len(chosen), groups):
+                mine = start + group_id
+                status = None
+                if mine < len(chosen):
+                    status = run_case(chosen[mine], out, group, force, cache_dir)
+                statuses = comm.allgather(status if group.rank == 0 else None)
+                for s in statuses:
+                    if s is not None:
+                        counts[s] += 1
+                progress.update(sum(s is not None for s in statuses),
+                                failed=counts["failed"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        group.Free()
+    comm.Barrier()  # every group's summaries are written
+    on_root(comm, lambda: write_table(study, out))
+    return StudyRun(counts["ok"], counts["skipped"], counts["failed"], out / "summary.csv")

@@ -1,0 +1,33 @@
+"""A Slurm job array for a study: one array task per chunk of cases, each an MPI job of
+`ranks_per_case` ranks running the same study runner on its chunk (`--task`). The script is
+the template containers/slurm/study-array.sbatch with the study's values filled in."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from spinefe.common.errors import ConfigError
+
+#: The template (str.format fields; the shell's own braces doubled), in the source tree:
+#: spinefe is installed editable (`make`, the container images).
+TEMPLATE = Path(__file__).resolve().parent.parent / "containers" / "slurm" / "study-array.sbatch"
+
+
+def slurm_script(study_path: Path, name: str, cases: int, out: Path, script: Path,
+                 ranks_per_case: int = 1, cases_per_task: int = 1, time: str = "04:00:00",
+                 partition: str | None = None, sets: str = "") -> str:
+    """The sbatch script's text; the array has ceil(cases / cases_per_task) tasks; `sets`:
+    the --set options of the study's command line, repeated in every task's."""
+    try:
+        template = TEMPLATE.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{TEMPLATE}: the Slurm template is missing; install spinefe from "
+                          "its repository (pip install -e .)") from None
+    tasks = math.ceil(cases / cases_per_task)
+    return template.format(
+        name=name, cases=cases, tasks=tasks, per_task=cases_per_task, ranks=ranks_per_case,
+        last=tasks - 1, time=time, out=out, study=study_path, script=script,
+        sets=sets + " " if sets else "",
+        partition=f"#SBATCH --partition={partition}" if partition else
+        "# #SBATCH --partition=...   (site-specific)")
