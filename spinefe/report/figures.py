@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,36 @@ _COLOURS = {
     "canal": (1.00, 0.95, 0.55),
     "envelope": (0.95, 0.80, 0.80),
 }
+
+
+def _no_display() -> bool:
+    return sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
+def offscreen_pyvista():
+    """pyvista, set up to render off screen, through a backend that needs no X server.
+
+    VTK's wheels choose the OpenGL window at run time and try an X window first: without a
+    display that logs "bad X server connection" for every figure before falling back to EGL.
+    Without a display we ask VTK for EGL directly (OSMesa if only that is installed), unless
+    VTK_DEFAULT_OPENGL_WINDOW says otherwise. Call before the first plotter is made.
+    """
+    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    if _no_display() and "VTK_DEFAULT_OPENGL_WINDOW" not in os.environ:
+        from ctypes.util import find_library
+
+        for library, window in (("EGL", "vtkEGLRenderWindow"),
+                                ("OSMesa", "vtkOSOpenGLRenderWindow")):
+            if find_library(library):
+                os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = window
+                log.debug("no display: VTK renders through %s", window)
+                break
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
+    return pyvista
 
 
 def _role(name: str) -> str:
@@ -81,10 +112,7 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
     grid, names = gather_grid(model)
     if model.comm.rank != 0:
         return
-    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
-    import pyvista
-
-    pyvista.OFF_SCREEN = True
+    pyvista = offscreen_pyvista()
     colours = np.array([_COLOURS[_role(n)] for n in names])
     seeds_index = names.index(R.SEEDS) if R.SEEDS in names else None
     if slice_z_mm is None:
@@ -138,10 +166,7 @@ def render_von_mises(model: Model, fields: dict[str, np.ndarray], filename: Path
     grid, _ = gather_grid(model, fields)
     if model.comm.rank != 0:
         return
-    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
-    import pyvista
-
-    pyvista.OFF_SCREEN = True
+    pyvista = offscreen_pyvista()
     half = grid.clip(normal=(1, 0, 0), origin=(0, 0, 0))
     top = max(float(np.percentile(grid.cell_data[k], 99.9)) for k in fields)
     clim = (max(top * 1e-4, 1e-4), top)
