@@ -1,7 +1,9 @@
-"""The report layer: figures rendered off screen without an X server."""
+"""The report layer: figures rendered off screen without an X server, and the study report's
+Markdown/HTML (on made-up records: no mesh, no solve)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -82,3 +84,35 @@ def test_figures_render_off_screen_without_x_server_warnings(tmp_path):
     assert not re.search(r"X server|bad X|DISPLAY", run.stderr, re.IGNORECASE), run.stderr
     assert out.stat().st_size > 10_000
     print(f"rendered in {time.perf_counter() - t0:.1f} s")
+
+
+def test_the_trends_of_the_paper_are_a_list_in_the_report(tmp_path):
+    """comparison.md puts a blank line before the trends, so the report's HTML has one <li>
+    per trend and statistic instead of one run-on paragraph."""
+    from spinefe.mechanics.scenarios import PAPER_PEAK_MPA, SCENARIOS, comparison, \
+        comparison_markdown
+    from spinefe.report.study_report import write_report
+
+    records = {s: {"von_mises_MPa": {g: {"max": 10.0 + i, "p99": 1.0 + i}
+                                     for g in PAPER_PEAK_MPA}}
+               for i, s in enumerate(SCENARIOS)}
+    comp = comparison(records)
+    text = comparison_markdown(comp)
+    assert "Trends of the paper:\n\n- " in text
+    case = tmp_path / "c1"
+    case.mkdir()
+    (case / "comparison.md").write_text(text)
+    (tmp_path / "study.json").write_text(json.dumps(
+        {"name": "trends", "question": "Trends?", "varied": [], "job": "segment",
+         "overrides": {}}))
+    (tmp_path / "summary.csv").write_text("case,status\nc1,ok\n")
+    _, html_path = write_report(tmp_path)
+    html = html_path.read_text()
+    trends = [claim for checks in comp["trends_hold"].values() for claim in checks]
+    assert len(trends) == 6
+    lists = re.findall(r"<ul>(.*?)</ul>", html, re.DOTALL)
+    assert len(lists) == 1
+    items = re.findall(r"<li>(.*?)</li>", lists[0], re.DOTALL)
+    assert len(items) == len(trends)
+    assert all(claim in item for claim, item in zip(
+        [c for checks in comp["trends_hold"].values() for c in checks], items, strict=True))
