@@ -1,5 +1,5 @@
-"""The report layer: figures rendered off screen without an X server, and the study report's
-Markdown/HTML (on made-up records: no mesh, no solve)."""
+"""The report layer: figures rendered off screen without an X server, the von Mises cut through
+the seeds, and the study report's Markdown/HTML (on made-up records: no mesh, no solve)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,9 +28,10 @@ def _needle(name: str):
     return start, direction
 
 
-def seeded_box_model():
+def seeded_box_model(comm=None):
     """A tetrahedral box [-16, 16]^3 mm (h = 2 mm) with regions `L4.trabecular` and `seeds`
-    (the capsules of NEEDLES), as a Model; serial."""
+    (the capsules of NEEDLES), as a Model (on `comm`, default serial), and the owned cells'
+    region tags."""
     from mpi4py import MPI
 
     import spinefe  # noqa: F401
@@ -38,7 +40,7 @@ def seeded_box_model():
     from spinefe.common import regions as R
     from spinefe.geometry.mesh import Model
 
-    mesh = dolfinx.mesh.create_box(MPI.COMM_SELF, [[-16.0] * 3, [16.0] * 3], [16] * 3,
+    mesh = dolfinx.mesh.create_box(comm or MPI.COMM_SELF, [[-16.0] * 3, [16.0] * 3], [16] * 3,
                                    dolfinx.mesh.CellType.tetrahedron)
     n = mesh.topology.index_map(3).size_local
     cells = np.arange(n, dtype=np.int32)
@@ -55,6 +57,28 @@ def seeded_box_model():
                   dolfinx.mesh.meshtags(mesh, 2, empty, empty),
                   {"L4.trabecular": (3, 1), R.SEEDS: (3, 2)}, {}, {})
     return model, values
+
+
+@pytest.mark.parallel
+def test_the_von_mises_cut_runs_along_the_needle_nearest_the_midline():
+    """Also on 2 ranks, where capsules are split between the ranks' parts of the gathered grid."""
+    from mpi4py import MPI
+
+    from spinefe.report.figures import gather_grid, seed_cut
+
+    model, _ = seeded_box_model(MPI.COMM_WORLD)
+    grid, names = gather_grid(model)
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    origin, normal, label = seed_cut(grid, names)
+    start, direction = _needle("left")
+    assert abs(normal @ direction) < 0.05  # the plane holds the needle ...
+    assert abs(normal @ (start - origin)) < 0.5  # ... through its axis
+    assert abs(normal[2]) < 1e-12 and normal[0] > 0  # vertical, seen from the left
+    assert "needle" in label
+    no_seeds = grid.copy()
+    no_seeds.cell_data["region"][:] = names.index("L4.trabecular")
+    assert seed_cut(no_seeds, names)[2] == "mid-sagittal cut"
 
 
 RENDER = """
