@@ -153,7 +153,9 @@ def comparison_markdown(comp: dict) -> str:
                 f"| {_change(t, h)} | {_change(i, t)} |"
             )
     lines.append("")
-    lines.append("Von Mises stress in MPa under the axial load. Trends of the paper:")
+    # A blank line before the list: Python-Markdown (the report's HTML) only starts a list
+    # after one, else the items run on in the paragraph.
+    lines += ["Von Mises stress in MPa under the axial load. Trends of the paper:", ""]
     for stat, checks in comp["trends_hold"].items():
         for claim, holds in checks.items():
             lines.append(f"- {claim} ({stat}): {'yes' if holds else 'NO'}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,36 @@ _COLOURS = {
     "canal": (1.00, 0.95, 0.55),
     "envelope": (0.95, 0.80, 0.80),
 }
+
+
+def _no_display() -> bool:
+    return sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
+def offscreen_pyvista():
+    """pyvista, set up to render off screen, through a backend that needs no X server.
+
+    VTK's wheels choose the OpenGL window at run time and try an X window first: without a
+    display that logs "bad X server connection" for every figure before falling back to EGL.
+    Without a display we ask VTK for EGL directly (OSMesa if only that is installed), unless
+    VTK_DEFAULT_OPENGL_WINDOW says otherwise. Call before the first plotter is made.
+    """
+    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    if _no_display() and "VTK_DEFAULT_OPENGL_WINDOW" not in os.environ:
+        from ctypes.util import find_library
+
+        for library, window in (("EGL", "vtkEGLRenderWindow"),
+                                ("OSMesa", "vtkOSOpenGLRenderWindow")):
+            if find_library(library):
+                os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = window
+                log.debug("no display: VTK renders through %s", window)
+                break
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
+    return pyvista
 
 
 def _role(name: str) -> str:
@@ -81,10 +112,7 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
     grid, names = gather_grid(model)
     if model.comm.rank != 0:
         return
-    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
-    import pyvista
-
-    pyvista.OFF_SCREEN = True
+    pyvista = offscreen_pyvista()
     colours = np.array([_COLOURS[_role(n)] for n in names])
     seeds_index = names.index(R.SEEDS) if R.SEEDS in names else None
     if slice_z_mm is None:
@@ -129,20 +157,58 @@ def render_segment(model: Model, filename: Path, slice_z_mm: float | None = None
     log.info("figure: %s", filename)
 
 
+def seed_cut(grid, names: list[str]):
+    """The plane of the von Mises figure: the vertical plane along the seed needle nearest the
+    mid-line, as (origin, unit normal with normal[0] >= 0, label); the mid-sagittal plane where
+    the mesh has no seeds.
+
+    The capsules are the connected pieces of the `seeds` region of the gathered `grid`; the one
+    whose centre has the smallest |x| gives the needle: its long axis (principal direction of its
+    cell centres). The plane holds that axis and z, so it cuts every capsule of the needle along
+    its length (a vertical needle: the sagittal plane through it).
+    """
+    sagittal = (np.zeros(3), np.array([1.0, 0.0, 0.0]), "mid-sagittal cut")
+    if R.SEEDS not in names:
+        return sagittal
+    seeds = grid.extract_cells(grid.cell_data["region"] == names.index(R.SEEDS))
+    if seeds.n_cells == 0:
+        return sagittal
+    # clean(): merge the points that the ranks' parts of a capsule both hold (gather_grid), so
+    # that a capsule split between ranks is one piece
+    pieces = seeds.clean().connectivity()
+    centres = pieces.cell_centers().points
+    labels = pieces.cell_data["RegionId"]
+    capsules = [centres[labels == k] for k in np.unique(labels)]
+    x = np.array([c.mean(axis=0)[0] for c in capsules])
+    # mirror-image needles tie (to mesh noise): the patient's right one (x < 0), on any ranks
+    capsule = capsules[min(np.flatnonzero(np.abs(x) <= np.abs(x).min() + 0.5), key=x.__getitem__)]
+    origin = capsule.mean(axis=0)
+    axis = np.linalg.svd(capsule - origin, full_matrices=False)[2][0]
+    normal = np.cross(axis, (0.0, 0.0, 1.0))
+    if np.linalg.norm(normal) < 0.1:  # a (nearly) vertical needle
+        normal = np.array([1.0, 0.0, 0.0])
+    normal /= np.linalg.norm(normal)
+    normal *= 1.0 if normal[0] >= 0 else -1.0
+    angle = np.degrees(np.arccos(min(1.0, normal[0])))
+    label = (f"cut along the seed needle nearest the mid-line (through x = {origin[0]:.1f} mm, "
+             f"y = {origin[1]:.1f} mm;\n{angle:.0f} deg from sagittal)")
+    return origin, normal, label
+
+
 def render_von_mises(model: Model, fields: dict[str, np.ndarray], filename: Path) -> None:
-    """One panel per scenario: von Mises (MPa, log colour scale shared by all panels) on the
-    mid-sagittal cut through the segment. `fields` maps a title to owned-cell values.
+    """One panel per scenario: von Mises (MPa, log colour scale shared by all panels) on a
+    vertical cut along the seed needle nearest the mid-line (`seed_cut`; mid-sagittal without
+    seeds), seen from the left. `fields` maps a title to owned-cell values.
 
     Collective (gathered to rank 0); rank 0 writes the PNG.
     """
-    grid, _ = gather_grid(model, fields)
+    grid, names = gather_grid(model, fields)
     if model.comm.rank != 0:
         return
-    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
-    import pyvista
-
-    pyvista.OFF_SCREEN = True
-    half = grid.clip(normal=(1, 0, 0), origin=(0, 0, 0))
+    pyvista = offscreen_pyvista()
+    origin, normal, label = seed_cut(grid, names)
+    half = grid.clip(normal=normal, origin=origin)  # keeps the side away from the camera
+    side = " (anterior left)" if normal[0] > np.cos(np.radians(45)) else ""
     top = max(float(np.percentile(grid.cell_data[k], 99.9)) for k in fields)
     clim = (max(top * 1e-4, 1e-4), top)
     p = pyvista.Plotter(
@@ -161,8 +227,8 @@ def render_von_mises(model: Model, fields: dict[str, np.ndarray], filename: Path
             show_scalar_bar=i == 0,
             copy_mesh=True,
         )
-        p.add_text(f"{title}\nmid-sagittal cut, anterior left", font_size=11)
-        p.camera_position = [(320, 0, 0), (0, 5, 0), (0, 0, 1)]
+        p.add_text(f"{title}\n{label}, seen from the left{side}", font_size=11)
+        p.camera_position = [tuple(origin + 320 * normal), tuple(origin), (0, 0, 1)]
         p.camera.parallel_projection = True
         p.reset_camera()
     p.screenshot(str(filename))
