@@ -6,11 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Meshes are cached in the project (a second `make demo` reads the mesh instead of remeshing).
 export SPINEFE_CACHE ?= $(CURDIR)/.cache/meshes
-# Tests get a per-run JIT cache: separate processes must not share a FEniCS JIT cache.
-test test-serial test-mpi: export XDG_CACHE_HOME := $(CURDIR)/.cache/run-$(shell date +%s%N)
+# Tests get a per-run JIT cache (one FEniCS JIT cache must not be written by two independent
+# runs at once) and a per-run mesh cache, which the serial and the 2-rank pass share.
+test test-serial test-mpi test-meshes validate: export XDG_CACHE_HOME := $(CURDIR)/.cache/run-$(shell date +%s%N)
+test test-serial test-mpi test-meshes validate: export SPINEFE_TEST_CACHE = $(XDG_CACHE_HOME)/meshes
 MPI_TIMEOUT ?= 1500
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider --durations=25
 
-.PHONY: demo test test-serial test-mpi venv lint benchmark study-convergence clean
+.PHONY: demo test test-serial test-mpi test-meshes validate venv lint benchmark study-convergence clean
 
 $(VENV)/.installed: pyproject.toml
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -34,14 +37,32 @@ demo: venv
 	$(VENV)/bin/spinefe report results/demo
 	@echo "main job done: results/demo/report.html (report.md, summary.csv, one directory per case)"
 
-test: venv test-serial test-mpi
+test: venv test-meshes test-serial test-mpi
+
+# The suite's segment meshes (tests/conftest.py SEGMENTS), two gmsh builds side by side.
+test-meshes: venv
+	$(PY) tests/build_meshes.py $(SPINEFE_TEST_CACHE) default analytic & \
+	  $(PY) tests/build_meshes.py $(SPINEFE_TEST_CACHE) seedless breach; \
+	  s=$$?; wait $$! && exit $$s
 
 test-serial: venv
-	$(PY) -m pytest -q -p no:cacheprovider -m "not mpi_only" tests
+	$(PYTEST) -m "not mpi_only and not validation" tests
 
 # Every mpiexec runs under a timeout: a rank stuck in a collective fails in minutes, not hours.
 test-mpi: venv
-	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider -m "(parallel or mpi_only) and not serial_only" tests
+	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PYTEST) -m "(parallel or mpi_only) and not serial_only and not validation" tests
+
+# The long checks, run by hand (README, "Validation"): the container image's system stage built
+# with buildah, the smoke script, the mesh convergence at h = 2.0 mm, the optimiser's conforming
+# verification, the range of motion on 1 against 2 ranks, the six motions at h = 2.0 mm
+# (studies/rom_validation.toml) and the full Pareto search (benchmarks/pareto_search.py).
+validate: venv test-meshes
+	$(PYTEST) -m validation tests
+	timeout -k 10 3600 $(VENV)/bin/mpiexec -n 2 $(VENV)/bin/spinefe study run \
+	  studies/rom_validation.toml --out results/validate/rom_validation
+	$(VENV)/bin/spinefe report results/validate/rom_validation
+	timeout -k 10 3600 $(VENV)/bin/mpiexec -n 2 $(PY) benchmarks/pareto_search.py \
+	  --out results/validate/pareto_search
 
 lint: venv
 	$(VENV)/bin/ruff check spinefe dosimetry tests benchmarks studies

@@ -1,4 +1,8 @@
-"""Shared fixtures: coarse segments, meshed once per session and cached in a temporary folder."""
+"""Shared fixtures: coarse segments, meshed once per `make test` and cached.
+
+`make test` meshes the segments of `SEGMENTS` first, on both cores (tests/build_meshes.py), into
+the run's cache `$SPINEFE_TEST_CACHE`, which the serial and the 2-rank pass then share; a plain
+`pytest` run meshes them on first use into a temporary cache of its own."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from mpi4py import MPI
 from spinefe.config.sections import Config, Seed
 from spinefe.config.loading import parse_config
 
-#: Coarse element size for the tests (mm): the whole segment meshes in seconds.
+#: Coarse element size for the tests (mm). A segment costs about 1 min of CAD and 0.5-1 min of
+#: meshing on one core at this size, so the suite builds each geometry once (`SEGMENTS`).
 TEST_H = 2.5
 
 
@@ -39,13 +44,32 @@ def analytic_shape() -> Config:
     )
 
 
+def seedless() -> Config:
+    """The default segment without capsules: the fixed mesh of plan evaluation and search."""
+    return coarse(seeds=[])
+
+
+def breach_and_envelope() -> Config:
+    """A quarter of the L4 wall breached by the lesion, and the dose envelope (no capsules)."""
+    return coarse(seeds=[], lesion={"cortical_breach": 0.25}, regions={"envelope": True})
+
+
+#: Every segment geometry the suite meshes, by name (tests/build_meshes.py meshes them ahead).
+SEGMENTS = {"default": coarse, "seedless": seedless, "analytic": analytic_shape,
+            "breach": breach_and_envelope}
+
+
 @pytest.fixture(scope="session")
 def cache_dir():
-    """One mesh cache per test session, made on rank 0 and shared by all ranks.
+    """The mesh cache of this run: `$SPINEFE_TEST_CACHE` (`make test`, kept for the 2-rank pass),
+    else a temporary one made on rank 0, shared by all ranks and removed at the end.
 
     (Not tmp_path_factory: under mpiexec every rank would make and clean its own numbered dir.)
     """
     comm = MPI.COMM_WORLD
+    if os.environ.get("SPINEFE_TEST_CACHE"):
+        yield Path(os.environ["SPINEFE_TEST_CACHE"])
+        return
     path = tempfile.mkdtemp(prefix="spinefe-test-cache-") if comm.rank == 0 else None
     path = Path(comm.bcast(path, root=0))
     yield path
@@ -54,18 +78,33 @@ def cache_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def default_model(cache_dir):
+def _model(name: str, cache_dir):
     from spinefe.geometry.mesh import build_mesh
 
-    return build_mesh(coarse(), MPI.COMM_WORLD, cache_dir)
+    return build_mesh(SEGMENTS[name](), MPI.COMM_WORLD, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def default_model(cache_dir):
+    return _model("default", cache_dir)
 
 
 @pytest.fixture(scope="session")
 def analytic_model(cache_dir):
-    from spinefe.geometry.mesh import build_mesh
+    return _model("analytic", cache_dir)
 
-    return build_mesh(analytic_shape(), MPI.COMM_WORLD, cache_dir)
+
+@pytest.fixture(scope="session")
+def seedless_model(cache_dir):
+    return _model("seedless", cache_dir)
+
+
+@pytest.fixture(scope="session")
+def default_segment(default_model):
+    """The default segment without its dose-only regions: what the mechanics solve."""
+    from spinefe.mechanics.segment import load_bearing
+
+    return load_bearing(default_model)
 
 
 def spinefe_cmd(*args: str, ranks: int = 1, timeout_s: int = 300) -> list[str]:
@@ -89,7 +128,10 @@ def cli_environment(cache_dir, jit_cache=None) -> dict:
 
 @pytest.fixture
 def cli_env(tmp_path, cache_dir) -> dict:
-    return cli_environment(cache_dir, tmp_path / "xdg")
+    """A serial run's subprocesses share its JIT cache (pytest waits for each, so no two compile
+    at once); under mpiexec every rank starts its own subprocess, each with a JIT cache of its
+    own."""
+    return cli_environment(cache_dir, tmp_path / "xdg" if MPI.COMM_WORLD.size > 1 else None)
 
 
 def dicompyler_dvhcalc():

@@ -83,6 +83,7 @@ def test_apptainer_definition_parses_and_matches_the_dockerfile():
     assert commands[0] == ". /.singularity.d/env/10-docker2singularity.sh"  # the image's ENV
 
 
+@pytest.mark.validation
 @pytest.mark.serial_only
 def test_the_smoke_script_runs_here(tmp_path):
     """containers/smoke.sh in this environment: meshes and solves on two ranks, renders the
@@ -167,6 +168,7 @@ def test_the_case_script_runs_one_model_on_two_ranks(tmp_path, cache_dir, defaul
     assert comparison["provenance"]["mpi_size"] == 2
 
 
+@pytest.mark.validation
 @pytest.mark.serial_only
 def test_the_system_stage_builds_with_buildah(tmp_path):
     """The Dockerfile's `system` stage (its apt packages, environment and sources) built by

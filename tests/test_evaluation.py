@@ -10,20 +10,9 @@ import pytest
 from mpi4py import MPI
 
 from dosimetry import Plan, write_plan
-from tests.conftest import coarse, spinefe_cmd
+from tests.conftest import coarse, seedless, spinefe_cmd
 
 CORTICAL = "L4.cortical_endplates"
-
-
-def seedless():
-    return coarse(seeds=[])
-
-
-@pytest.fixture(scope="module")
-def seedless_model(cache_dir):
-    from spinefe.geometry.mesh import build_mesh
-
-    return build_mesh(seedless(), MPI.COMM_WORLD, cache_dir)
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,8 @@ pytestmark = pytest.mark.parallel
 
 
 @pytest.fixture(scope="module")
-def segment(default_model):
-    from spinefe.mechanics.segment import load_bearing
-
-    return load_bearing(default_model)
+def segment(default_segment):
+    return default_segment
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +209,7 @@ def test_solve_rejects_bad_scenario(tmp_path, cli_env):
     assert "--scenario" in run.stderr and "healthy" in run.stderr
 
 
+@pytest.mark.validation
 @pytest.mark.serial_only
 def test_indicators_converge_on_coarse_meshes(segment, implanted, cache_dir):
     """The paper's indicators (von Mises in the L4 cortical shell and the L4 superior endplate)

@@ -16,7 +16,7 @@ from mpi4py import MPI
 import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 import dolfinx.geometry
 
-from conftest import analytic_shape, coarse
+from conftest import analytic_shape, breach_and_envelope, coarse
 from spinefe.common import regions as R
 from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.mesh import build_mesh, mesh_summary
@@ -127,13 +127,14 @@ def test_layer_thickness_measured_on_mesh(analytic_model):
 
 
 @pytest.mark.mpi_only
-def test_same_mesh_on_one_and_two_ranks(default_model):
-    """The distributed mesh equals the serial one: counts and region volumes."""
+def test_same_mesh_on_one_and_two_ranks(analytic_model):
+    """A mesh made on rank 0 and distributed (no cache) equals the serial one read from the
+    cache: counts and region volumes."""
     comm = MPI.COMM_WORLD
-    parallel = mesh_summary(default_model)
+    parallel = mesh_summary(build_mesh(analytic_shape(), comm, None))
     serial = None
     if comm.rank == 0:  # COMM_SELF: no collective across ranks inside this branch
-        serial = mesh_summary(build_mesh(coarse(), MPI.COMM_SELF, None))
+        serial = mesh_summary(analytic_model)
     serial = comm.bcast(serial, root=0)
     assert parallel["cells"] == serial["cells"]
     for name, r in serial["regions"].items():
@@ -158,13 +159,13 @@ def test_cache_reproduces_the_mesh(default_model, cache_dir):
 
 
 @pytest.mark.serial_only
-def test_cortical_breach_and_envelope(default_model, cache_dir):
+def test_cortical_breach_and_envelope(seedless_model, cache_dir):
     """The breach moves a wall sector into the lesion (L4 body volume conserved); the envelope
     wraps the segment without taking the loading surfaces."""
-    cfg = coarse(lesion={"cortical_breach": 0.25}, regions={"envelope": True})
+    cfg = breach_and_envelope()
     model = build_mesh(cfg, MPI.COMM_WORLD, cache_dir)
     vol = {k: v["volume_mm3"] for k, v in mesh_summary(model)["regions"].items()}
-    ref = {k: v["volume_mm3"] for k, v in mesh_summary(default_model)["regions"].items()}
+    ref = {k: v["volume_mm3"] for k, v in mesh_summary(seedless_model)["regions"].items()}
     breached = ref["L4.cortical"] - vol["L4.cortical"]
     assert vol[R.LESION] - ref[R.LESION] == pytest.approx(breached, rel=0.02)
     # Expected: a quarter of the wall, over the lesion's height out of the body's height.

@@ -69,15 +69,15 @@ def test_left_and_right_bending_agree(rom_two_ranks):
     assert itl_left == pytest.approx(itl_right, rel=0.05)
 
 
-def test_one_rank_agrees_with_two(rom_two_ranks, default_model):
+@pytest.mark.validation
+def test_one_rank_agrees_with_two(rom_two_ranks, default_segment):
     """The same motion in this (serial) process: ROM and ligament forces agree with the 2-rank
     run to 1e-6 relative (Newton to 1e-8 of the residual; CG partition-dependent)."""
-    from spinefe.mechanics.segment import load_bearing
     from spinefe.mechanics.rom import solve_motion
 
     if MPI.COMM_WORLD.size != 1:
         pytest.skip("compares a serial solve with the 2-rank command")
-    record = solve_motion(load_bearing(default_model), coarse(), "lateral_bending_left",
+    record = solve_motion(default_segment, coarse(), "lateral_bending_left",
                           "healthy")
     two = rom_two_ranks[0]["motions"]["lateral_bending_left"]
     assert record["rom_deg"] == pytest.approx(two["rom_deg"], rel=1e-6)

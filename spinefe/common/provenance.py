@@ -63,7 +63,7 @@ def _git_commit() -> str | None:
     ($SPINEFE_GIT_COMMIT, set by the image); None outside both."""
     if commit := os.environ.get("SPINEFE_GIT_COMMIT"):
         return commit
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the repository
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
                                 capture_output=True, text=True, timeout=10).stdout.strip()
