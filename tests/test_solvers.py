@@ -9,6 +9,7 @@ import pytest
 from petsc4py import PETSc
 
 from boxes import box, materials, plane, symmetry_rollers
+from conftest import coarse
 from spinefe.common.errors import SolverError
 from spinefe.mechanics.elasticity import LoadCase, assemble_elasticity, solve_elasticity
 from spinefe.mechanics.nonlinear import NewtonOptions, NonlinearProblem, solve_nonlinear
@@ -125,3 +126,12 @@ def test_factorised_cg():
     for obj in (solver, other):
         obj.destroy()
 
+
+def test_config_options_reach_the_solver_options():
+    from spinefe.mechanics.segment import solver_options
+
+    cfg = coarse(mechanics={"petsc": {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02}})
+    options = solver_options(cfg)
+    assert options.user_options == {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02}
+    assert {**ksp_options(options), **options.user_options}["pc_gamg_threshold"] == 0.02
+    assert solver_options(coarse()).petsc == ()

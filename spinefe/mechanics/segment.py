@@ -44,9 +44,10 @@ def segment_load_case(model: Model, cfg: Config) -> LoadCase:
 
 
 def solver_options(cfg: Config) -> SolverOptions:
-    """The linear solver of `cfg.mechanics`."""
+    """The linear solver of `cfg.mechanics`, with its user PETSc options."""
     m = cfg.mechanics
-    return SolverOptions(m.solver, m.rtol, m.max_iterations, m.prolongator_smoothing_steps)
+    return SolverOptions(m.solver, m.rtol, m.max_iterations, m.prolongator_smoothing_steps,
+                         petsc=tuple(m.petsc.items()))
 
 
 def solve_segment(model: Model, cfg: Config, scenario: str | None = None) -> ElasticSolution:

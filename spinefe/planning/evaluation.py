@@ -229,7 +229,7 @@ class PlanEvaluator:
     the tumour (voigt: CG on the tumour factorisation needs thousands of iterations).
     The solver is CG preconditioned by the tumour operator's Cholesky factorisation
     (mechanics.solvers.FactorisedCG: 6-10 iterations at rtol 1e-5 where the tumour operator's
-    GAMG needs 62; docs/planning.md).
+    GAMG needs 62; docs/planning.md); `cfg.mechanics.petsc` options override its built-in ones.
     """
 
     def __init__(self, model: Model, cfg: Config, rule: str = "mori_tanaka",
@@ -252,7 +252,9 @@ class PlanEvaluator:
         self.system: ElasticSystem = assemble_elasticity(
             self.host, segment_load_case(mech, cfg), 1, m.nearly_incompressible_nu)
         self.A = self.system.A.copy()  # A_t + dK of the current plan
-        self.solver = FactorisedCG(self.A, self.system.A, rtol, max_iterations)
+        self.petsc_options = dict(m.petsc)
+        self.solver = FactorisedCG(self.A, self.system.A, rtol, max_iterations,
+                                   self.petsc_options)
         self.tumour_u = self.system.uh.copy()
         self._solve(self.tumour_u)
         if factorise_each_plan:
@@ -355,6 +357,7 @@ class PlanEvaluator:
         mech["relative_to_tumour"] = relative_to(mech, reference)
         mech["solver"] = {"model": f"embedded ({self.rule})", "dofs": self.dofs,
                           "iterations": self.solver.iterations,
+                          "petsc_options": self.petsc_options,
                           "seconds": {"embed": t1 - t0, "assemble": t2 - t1, "solve": t3 - t2,
                                       "metrics": time.perf_counter() - t3}}
         return mech
