@@ -87,6 +87,11 @@ def test_user_option_reaches_the_ksp():
     assert sol.petsc_options == {"ksp_max_it": 1}
     assert sol.strain_energy_mJ == pytest.approx(20.0**2 * 10.0 / (2.0 * 500.0), rel=1e-10)
     assert solve_elasticity(mats, load).petsc_options == {}
+    # The fallback keeps its own method: a user's pc_type applies to the CG solve only.
+    user = (("ksp_max_it", 1), ("pc_type", "jacobi"))
+    sol = solve_elasticity(mats, load, options=SolverOptions(rtol=1e-12, petsc=user))
+    assert sol.converged_reason.endswith("(mumps; cg_gamg DIVERGED_MAX_IT after 1 iterations)")
+    assert sol.strain_energy_mJ == pytest.approx(20.0**2 * 10.0 / (2.0 * 500.0), rel=1e-10)
 
 
 def test_user_option_reaches_the_snes():

@@ -57,6 +57,11 @@ class SolverOptions:
         return dict(self.petsc)
 
 
+#: Options that choose the method: the MUMPS fallback keeps its own (a user's pc_type under
+#: preonly would make it return an unsolved system as converged).
+METHOD_OPTIONS = ("ksp_type", "pc_type", "pc_factor_mat_solver_type")
+
+
 def ksp_options(opts: SolverOptions) -> dict:
     """The built-in KSP/PC options of `opts` (without the user's)."""
     if opts.solver == "mumps":
@@ -161,7 +166,9 @@ def solve_linear(A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, options: SolverOption
                  name: str = "elasticity") -> LinearSolve:
     """Solve A x = b (x: the initial guess's storage, overwritten) with `options`: the built-in
     KSP options, then the user's; where cg_gamg fails and options.direct_fallback, again with
-    MUMPS on the same operator. SolverError when the last solve did not converge; collective."""
+    MUMPS on the same operator (the user's options but those of METHOD_OPTIONS apply to it
+    too, e.g. mat_mumps_icntl_14). SolverError when the last solve did not converge;
+    collective."""
     t0 = time.perf_counter()
     solver = LinearSolver(A, {**ksp_options(options), **options.user_options}, name)
     t1 = time.perf_counter()
@@ -173,8 +180,9 @@ def solve_linear(A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, options: SolverOption
                     "iterations)")
         log.warning("%s: cg_gamg %s; solving again with MUMPS", name, ksp_reason(ksp))
         solver.destroy()
+        user = {k: v for k, v in options.user_options.items() if k not in METHOD_OPTIONS}
         options = replace(options, solver="mumps")
-        solver = LinearSolver(A, {**ksp_options(options), **options.user_options}, name)
+        solver = LinearSolver(A, {**ksp_options(options), **user}, name)
         solver.ksp.solve(b, x)
     t2 = time.perf_counter()
     try:
