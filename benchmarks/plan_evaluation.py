@@ -27,7 +27,7 @@ from embedded_seeds import PLANS, make_plan, seedless_segment  # noqa: E402  (a 
 def worker(size: float, out: Path) -> None:
     from mpi4py import MPI
 
-    from spinefe.mechanics.elasticity import SolverOptions, create_ksp
+    from spinefe.mechanics.solvers import LinearSolver, SolverOptions, ksp_options
     from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
@@ -45,16 +45,17 @@ def worker(size: float, out: Path) -> None:
         rows.append({"plan": plan.name, "seeds": r.seeds, "iterations": r.solver["iterations"],
                      **{k: round(v, 3) for k, v in r.solver["seconds"].items()}})
     # Accuracy of the default tolerance: the same plan solved to rtol 1e-11.
-    ev.ksp.setTolerances(rtol=1e-11)
+    ev.solver.ksp.setTolerances(rtol=1e-11)
     tight = ev.evaluate(plans[1]).mechanics
-    ev.ksp.setTolerances(rtol=ev.rtol)
+    ev.solver.ksp.setTolerances(rtol=ev.rtol)
     default = ev.evaluate(plans[1]).mechanics
     deviation = max(abs(a / b - 1.0) for a, b in zip(_leaves(default), _leaves(tight),
                                                       strict=True))
     # The same plan, CG preconditioned by the tumour operator's GAMG (built once) instead.
-    ev.ksp = create_ksp(comm, ev.system.A, SolverOptions(rtol=ev.rtol))
-    ev.ksp.setOperators(ev.A, ev.system.A)
-    ev.ksp.setInitialGuessNonzero(True)
+    gamg_solver = LinearSolver(ev.A, {**ksp_options(SolverOptions(rtol=ev.rtol)),
+                                      "ksp_initial_guess_nonzero": True}, "plan_gamg",
+                               P=ev.system.A)
+    ev.solver.ksp = gamg_solver.ksp
     comm.barrier()
     gamg = ev.evaluate(plans[1])
     cache = Path(comm.bcast(tempfile.mkdtemp(prefix="spinefe-remesh-") if comm.rank == 0

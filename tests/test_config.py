@@ -97,3 +97,37 @@ def test_layout_is_a_stacked_segment():
     for joint in lay.facets:
         assert np.linalg.norm(joint.normal) == pytest.approx(1.0)
         assert joint.normal[1] > 0 and joint.normal[0] * joint.centre[0] < 0
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"-ksp_rtol": 1e-10}, "mechanics.petsc.-ksp_rtol: write the PETSc option without '-'"),
+        ({"spinefe_elasticity_ksp_rtol": 1e-10},
+         "mechanics.petsc.spinefe_elasticity_ksp_rtol: write the PETSc option without a prefix"),
+        ({"ksp rtol": 1e-10}, "mechanics.petsc.ksp rtol: not a PETSc option name"),
+        ({"ksp_rtol": [1e-10]}, "mechanics.petsc.ksp_rtol: a PETSc option value is a string, "
+         "number or boolean, not list"),
+    ],
+)
+def test_bad_petsc_option_names_the_key(options, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_config(_with("mechanics.petsc", options))
+    assert expected in str(err.value)
+
+
+def test_petsc_options_are_frozen_hashed_and_round_trip():
+    """The [mechanics.petsc] table: immutable and hashable (a Config stays hashable), left out
+    of the dump while empty (config hashes and study case ids are those of before the table
+    existed), and written back as a TOML table."""
+    default = Config()
+    assert "petsc" not in default.model_dump()["mechanics"]
+    cfg = parse_config(_with("mechanics.petsc", {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02,
+                                                "ksp_monitor": "", "snes_ksp_ew": False}))
+    assert dict(cfg.mechanics.petsc) == {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02,
+                                         "ksp_monitor": "", "snes_ksp_ew": False}
+    assert hash(cfg) != hash(default) and cfg.hash() != default.hash()
+    with pytest.raises(TypeError):
+        cfg.mechanics.petsc["ksp_rtol"] = 1.0
+    assert parse_config(tomllib.loads(config_toml(cfg))) == cfg
+    assert parse_config(cfg.model_dump(mode="json")) == cfg

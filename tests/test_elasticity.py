@@ -32,12 +32,12 @@ import dolfinx.mesh
 from spinefe.mechanics.elasticity import (
     ElasticSolution,
     LoadCase,
-    SolverOptions,
     solve_elasticity,
-    strain,
     stress,
     von_mises,
 )
+from spinefe.mechanics.laws import strain
+from spinefe.mechanics.solvers import SolverOptions
 from spinefe.common.errors import SolverError
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.common.parallel import on_root

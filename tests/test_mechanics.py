@@ -28,7 +28,9 @@ def implanted(segment):
     from spinefe.mechanics.segment import solve_segment
     from spinefe.mechanics.stress import summarize
 
-    cfg = coarse()
+    # A user PETSc option equal to the built-in one: the results are those of the default
+    # config, and the record shows the option.
+    cfg = coarse(mechanics={"petsc": {"pc_gamg_threshold": 0.05}})
     sol = solve_segment(segment, cfg, "implanted")
     return sol, summarize(sol, segment, cfg, "implanted")[0]
 
@@ -129,6 +131,7 @@ def test_result_record(implanted, segment):
     # the disc section here is 1195 mm^2 (0.42 MPa mean stress), so 0.3-0.8 MPa brackets it.
     assert 0.3 < record["nucleus_pressure_MPa"] < 0.8
     assert record["strain_energy_mJ"] > 0.0 and record["disc_bulge_mm"] > 0.0
+    assert record["petsc_options"] == {"pc_gamg_threshold": 0.05}
 
 
 def test_averaged_pressure_relieves_locking(segment, implanted):

@@ -21,7 +21,8 @@ def format_validation_error(err: ValidationError, heading: str = "invalid config
     """Every error of a pydantic validation, one line each: the dotted key and the message."""
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
+        # ("[key]": pydantic's mark of a bad key of a table, e.g. mechanics.petsc.-ksp_rtol.)
+        key = ".".join(str(p) for p in e["loc"] if p != "[key]")
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `spinefe config default` lists all keys)"

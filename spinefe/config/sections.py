@@ -7,10 +7,21 @@ validation failure into a `ConfigError` whose message names the key and the allo
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    PlainValidator,
+    field_validator,
+)
+from pydantic_core import core_schema
 
 from spinefe.common.hashing import canonical_hash
 from spinefe.common.motions import MOTIONS
@@ -20,6 +31,61 @@ Vec3 = tuple[float, float, float]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _option_name(key: str) -> str:
+    if key.startswith("-"):
+        raise ValueError(f"write the PETSc option without '-' (as {key.lstrip('-')!r})")
+    if key.startswith("spinefe_"):
+        raise ValueError("write the PETSc option without a prefix: every solver of spinefe has "
+                         "its own prefix and takes the option under it")
+    if not _OPTION_NAME.fullmatch(key):
+        raise ValueError("not a PETSc option name (letters, digits and '_', e.g. ksp_rtol)")
+    return key
+
+
+def _option_value(value: Any) -> str | bool | int | float:
+    if not isinstance(value, str | bool | int | float):
+        raise ValueError(f"a PETSc option value is a string, number or boolean, not "
+                         f"{type(value).__name__}")
+    return value
+
+
+class PetscOptions(Mapping[str, str | bool | int | float]):
+    """PETSc options, name (without '-' or prefix) -> value; immutable and hashable, so that a
+    frozen Config stays hashable. Validated from a TOML table, written back as one."""
+
+    __slots__ = ("_options",)
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self._options = dict(options or {})
+
+    def __getitem__(self, key: str):
+        return self._options[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._options)
+
+    def __len__(self) -> int:
+        return len(self._options)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._options.items()))
+
+    def __repr__(self) -> str:
+        return f"PetscOptions({self._options!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler: GetCoreSchemaHandler):
+        table = dict[Annotated[str, AfterValidator(_option_name)],
+                     Annotated[Any, PlainValidator(_option_value)]]
+        return core_schema.no_info_after_validator_function(
+            cls, handler.generate_schema(table),
+            serialization=core_schema.plain_serializer_function_ser_schema(dict),
+        )
 
 
 class Vertebra(_Section):
@@ -253,6 +319,14 @@ class Mechanics(_Section):
     )
     seed_band_mm: Positive = Field(
         1.0, description="width of the 'around seeds' result band outside the capsules"
+    )
+    petsc: PetscOptions = Field(
+        default_factory=PetscOptions,
+        # Left out of dumps (and so of config hashes and case ids) while empty.
+        exclude_if=lambda options: not options,
+        description="PETSc options of every linear and nonlinear mechanics solve, applied after "
+        "the built-in ones (which they override), e.g. { ksp_rtol = 1e-10, pc_gamg_threshold = "
+        "0.02 }; names without '-' or prefix; recorded in the results as petsc_options",
     )
 
     @field_validator("load_direction")

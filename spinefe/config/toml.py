@@ -6,6 +6,8 @@ allowed ranges, sources) are the point of this file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -20,6 +22,8 @@ def _value(v) -> str:
         return f'"{v}"'
     if isinstance(v, (tuple, list)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):  # an inline table of bare keys (PETSc options)
+        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }" if v else "{}"
     return repr(v)
 
 

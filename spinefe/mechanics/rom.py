@@ -94,6 +94,7 @@ def solve_motion(model: Model, cfg: Config, motion: str, scenario: str | None = 
         **newton_summary(sol.steps),
         "seconds": round(time.perf_counter() - t0, 1),
         "dofs": sol.dofs,
+        "petsc_options": dict(sol.petsc_options),
         **pairs,
     }
     log.info("rom %s: %.2f deg (%d Newton iterations, %.0f s)", motion, record["rom_deg"],

@@ -15,12 +15,13 @@ from spinefe.common import regions as R
 from spinefe.config.sections import Config
 from spinefe.geometry.mesh import Model, submodel
 from spinefe.mechanics.contact import FacetContact, contact_pairs, pair_surfaces, surface_triangles
-from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, SolverOptions, solve_elasticity
+from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, solve_elasticity
 from spinefe.mechanics.ligaments import LigamentSprings, fibres
 from spinefe.mechanics.materials import DOSE_ONLY, material_fields
 from spinefe.mechanics.nonlinear import NewtonOptions, solve_nonlinear
 from spinefe.mechanics.pairs import PointPairs
 from spinefe.mechanics.points import locate, nearest_node
+from spinefe.mechanics.solvers import SolverOptions
 
 
 def load_bearing(model: Model) -> Model:
@@ -42,6 +43,13 @@ def segment_load_case(model: Model, cfg: Config) -> LoadCase:
     )
 
 
+def solver_options(cfg: Config) -> SolverOptions:
+    """The linear solver of `cfg.mechanics`, with its user PETSc options."""
+    m = cfg.mechanics
+    return SolverOptions(m.solver, m.rtol, m.max_iterations, m.prolongator_smoothing_steps,
+                         petsc=tuple(m.petsc.items()))
+
+
 def solve_segment(model: Model, cfg: Config, scenario: str | None = None) -> ElasticSolution:
     """Solve one scenario on a load-bearing model (see `load_bearing`); collective."""
     m = cfg.mechanics
@@ -50,7 +58,7 @@ def solve_segment(model: Model, cfg: Config, scenario: str | None = None) -> Ela
         segment_load_case(model, cfg),
         degree=m.degree,
         nearly_incompressible_nu=m.nearly_incompressible_nu,
-        options=SolverOptions(m.solver, m.rtol, m.max_iterations, m.prolongator_smoothing_steps),
+        options=solver_options(cfg),
     )
 
 
@@ -132,15 +140,14 @@ def solve_segment_nonlinear(model: Model, cfg: Config, load: LoadCase | None = N
         material_fields(model, cfg, scenario),
         load or segment_load_case(model, cfg),
         pairs.sets,
-        hyperelastic=region_indicator(model, nl.hyperelastic_regions),
+        laws={"neo_hookean": region_indicator(model, nl.hyperelastic_regions)},
         nearly_incompressible_nu=m.nearly_incompressible_nu,
         options=NewtonOptions(
             steps=nl.load_steps,
             line_search=nl.line_search,
             rtol=nl.newton_rtol,
             max_iterations=nl.newton_max_iterations,
-            linear=SolverOptions(m.solver, m.rtol, m.max_iterations,
-                                 m.prolongator_smoothing_steps),
+            linear=solver_options(cfg),
         ),
     )
     return sol, pairs.report(sol.pair_states)

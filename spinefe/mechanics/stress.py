@@ -160,6 +160,7 @@ def summarize(
         "dofs": sol.dofs,
         "iterations": sol.iterations,
         "solver": cfg.mechanics.solver,
+        "petsc_options": dict(sol.petsc_options),  # the user's, applied after the built-in ones
         "converged_reason": sol.converged_reason,
         "strain_energy_mJ": sol.strain_energy_mJ,
         "max_displacement_mm": umax,

@@ -40,16 +40,12 @@ from spinefe.config.sections import Config, Seed
 from spinefe.dose.mesh_dose import ORGAN_AT_RISK, TARGET, quadrature_samples
 from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.mesh import Model, build_mesh, cell_volumes, marker_tags
-from spinefe.mechanics.elasticity import (
-    ElasticSystem,
-    assemble_elasticity,
-    lame,
-    reason_name,
-    strain,
-)
+from spinefe.mechanics.elasticity import ElasticSystem, assemble_elasticity
 from spinefe.mechanics.embedded import TitaniumFraction, homogenise
+from spinefe.mechanics.laws import lame, linear_elastic, strain
 from spinefe.mechanics.materials import MaterialFields, in_lesion, material_fields
 from spinefe.mechanics.segment import load_bearing, region_cells, segment_load_case, solve_segment
+from spinefe.mechanics.solvers import FactorisedCG
 from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES, von_mises_array, weighted_stats
 from spinefe.planning.needles import check_seeds
 
@@ -221,24 +217,6 @@ class DoseProbe:
         return out
 
 
-def factorised_cg(A: PETSc.Mat, P: PETSc.Mat, rtol: float, max_iterations: int) -> PETSc.KSP:
-    """CG on A preconditioned by a Cholesky factorisation (MUMPS) of P, made once when P is
-    fixed: with P the tumour operator, A - P is a local change, so CG converges in a few
-    iterations (6-10 at rtol 1e-5 where the tumour operator's GAMG needs 62; docs/planning.md)."""
-    ksp = PETSc.KSP().create(A.getComm())
-    ksp.setOperators(A, P)
-    ksp.setType("cg")
-    ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)  # rtol on ||b - A u|| / ||b||
-    ksp.setTolerances(rtol=rtol, atol=0.0, max_it=max_iterations)
-    ksp.setInitialGuessNonzero(True)
-    pc = ksp.getPC()
-    pc.setType("cholesky")
-    pc.setFactorSolverType("mumps")
-    pc.setReusePreconditioner(True)
-    ksp.setUp()
-    return ksp
-
-
 class PlanEvaluator:
     """Evaluates seed plans on one fixed mesh without seeds (module docstring); collective.
 
@@ -249,6 +227,9 @@ class PlanEvaluator:
     factorise_each_plan: precondition with each plan's own factorisation instead of the
     tumour's (a direct solve, about 5 s at 100k dofs), for rules that stiffen cells far beyond
     the tumour (voigt: CG on the tumour factorisation needs thousands of iterations).
+    The solver is CG preconditioned by the tumour operator's Cholesky factorisation
+    (mechanics.solvers.FactorisedCG: 6-10 iterations at rtol 1e-5 where the tumour operator's
+    GAMG needs 62; docs/planning.md); `cfg.mechanics.petsc` options override its built-in ones.
     """
 
     def __init__(self, model: Model, cfg: Config, rule: str = "mori_tanaka",
@@ -271,12 +252,13 @@ class PlanEvaluator:
         self.system: ElasticSystem = assemble_elasticity(
             self.host, segment_load_case(mech, cfg), 1, m.nearly_incompressible_nu)
         self.A = self.system.A.copy()  # A_t + dK of the current plan
-        self.ksp = factorised_cg(self.A, self.system.A, rtol, max_iterations)
+        self.petsc_options = dict(m.petsc)
+        self.solver = FactorisedCG(self.A, self.system.A, rtol, max_iterations,
+                                   self.petsc_options)
         self.tumour_u = self.system.uh.copy()
         self._solve(self.tumour_u)
         if factorise_each_plan:
-            self.ksp.setOperators(self.A, self.A)
-            self.ksp.getPC().setReusePreconditioner(False)
+            self.solver.factorise_each_solve(self.A)
         self.u = self.tumour_u.copy()
         self.u.name = "displacement_mm"
 
@@ -304,9 +286,8 @@ class PlanEvaluator:
         mu, lam = lame(self.materials.E, self.materials.nu)
         mu0, lam0 = lame(self.host.E, self.host.nu)
         self.delta_form = fem.compile_form(
-            self.comm, (2.0 * (mu - mu0) * ufl.inner(strain(u), strain(v))
-                        + (lam - lam0) * ufl.div(u) * ufl.div(v)) * ufl.dx(domain=mesh,
-                                                                             subdomain_id=1))
+            self.comm, linear_elastic.bilinear(u, v, mu - mu0, lam - lam0)
+            * ufl.dx(domain=mesh, subdomain_id=1))
         self.hosts = hosts
 
         self.mechanics = MechanicalProbe(mech, cfg, self.u, self.materials)
@@ -318,13 +299,13 @@ class PlanEvaluator:
         self.dofs = 3 * V.dofmap.index_map.size_global
 
     def _solve(self, u: fem.Function) -> None:
-        self.ksp.solve(self.system.b, u.x.petsc_vec)
-        u.x.scatter_forward()
-        if self.ksp.getConvergedReason() <= 0:
-            raise SolverError(
-                f"plan evaluation ({self.rule}): CG did not converge: {reason_name(self.ksp)} "
-                f"after {self.ksp.getIterationNumber()} iterations (rtol {self.rtol}); for a "
-                "rule that stiffens cells far beyond the tumour use factorise_each_plan")
+        try:
+            self.solver.solve(self.system.b, u.x.petsc_vec, f"plan evaluation ({self.rule}): CG")
+        except SolverError as err:
+            raise SolverError(f"{err}; for a rule that stiffens cells far beyond the tumour use "
+                              "factorise_each_plan") from None
+        finally:
+            u.x.scatter_forward()
 
     def embed(self, plan: Plan) -> np.ndarray:
         """Set the homogenised moduli of `plan`'s capsules; returns the titanium fraction per
@@ -375,7 +356,8 @@ class PlanEvaluator:
             "bone_sed_cov": self.mechanics.bone_sed_cov(self.tumour_sed, titanium)[1]}}
         mech["relative_to_tumour"] = relative_to(mech, reference)
         mech["solver"] = {"model": f"embedded ({self.rule})", "dofs": self.dofs,
-                          "iterations": self.ksp.getIterationNumber(),
+                          "iterations": self.solver.iterations,
+                          "petsc_options": self.petsc_options,
                           "seconds": {"embed": t1 - t0, "assemble": t2 - t1, "solve": t3 - t2,
                                       "metrics": time.perf_counter() - t3}}
         return mech

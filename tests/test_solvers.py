@@ -1,0 +1,142 @@
+"""The solver layer (spinefe.mechanics.solvers): an options prefix per solver object and nothing
+left in PETSc's global options database; user PETSc options reach the KSP and the SNES, after
+the built-in ones; converged-reason checks; the factorised solve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from petsc4py import PETSc
+
+from boxes import box, materials, plane, symmetry_rollers
+from conftest import coarse
+from spinefe.common.errors import SolverError
+from spinefe.mechanics.elasticity import LoadCase, assemble_elasticity, solve_elasticity
+from spinefe.mechanics.nonlinear import NewtonOptions, NonlinearProblem, solve_nonlinear
+from spinefe.mechanics.solvers import (
+    FactorisedCG,
+    LinearSolver,
+    SolverOptions,
+    ksp_options,
+    pushed_options,
+)
+
+pytestmark = pytest.mark.parallel
+
+NONE = np.zeros(0, dtype=np.int32)
+
+
+def bar(length=10.0, E=500.0, nu=0.25, F=20.0):
+    """Bar L x 1 x 1 on symmetry rollers, axial force F on x = L (uniaxial stress)."""
+    mesh = box([length, 1.0, 1.0], [10, 2, 2])
+    load = LoadCase(NONE, loaded_facets=plane(mesh, 0, length), force_N=(F, 0.0, 0.0),
+                    rollers=symmetry_rollers(mesh))
+    return materials(mesh, E, nu), load
+
+
+def database() -> dict:
+    return PETSc.Options().getAll()
+
+
+def test_solvers_have_own_prefixes_and_leave_no_options():
+    before = database()
+    mats, load = bar()
+    system = assemble_elasticity(mats, load)
+    one = LinearSolver(system.A, ksp_options(SolverOptions()), "elasticity")
+    two = LinearSolver(system.A, ksp_options(SolverOptions(solver="mumps")), "elasticity")
+    assert one.prefix != two.prefix
+    assert one.prefix.startswith("spinefe_elasticity_") and one.prefix.endswith("_")
+    assert one.ksp.getOptionsPrefix() == one.prefix
+    assert (one.ksp.getType(), two.ksp.getType()) == ("cg", "preonly")
+    assert one.ksp.getPC().getType() == "gamg"  # the options were read under each prefix
+    assert database() == before
+    one.destroy()
+    two.destroy()
+
+    # A Newton solver keeps its options while open (GAMG reads its level options whenever a
+    # new Jacobian rebuilds the hierarchy), and removes them when closed.
+    problem = NonlinearProblem(mats, load)
+    with problem.solver(NewtonOptions()) as newton:
+        assert newton.snes.getOptionsPrefix() == newton.prefix
+        assert newton.snes.getKSP().getType() == "cg"
+        opened = {k for k in database() if k.startswith(newton.prefix)}
+        assert f"{newton.prefix}snes_type" in opened and f"{newton.prefix}pc_type" in opened
+    problem.destroy()
+    assert database() == before
+
+
+def test_pushed_options_are_removed_on_error():
+    before = database()
+    with pytest.raises(RuntimeError), pushed_options("spinefe_test_", {"ksp_rtol": 1e-3}):
+        assert database()["spinefe_test_ksp_rtol"] == "0.001"
+        raise RuntimeError
+    assert database() == before
+
+
+def test_user_option_reaches_the_ksp():
+    """ksp_max_it = 1 (a user option) overrides the built-in limit: CG fails and says why; the
+    MUMPS fallback then solves the bar exactly, and the solution records the user's options."""
+    mats, load = bar()
+    user = SolverOptions(rtol=1e-12, petsc=(("ksp_max_it", 1),), direct_fallback=False)
+    with pytest.raises(SolverError, match="cg_gamg did not converge: DIVERGED_MAX_IT after 1 "
+                                          "iterations"):
+        solve_elasticity(mats, load, options=user)
+    sol = solve_elasticity(mats, load, options=SolverOptions(rtol=1e-12,
+                                                             petsc=(("ksp_max_it", 1),)))
+    assert sol.converged_reason.endswith("(mumps; cg_gamg DIVERGED_MAX_IT after 1 iterations)")
+    assert sol.petsc_options == {"ksp_max_it": 1}
+    assert sol.strain_energy_mJ == pytest.approx(20.0**2 * 10.0 / (2.0 * 500.0), rel=1e-10)
+    assert solve_elasticity(mats, load).petsc_options == {}
+    # The fallback keeps its own method: a user's pc_type applies to the CG solve only.
+    user = (("ksp_max_it", 1), ("pc_type", "jacobi"))
+    sol = solve_elasticity(mats, load, options=SolverOptions(rtol=1e-12, petsc=user))
+    assert sol.converged_reason.endswith("(mumps; cg_gamg DIVERGED_MAX_IT after 1 iterations)")
+    assert sol.strain_energy_mJ == pytest.approx(20.0**2 * 10.0 / (2.0 * 500.0), rel=1e-10)
+
+
+def test_user_option_reaches_the_snes():
+    """The nonlinear solve takes the user's options too: one linear iteration per Newton step
+    cannot converge (DIVERGED_LINEAR_SOLVE), and the load-step cutbacks end in SolverError."""
+    mats, load = bar()
+    options = NewtonOptions(steps=1, max_cutbacks=0, inexact=False,
+                            linear=SolverOptions(rtol=1e-12, petsc=(("ksp_max_it", 1),)))
+    with pytest.raises(SolverError, match="DIVERGED_LINEAR_SOLVE"):
+        solve_nonlinear(mats, load, options=options)
+    sol = solve_nonlinear(mats, load, options=NewtonOptions(
+        steps=1, linear=SolverOptions(petsc=(("snes_linesearch_type", "bt"),))))
+    assert sol.petsc_options == {"snes_linesearch_type": "bt"}
+
+
+def test_factorised_cg():
+    """CG preconditioned by the factorisation of its own operator converges at once; with that
+    of another operator it iterates; a user option overrides a built-in one."""
+    mats, load = bar()
+    system = assemble_elasticity(mats, load)
+    before = database()
+    x = system.uh.x.petsc_vec.copy()
+    solver = FactorisedCG(system.A, system.A, 1e-10, 50)
+    assert solver.solve(system.b, x) <= 1
+    # Half the bar ten times stiffer: the factorisation of the uniform bar is no longer exact.
+    mesh = mats.E.function_space.mesh
+    stiffer = assemble_elasticity(materials(mesh, lambda m: np.where(m[:, 0] < 5.0, 5000.0,
+                                                                      500.0), 0.25), load).A
+    other = FactorisedCG(stiffer, system.A, 1e-10, 50, {"ksp_max_it": 2})
+    y = system.uh.x.petsc_vec.copy()
+    with pytest.raises(SolverError, match="CG did not converge: DIVERGED_MAX_IT after 2"):
+        other.solve(system.b, y)
+    other.factorise_each_solve(stiffer)
+    y.set(0.0)
+    assert other.solve(system.b, y) <= 1
+    assert database() == before
+    for obj in (solver, other):
+        obj.destroy()
+
+
+def test_config_options_reach_the_solver_options():
+    from spinefe.mechanics.segment import solver_options
+
+    cfg = coarse(mechanics={"petsc": {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02}})
+    options = solver_options(cfg)
+    assert options.user_options == {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02}
+    assert {**ksp_options(options), **options.user_options}["pc_gamg_threshold"] == 0.02
+    assert solver_options(coarse()).petsc == ()
