@@ -43,7 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from spinefe.common.errors import ConfigError
 from spinefe.common.hashing import canonical_hash
-from spinefe.config.loading import parse_config
+from spinefe.config.loading import format_validation_error, parse_config
+from spinefe.config.overrides import apply, flatten, merge
 from spinefe.config.sections import Config
 from spinefe.geometry.layout import check_layout
 
@@ -134,40 +135,14 @@ class Study:
         return [k for k in keys if len({json.dumps(c.parameters.get(k)) for c in self.cases}) > 1]
 
 
-def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
-    """data[a][b] = value for key 'a.b', creating tables; ConfigError naming `where` when a
-    part of the key is not a table."""
-    *parents, last = key.split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{where}: {key!r}: {part!r} is not a table")
-    node[last] = value
-
-
-def _flatten(values: dict, prefix: str = "") -> dict:
-    """Nested tables as dotted keys ({"mesh": {"size_mm": 1}} -> {"mesh.size_mm": 1}), so that
-    an unquoted dotted key in a TOML case sets one value instead of replacing a section."""
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out |= _flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _validation_message(err: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors())
-
-
-def _job_parameters(model: type[BaseModel], data: dict, where: str) -> BaseModel:
+def _job_parameters(name: str, model: type[BaseModel], data: dict, where: str) -> BaseModel:
     """The job's parameters validated by its model; ConfigError naming `where` and the key."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{where}: job.{_validation_message(err)}") from None
+        keys = f"the job {name!r} takes {', '.join(model.model_fields)}"
+        raise ConfigError(format_validation_error(err, f"{where}: invalid job parameters",
+                                                  "job.", keys)) from None
 
 
 def case_id(record: dict) -> str:
@@ -191,7 +166,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     try:
         spec = StudyFile.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"{path}: {_validation_message(err)}") from None
+        raise ConfigError(format_validation_error(
+            err, f"{path}: invalid study file",
+            keys="docs/studies.md lists a study file's tables and keys")) from None
     if spec.study.job not in JOBS:
         raise ConfigError(f"{path}: study.job: {spec.study.job!r}, allowed: "
                           f"{', '.join(sorted(JOBS))}")
@@ -202,42 +179,30 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         variations = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
     else:
         variations = spec.cases or [{}]
-    overrides = _flatten(overrides or {})
-    varied = {k for parameters in variations for k in _flatten(parameters)}
+    overrides = flatten(overrides or {})
+    varied = {k for parameters in variations for k in flatten(parameters)}
     if shadowed := sorted(varied & set(overrides)):
         raise ConfigError(f"{path}: --set {', '.join(shadowed)}: varied by the study's cases; "
                           "an override would have no effect")
     cases = []
     for i, parameters in enumerate(variations):
         where = f"{path}: case {i} ({json.dumps(parameters)})"
-        data = Config().model_dump(mode="json")
-        _merge(data, copy.deepcopy(spec.base), f"{path}: base")
-        job_data = copy.deepcopy(spec.job)
-        for key, value in [*overrides.items(), *_flatten(parameters).items()]:
-            if key.startswith("job."):
-                _set_dotted(job_data, key[4:], value, where)
-            else:
-                _set_dotted(data, key, value, where)
+        changes = {**overrides, **flatten(parameters)}
         try:
+            data = merge(Config().model_dump(mode="json"), spec.base)
+            apply(data, {k: v for k, v in changes.items() if not k.startswith("job.")})
+            job_data = apply(copy.deepcopy(spec.job),
+                             {k[4:]: v for k, v in changes.items() if k.startswith("job.")})
             config = parse_config(data)
             check_layout(config)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
-        job = _job_parameters(parameters_model, job_data, where)
+        job = _job_parameters(spec.study.job, parameters_model, job_data, where)
         cases.append(Case(parameters, config, spec.study.job, job))
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two cases have the same configuration")
     return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path, overrides)
-
-
-def _merge(data: dict, update: dict, where: str) -> None:
-    """Deep-merge the partial config `update` into `data` (tables merge, values replace)."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            _merge(data[key], value, f"{where}.{key}")
-        else:
-            data[key] = value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +291,7 @@ def case_from_summary(summary: dict) -> Case:
     config = parse_config(record["config"])
     check_layout(config)
     return Case(summary.get("parameters", {}), config, name,
-                _job_parameters(parameters_model, job, "recorded"))
+                _job_parameters(name, parameters_model, job, "recorded"))
 
 
 def _same(a, b) -> bool:
