@@ -9,9 +9,10 @@ from pathlib import Path
 
 from spinefe.common.errors import ConfigError
 
-#: The template (str.format fields; the shell's own braces doubled), in the source tree:
-#: spinefe is installed editable (`make`, the container images).
-TEMPLATE = Path(__file__).resolve().parent.parent / "containers" / "slurm" / "study-array.sbatch"
+#: The template (str.format fields; the shell's own braces doubled), in the source tree
+#: (spinefe/study/slurm.py -> the repository root): spinefe is installed editable (`make`, the
+#: container images).
+TEMPLATE = Path(__file__).resolve().parents[2] / "containers" / "slurm" / "study-array.sbatch"
 
 
 def slurm_script(study_path: Path, name: str, cases: int, out: Path, script: Path,
