@@ -1,5 +1,6 @@
 """The one override path (spinefe.config.overrides): KEY=VALUE pairs read as TOML, dotted keys set
-in nested tables, deep merge, flattening, a Config overridden and validated again. No mesh: fast."""
+in nested tables, deep merge, flattening, a Config overridden and validated again; and the
+command line's flags, --set and --petsc arriving there as dotted keys. No mesh: fast."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from spinefe.config.overrides import (
     petsc_overrides,
     set_dotted,
 )
-from spinefe.config.sections import Config
+from spinefe.config.sections import Config, Mechanics
 
 
 @pytest.mark.parametrize(("text", "value"), [
@@ -98,3 +99,64 @@ def test_a_config_overridden_is_validated_again_naming_the_key():
         override(cfg, {"mesh.size_mm": -1.0})
     with pytest.raises(ConfigError, match="'mesh.size_mm.x': 'mesh.size_mm' is not a table"):
         override(cfg, {"mesh.size_mm.x": 1.0})
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line's overrides (spinefe.cli.commands.overrides): parsing only
+
+
+def cli_overrides(*argv: str) -> dict:
+    from spinefe.cli.commands import overrides
+    from spinefe.cli.parser import build_parser
+
+    return overrides(build_parser().parse_args(argv))
+
+
+def test_command_flags_are_dotted_overrides():
+    assert cli_overrides("dose", "--out", "x") == {}
+    assert cli_overrides("dose", "--out", "x", "--activity-mCi", "0.6",
+                         "--prescription-Gy", "140") == {
+        "dosimetry.activity_mCi": 0.6, "dosimetry.prescription_Gy": 140.0}
+    assert cli_overrides("rom", "--out", "x", "--motions", "flexion", "extension",
+                         "--scenario", "tumour", "--solver", "mumps") == {
+        "rom.motions": ["flexion", "extension"], "mechanics.scenario": "tumour",
+        "mechanics.solver": "mumps"}
+    assert cli_overrides("optimise", "--out", "x", "--hybrid", "--seed", "3") == {
+        "optimisation.hybrid": True, "optimisation.random_seed": 3}
+
+
+@pytest.mark.parametrize("command", [["solve"], ["compare"], ["rom"], ["evaluate", "--plan",
+                                     "p.toml"], ["optimise"]])
+def test_petsc_options_of_the_solving_commands_are_mechanics_petsc_overrides(command):
+    assert cli_overrides(*command, "--out", "x", "--petsc", "ksp_type=cg", "--petsc",
+                         "ksp_rtol=1e-10") == {"mechanics.petsc.ksp_type": "cg",
+                                               "mechanics.petsc.ksp_rtol": 1e-10}
+
+
+def test_study_set_and_petsc_are_one_mapping():
+    assert cli_overrides("study", "run", "s.toml", "--set", "mesh.size_mm=2.0", "--set",
+                         "job.verify=false", "--petsc", "pc_type=lu") == {
+        "mesh.size_mm": 2.0, "job.verify": False, "mechanics.petsc.pc_type": "lu"}
+
+
+@pytest.mark.skipif("petsc" not in Mechanics.model_fields,
+                    reason="the [mechanics.petsc] table is added on another branch")
+def test_petsc_flag_reaches_the_config_and_the_study_cases(tmp_path):
+    """--petsc KEY=VALUE sets mechanics.petsc.KEY of the command's config (validated), and of
+    every case of a study (a new case id)."""
+    from spinefe.cli.commands import _config
+    from spinefe.cli.parser import build_parser
+    from spinefe.study.runner import load_study
+
+    args = build_parser().parse_args(["solve", "--out", str(tmp_path), "--petsc",
+                                      "ksp_type=cg", "--petsc", "ksp_rtol=1e-10"])
+    petsc = dict(_config(args).mechanics.petsc)
+    assert petsc["ksp_type"] == "cg" and petsc["ksp_rtol"] == pytest.approx(1e-10)
+    study = tmp_path / "s.toml"
+    study.write_text("[study]\njob = 'segment'\n[axes]\n'mesh.size_mm' = [2.0, 2.5]\n")
+    plain = load_study(study)
+    tuned = load_study(study, cli_overrides("study", "list", str(study), "--petsc",
+                                            "ksp_rtol=1e-10"))
+    assert all(dict(c.config.mechanics.petsc)["ksp_rtol"] == pytest.approx(1e-10)
+               for c in tuned.cases)
+    assert {c.id for c in plain.cases}.isdisjoint(c.id for c in tuned.cases)

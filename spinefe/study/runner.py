@@ -33,7 +33,7 @@ import logging
 import shutil
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -301,11 +301,56 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> dict:
+@dataclass(frozen=True)
+class RerunCheck:
+    """A study case run again from its recorded configuration (`rerun_case`), against the
+    record: the scalars that differ ({key: [recorded, rerun]}), the versions that changed
+    ({key: [recorded, now]}), both statuses."""
+
+    id: str
+    same_id: bool
+    status: str
+    recorded_status: str | None
+    error: str | None
+    differences: dict
+    changed_versions: dict
+    recorded_mpi_size: int | None
+    mpi_size: int
+    out: str
+
+    @property
+    def matches(self) -> bool:
+        """Every scalar reproduced bit for bit, and the same status."""
+        return not self.differences and self.status == self.recorded_status
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def text(self) -> str:
+        """The report of `spinefe rerun`: where, the notes that explain last-digit changes, and
+        every difference (or that there is none)."""
+        lines = [f"case {self.id} rerun on {self.mpi_size} rank(s) -> {self.out}"]
+        if not self.same_id:
+            lines.append("  note: the recorded configuration hashes to another id now (a config "
+                         "written by another spinefe version)")
+        if self.recorded_mpi_size not in (None, self.mpi_size):
+            lines.append(f"  note: recorded on {self.recorded_mpi_size} rank(s): another "
+                         "partition changes the last digits of iterative solves")
+        for key, (then, now) in self.changed_versions.items():
+            lines.append(f"  version changed: {key} {then} -> {now}")
+        if self.status != self.recorded_status:
+            lines.append(f"  recorded {self.recorded_status}, rerun {self.status}: "
+                         f"{self.error or ''}")
+        for key, (then, now) in self.differences.items():
+            lines.append(f"  differs: {key}: recorded {then!r}, rerun {now!r}")
+        if self.matches:
+            lines.append("  every scalar matches the recorded one exactly")
+        return "\n".join(lines) + "\n"
+
+
+def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> RerunCheck:
     """Run again the study case whose summary.json is `result` (or in the directory `result`)
-    from its recorded configuration, into out/<id>/, and compare the scalars exactly; returns
-    {"id", "same_id", "status", "recorded_status", "error", "differences": {key: [recorded,
-    rerun]}, "changed_versions": {key: [recorded, now]}, "recorded_mpi_size", "out"};
+    from its recorded configuration, into out/<id>/, and compare the scalars exactly;
     collective."""
     from spinefe.common.provenance import provenance
 
@@ -327,10 +372,9 @@ def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> dict:
     then, now = recorded.get("provenance", {}), provenance(comm)
     changed = {k: [then.get(k), now[k]] for k in now
                if k not in ("mpi_size", "config_hash", "host", "utc") and then.get(k) != now[k]}
-    return {"id": case.id, "same_id": case.id == recorded.get("id"), "status": status,
-            "recorded_status": recorded.get("status"),
-            "error": new.get("error"), "differences": differences, "changed_versions": changed,
-            "recorded_mpi_size": then.get("mpi_size"), "out": str(out / case.id)}
+    return RerunCheck(case.id, case.id == recorded.get("id"), status, recorded.get("status"),
+                      new.get("error"), differences, changed, then.get("mpi_size"), comm.size,
+                      str(out / case.id))
 
 
 def study_table(study: Study, out: Path) -> list[dict]:
@@ -347,12 +391,14 @@ def study_table(study: Study, out: Path) -> list[dict]:
     return rows
 
 
-def write_table(study: Study, out: Path) -> Path:
-    """out/summary.csv from the case summaries written so far (`study_table`)."""
+def write_table(study: Study, out: Path) -> dict[str, int]:
+    """out/summary.csv from the case summaries written so far (`study_table`); returns the
+    number of cases per status ('ok', 'failed', 'pending')."""
     from spinefe.common.parallel import write_csv
 
-    write_csv(study_table(study, out), out / "summary.csv")
-    return out / "summary.csv"
+    rows = study_table(study, out)
+    write_csv(rows, out / "summary.csv")
+    return {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")}
 
 
 def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: bool = False,
