@@ -82,3 +82,40 @@ def test_mesh_main_job_on_two_ranks(cli_env, tmp_path):
     assert set(summary["landmarks"]) >= {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL", "SSL"}
     assert (out / "segment.png").stat().st_size > 10_000
     assert (out / "mesh.xdmf").exists() and (out / "mesh.h5").exists()
+
+
+def _outcomes():
+    from dosimetry import PlanError, SeedModelError
+    from spinefe.cli.commands import CasesFailed, Interrupted, RerunDiffers
+    from spinefe.common.errors import ConfigError, MeshingError, PlanningError
+
+    return [
+        (None, 0, ""),
+        (ConfigError("mesh.size_mm: bad"), 2, "spinefe: error: mesh.size_mm: bad"),
+        (PlanningError("access: bad"), 2, "spinefe: error: access: bad"),
+        (PlanError("seeds: bad"), 2, "spinefe: error: seeds: bad"),
+        (SeedModelError("model: bad"), 2, "spinefe: error: model: bad"),
+        (RerunDiffers("1 scalar differs"), 3, ""),
+        (CasesFailed(3), 13, ""),
+        (CasesFailed(400), 125, ""),
+        (Interrupted("completed cases are in DIR"), 130,
+         "spinefe: interrupted (rank 0); completed cases are in DIR"),
+        (KeyboardInterrupt(), 130, "spinefe: interrupted (rank 0)"),
+        (MeshingError("gmsh failed"), 1, "MeshingError: gmsh failed"),
+    ]
+
+
+def test_every_outcome_has_its_exit_status(monkeypatch, capsys):
+    """spinefe.cli.main maps each outcome of a command to its exit status, in one place."""
+    from spinefe.cli import commands
+    from spinefe.cli.main import main
+
+    for raised, status, message in _outcomes():
+        def command(args, comm, raised=raised):
+            if raised is not None:
+                raise raised
+
+        monkeypatch.setitem(commands.COMMANDS, "report", command)
+        assert main(["report", "results/x"]) == status, raised
+        err = capsys.readouterr().err
+        assert message in err and ("Traceback" in err) == (status == 1), (raised, err)

@@ -425,3 +425,27 @@ dosimetry = { activity_mCi = 0.3 }
     assert not (tmp_path / "bad").exists()
     unset = spinefe("study", "list", str(study), "--set", "job.n")
     assert unset.returncode == 2 and "--set: 'job.n', expected KEY=VALUE" in unset.stderr
+
+
+def test_a_rerun_check_lists_what_differs_and_why():
+    from spinefe.study.runner import RerunCheck
+
+    same = RerunCheck("abc", True, "ok", "ok", None, {}, {}, 1, 1, "out/abc")
+    assert same.matches
+    assert same.text() == ("case abc rerun on 1 rank(s) -> out/abc\n"
+                           "  every scalar matches the recorded one exactly\n")
+    other = RerunCheck("abc", False, "failed", "ok", "SolverError: no convergence",
+                       {"lesion.D90_Gy": [150.0, 150.5]}, {"dolfinx": ["0.10.0", "0.11.0"]},
+                       2, 1, "out/abc")
+    assert not other.matches
+    assert other.text().splitlines()[1:] == [
+        "  note: the recorded configuration hashes to another id now (a config written by "
+        "another spinefe version)",
+        "  note: recorded on 2 rank(s): another partition changes the last digits of "
+        "iterative solves",
+        "  version changed: dolfinx 0.10.0 -> 0.11.0",
+        "  recorded ok, rerun failed: SolverError: no convergence",
+        "  differs: lesion.D90_Gy: recorded 150.0, rerun 150.5"]
+    assert not RerunCheck("abc", True, "ok", "ok", None, {"x": [1, 2]}, {}, 1, 1, "o").matches
+    record = RerunCheck("abc", True, "ok", "ok", None, {}, {}, None, 2, "o").to_dict()
+    assert record["mpi_size"] == 2 and record["differences"] == {}

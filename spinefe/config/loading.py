@@ -17,17 +17,21 @@ from spinefe.common.errors import ConfigError
 from spinefe.config.sections import Config
 
 
-def format_validation_error(err: ValidationError, heading: str = "invalid configuration") -> str:
-    """Every error of a pydantic validation, one line each: the dotted key and the message."""
+def format_validation_error(err: ValidationError, heading: str = "invalid configuration",
+                            prefix: str = "",
+                            keys: str = "`spinefe config default` lists all keys") -> str:
+    """Every error of a pydantic validation, one line each: the dotted key (after `prefix`, the
+    place of the validated mapping, e.g. "job.") and the message; an unknown key says where
+    the known ones are listed (`keys`). The one formatter of pydantic errors in spinefe."""
     lines = []
     for e in err.errors():
         # ("[key]": pydantic's mark of a bad key of a table, e.g. mechanics.petsc.-ksp_rtol.)
         key = ".".join(str(p) for p in e["loc"] if p != "[key]")
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; `spinefe config default` lists all keys)"
+            msg = f"unknown key (check the spelling; {keys})"
         # Checks of a whole section have no location; their message starts with the key.
-        lines.append(f"{key}: {msg}" if key else msg)
+        lines.append(f"{prefix}{key}: {msg}" if key else msg)
     return f"{heading}:\n  " + "\n  ".join(lines)
 
 

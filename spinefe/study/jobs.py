@@ -24,9 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dosimetry import PlanError, SeedModelError
 from spinefe.common.errors import ConfigError, MeshingError, PlanningError, SolverError
+from spinefe.common.parallel import write_json
+from spinefe.common.provenance import provenance
 from spinefe.config.sections import SCENARIOS
+from spinefe.dose.mesh_dose import config_plan
+from spinefe.mechanics.scenarios import change_percent
 from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES
-from spinefe.planning.patterns import ACCESS
+from spinefe.planning.evaluation import plan_config
+from spinefe.planning.optimisation import optimise
+from spinefe.planning.patterns import ACCESS, plan_pattern
+from spinefe.study.clinical import between_groups, clinical_markdown, within_group_bound
+from spinefe.study.pipelines import range_of_motion, segment_case
 
 #: The errors the library raises on every rank of a communicator together (bad input found by
 #: every rank, or a collective failure); a case that raises one is recorded as failed.
@@ -97,28 +105,19 @@ class Job:
 
 
 def run_segment(case, out: Path, comm, cache_dir) -> dict:
-    """The three scenarios (comparison.json/.md, von_mises.png, <scenario>/) and the dose
-    (dose/); scalars: the paper's indicators per scenario and their changes, the dose metrics."""
-    from spinefe.dose.mesh_dose import config_plan, evaluate_dose
-    from spinefe.geometry.mesh import build_mesh
-    from spinefe.mechanics.scenarios import change_percent, compare_scenarios
-    from spinefe.mechanics.segment import load_bearing
-    from spinefe.planning.evaluation import plan_config
-    from spinefe.planning.patterns import plan_pattern
-    from spinefe.report.dose_files import write_dose_results
-    from spinefe.report.figures import render_von_mises
-
+    """The three scenarios and the dose (`segment_case`: comparison.json/.md, von_mises.png,
+    <scenario>/, dose/) with the config's seeds or the pattern's plan; scalars: the paper's
+    indicators per scenario and their changes, the dose metrics."""
     p, cfg = case.job, case.config
     if p.access == "config":
         plan = config_plan(cfg)
-    else:
+    else:  # planned before any meshing: a pattern that cannot cover the lesion fails fast
         d = cfg.dosimetry
         plan = plan_pattern(cfg, p.access, p.density, d.activity_mCi, d.prescription_Gy)[0]
         cfg = plan_config(cfg, plan)
-    model = build_mesh(cfg, comm, cache_dir)
-    bearing = load_bearing(model)
-    records, _, maps = compare_scenarios(bearing, cfg, out, p.nonlinear, p.fields)
-    render_von_mises(bearing, maps, out / "von_mises.png")
+    result = segment_case(cfg, out, comm, cache_dir, plan=plan, nonlinear=p.nonlinear,
+                          fields=p.fields, dose=p.dose and bool(plan.seeds))
+    records = result.records
     scalars = {"seeds": len(plan.seeds), "dofs": records["healthy"]["dofs"],
                "cells": records["healthy"]["cells"]}
     for group in INDICATORS:
@@ -137,9 +136,8 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
         for scenario, record in records.items():
             if key in record:
                 scalars[f"{scenario}.{key}"] = record[key]
-    if p.dose and plan.seeds:
-        result = evaluate_dose(model, cfg, plan)
-        metrics = write_dose_results(model, cfg, result, out / "dose")["metrics"]
+    if result.dose is not None:
+        metrics = result.dose["metrics"]
         target = metrics["target"]
         scalars |= {f"lesion.{k}": target[k] for k in ("D90_Gy", "V100_percent",
                                                        "V150_percent", "V200_percent")}
@@ -149,13 +147,9 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
 
 
 def run_rom(case, out: Path, comm, cache_dir) -> dict:
-    """The range of motion (rom/rom.md, rom/summary.json); scalars: degrees per motion."""
-    from spinefe.geometry.mesh import build_mesh
-    from spinefe.mechanics.rom import run_rom as rom
-    from spinefe.mechanics.segment import load_bearing
-
-    summary = rom(load_bearing(build_mesh(case.config, comm, cache_dir)), case.config,
-                  out / "rom", case.job.scenario)
+    """The range of motion (`range_of_motion`: rom/rom.md, rom/summary.json); scalars: degrees
+    per motion."""
+    summary = range_of_motion(case.config, out / "rom", comm, cache_dir, case.job.scenario)
     return {f"{motion}_deg": deg for motion, deg in summary["rom_deg"].items()}
 
 
@@ -163,8 +157,6 @@ def run_optimise(case, out: Path, comm, cache_dir) -> dict:
     """The Pareto search and its files in optimise/ (spinefe.planning.optimisation.optimise; its
     checkpoint makes a rerun of a failed case resume); scalars: evaluations, front size,
     hypervolume and the recommended plans' reinforcement."""
-    from spinefe.planning.optimisation import optimise
-
     summary = comm.bcast(optimise(case.config, out / "optimise", comm, cache_dir,
                                   case.job.verify), root=0)
     history = summary["history"][-1] if summary["history"] else {}
@@ -179,10 +171,6 @@ def run_optimise(case, out: Path, comm, cache_dir) -> dict:
 def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
     """Welch and Student t-tests and effect sizes per time point (clinical.md); scalars: the
     p-values and Hedges' g."""
-    from spinefe.common.parallel import write_json
-    from spinefe.common.provenance import provenance
-    from spinefe.study.clinical import between_groups, clinical_markdown, within_group_bound
-
     p = case.job
     rows = [between_groups(t, m, s, p.n, reported)
             for t, m, s, reported in zip(p.times, p.mean, p.sd, p.reported_p, strict=True)]

@@ -33,7 +33,7 @@ import logging
 import shutil
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from spinefe.common.errors import ConfigError
 from spinefe.common.hashing import canonical_hash
-from spinefe.config.loading import parse_config
+from spinefe.config.loading import format_validation_error, parse_config
+from spinefe.config.overrides import apply, flatten, merge
 from spinefe.config.sections import Config
 from spinefe.geometry.layout import check_layout
 
@@ -134,40 +135,14 @@ class Study:
         return [k for k in keys if len({json.dumps(c.parameters.get(k)) for c in self.cases}) > 1]
 
 
-def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
-    """data[a][b] = value for key 'a.b', creating tables; ConfigError naming `where` when a
-    part of the key is not a table."""
-    *parents, last = key.split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{where}: {key!r}: {part!r} is not a table")
-    node[last] = value
-
-
-def _flatten(values: dict, prefix: str = "") -> dict:
-    """Nested tables as dotted keys ({"mesh": {"size_mm": 1}} -> {"mesh.size_mm": 1}), so that
-    an unquoted dotted key in a TOML case sets one value instead of replacing a section."""
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out |= _flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _validation_message(err: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors())
-
-
-def _job_parameters(model: type[BaseModel], data: dict, where: str) -> BaseModel:
+def _job_parameters(name: str, model: type[BaseModel], data: dict, where: str) -> BaseModel:
     """The job's parameters validated by its model; ConfigError naming `where` and the key."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{where}: job.{_validation_message(err)}") from None
+        keys = f"the job {name!r} takes {', '.join(model.model_fields)}"
+        raise ConfigError(format_validation_error(err, f"{where}: invalid job parameters",
+                                                  "job.", keys)) from None
 
 
 def case_id(record: dict) -> str:
@@ -191,7 +166,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     try:
         spec = StudyFile.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"{path}: {_validation_message(err)}") from None
+        raise ConfigError(format_validation_error(
+            err, f"{path}: invalid study file",
+            keys="docs/studies.md lists a study file's tables and keys")) from None
     if spec.study.job not in JOBS:
         raise ConfigError(f"{path}: study.job: {spec.study.job!r}, allowed: "
                           f"{', '.join(sorted(JOBS))}")
@@ -202,42 +179,30 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
         variations = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
     else:
         variations = spec.cases or [{}]
-    overrides = _flatten(overrides or {})
-    varied = {k for parameters in variations for k in _flatten(parameters)}
+    overrides = flatten(overrides or {})
+    varied = {k for parameters in variations for k in flatten(parameters)}
     if shadowed := sorted(varied & set(overrides)):
         raise ConfigError(f"{path}: --set {', '.join(shadowed)}: varied by the study's cases; "
                           "an override would have no effect")
     cases = []
     for i, parameters in enumerate(variations):
         where = f"{path}: case {i} ({json.dumps(parameters)})"
-        data = Config().model_dump(mode="json")
-        _merge(data, copy.deepcopy(spec.base), f"{path}: base")
-        job_data = copy.deepcopy(spec.job)
-        for key, value in [*overrides.items(), *_flatten(parameters).items()]:
-            if key.startswith("job."):
-                _set_dotted(job_data, key[4:], value, where)
-            else:
-                _set_dotted(data, key, value, where)
+        changes = {**overrides, **flatten(parameters)}
         try:
+            data = merge(Config().model_dump(mode="json"), spec.base)
+            apply(data, {k: v for k, v in changes.items() if not k.startswith("job.")})
+            job_data = apply(copy.deepcopy(spec.job),
+                             {k[4:]: v for k, v in changes.items() if k.startswith("job.")})
             config = parse_config(data)
             check_layout(config)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
-        job = _job_parameters(parameters_model, job_data, where)
+        job = _job_parameters(spec.study.job, parameters_model, job_data, where)
         cases.append(Case(parameters, config, spec.study.job, job))
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two cases have the same configuration")
     return Study(path.stem, spec.study.job, spec.study.question, tuple(cases), path, overrides)
-
-
-def _merge(data: dict, update: dict, where: str) -> None:
-    """Deep-merge the partial config `update` into `data` (tables merge, values replace)."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            _merge(data[key], value, f"{where}.{key}")
-        else:
-            data[key] = value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +291,7 @@ def case_from_summary(summary: dict) -> Case:
     config = parse_config(record["config"])
     check_layout(config)
     return Case(summary.get("parameters", {}), config, name,
-                _job_parameters(parameters_model, job, "recorded"))
+                _job_parameters(name, parameters_model, job, "recorded"))
 
 
 def _same(a, b) -> bool:
@@ -336,11 +301,56 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> dict:
+@dataclass(frozen=True)
+class RerunCheck:
+    """A study case run again from its recorded configuration (`rerun_case`), against the
+    record: the scalars that differ ({key: [recorded, rerun]}), the versions that changed
+    ({key: [recorded, now]}), both statuses."""
+
+    id: str
+    same_id: bool
+    status: str
+    recorded_status: str | None
+    error: str | None
+    differences: dict
+    changed_versions: dict
+    recorded_mpi_size: int | None
+    mpi_size: int
+    out: str
+
+    @property
+    def matches(self) -> bool:
+        """Every scalar reproduced bit for bit, and the same status."""
+        return not self.differences and self.status == self.recorded_status
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def text(self) -> str:
+        """The report of `spinefe rerun`: where, the notes that explain last-digit changes, and
+        every difference (or that there is none)."""
+        lines = [f"case {self.id} rerun on {self.mpi_size} rank(s) -> {self.out}"]
+        if not self.same_id:
+            lines.append("  note: the recorded configuration hashes to another id now (a config "
+                         "written by another spinefe version)")
+        if self.recorded_mpi_size not in (None, self.mpi_size):
+            lines.append(f"  note: recorded on {self.recorded_mpi_size} rank(s): another "
+                         "partition changes the last digits of iterative solves")
+        for key, (then, now) in self.changed_versions.items():
+            lines.append(f"  version changed: {key} {then} -> {now}")
+        if self.status != self.recorded_status:
+            lines.append(f"  recorded {self.recorded_status}, rerun {self.status}: "
+                         f"{self.error or ''}")
+        for key, (then, now) in self.differences.items():
+            lines.append(f"  differs: {key}: recorded {then!r}, rerun {now!r}")
+        if self.matches:
+            lines.append("  every scalar matches the recorded one exactly")
+        return "\n".join(lines) + "\n"
+
+
+def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> RerunCheck:
     """Run again the study case whose summary.json is `result` (or in the directory `result`)
-    from its recorded configuration, into out/<id>/, and compare the scalars exactly; returns
-    {"id", "same_id", "status", "recorded_status", "error", "differences": {key: [recorded,
-    rerun]}, "changed_versions": {key: [recorded, now]}, "recorded_mpi_size", "out"};
+    from its recorded configuration, into out/<id>/, and compare the scalars exactly;
     collective."""
     from spinefe.common.provenance import provenance
 
@@ -362,10 +372,9 @@ def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> dict:
     then, now = recorded.get("provenance", {}), provenance(comm)
     changed = {k: [then.get(k), now[k]] for k in now
                if k not in ("mpi_size", "config_hash", "host", "utc") and then.get(k) != now[k]}
-    return {"id": case.id, "same_id": case.id == recorded.get("id"), "status": status,
-            "recorded_status": recorded.get("status"),
-            "error": new.get("error"), "differences": differences, "changed_versions": changed,
-            "recorded_mpi_size": then.get("mpi_size"), "out": str(out / case.id)}
+    return RerunCheck(case.id, case.id == recorded.get("id"), status, recorded.get("status"),
+                      new.get("error"), differences, changed, then.get("mpi_size"), comm.size,
+                      str(out / case.id))
 
 
 def study_table(study: Study, out: Path) -> list[dict]:
@@ -382,12 +391,14 @@ def study_table(study: Study, out: Path) -> list[dict]:
     return rows
 
 
-def write_table(study: Study, out: Path) -> Path:
-    """out/summary.csv from the case summaries written so far (`study_table`)."""
+def write_table(study: Study, out: Path) -> dict[str, int]:
+    """out/summary.csv from the case summaries written so far (`study_table`); returns the
+    number of cases per status ('ok', 'failed', 'pending')."""
     from spinefe.common.parallel import write_csv
 
-    write_csv(study_table(study, out), out / "summary.csv")
-    return out / "summary.csv"
+    rows = study_table(study, out)
+    write_csv(rows, out / "summary.csv")
+    return {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")}
 
 
 def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: bool = False,

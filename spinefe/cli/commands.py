@@ -1,0 +1,261 @@
+"""One function per command: the parsed arguments -> one library call -> what the user reads.
+
+Every command takes the arguments and the world communicator and returns nothing; an outcome
+other than success raises (the library's errors, or `CasesFailed`, `RerunDiffers` and
+`Interrupted` below), and spinefe.cli.main maps each to its exit status. Only rank 0 prints;
+a command whose pipeline writes a Markdown report prints that report.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+from dosimetry import read_plan
+from spinefe.common.errors import ConfigError
+from spinefe.common.parallel import on_root
+from spinefe.common.provenance import provenance_text, read_provenance
+from spinefe.config.loading import load_config
+from spinefe.config.overrides import override, parse_pairs, petsc_overrides
+from spinefe.config.sections import Config
+from spinefe.config.toml import default_toml
+from spinefe.geometry.layout import check_layout
+from spinefe.report.study_report import write_report
+from spinefe.study.runner import Study, load_study, rerun_case, run_study, write_table
+from spinefe.study.slurm import task_cases, write_slurm_script
+
+# Start-up: `spinefe config ...` must not wait seconds for dolfinx, PETSc and gmsh, so the
+# modules that import them (the pipelines, the mesh cache, the optimiser) are imported inside
+# the commands that mesh or solve; every other import is above.
+
+log = logging.getLogger("spinefe")
+
+
+class CasesFailed(Exception):
+    """Some cases of a study failed; each is recorded in its summary.json."""
+
+    def __init__(self, failed: int):
+        super().__init__(f"{failed} cases failed")
+        self.failed = failed
+
+
+class RerunDiffers(Exception):
+    """A rerun did not reproduce its case (the differences are printed)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM; the message says what is kept."""
+
+
+# ---------------------------------------------------------------------------------------------
+# From the arguments to a configuration
+
+
+def overrides(args: Namespace) -> dict:
+    """The configuration overrides of a command line, as dotted keys: the flags that override
+    one key (their dest is that key: spinefe.cli.parser._override; unset ones are None), then
+    --set KEY=VALUE and --petsc KEY=VALUE (mechanics.petsc.KEY)."""
+    flags = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    return flags | parse_pairs(getattr(args, "set", [])) | petsc_overrides(
+        getattr(args, "petsc", []))
+
+
+def _config(args: Namespace) -> Config:
+    """The segment of args.config (the built-in default without one) with the command line's
+    overrides. Every rank validates, so a bad config fails on all ranks; the file's layout is
+    checked as given, and again with the overrides when there are some."""
+    cfg = load_config(args.config)
+    check_layout(cfg)
+    changed = override(cfg, overrides(args))
+    if changed is not cfg:
+        check_layout(changed)
+    return changed
+
+
+def _cache(args: Namespace) -> Path | None:
+    """The mesh cache of --cache-dir, $SPINEFE_CACHE or the default; None with --no-cache."""
+    from spinefe.geometry.mesh import default_cache_dir
+
+    return None if args.no_cache else (args.cache_dir or default_cache_dir())
+
+
+def _print_file(comm, path: Path) -> None:
+    if comm.rank == 0:
+        print(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands
+
+
+def config(args: Namespace, comm) -> None:
+    if args.action == "default":
+        if comm.rank == 0:
+            sys.stdout.write(default_toml())
+        return
+    cfg = load_config(args.config)
+    check_layout(cfg)
+    if comm.rank == 0:
+        print(f"{args.config}: valid, {len(cfg.seeds)} seeds, config hash {cfg.hash()}")
+
+
+def mesh(args: Namespace, comm) -> None:
+    from spinefe.study import pipelines
+
+    s = pipelines.mesh_segment(_config(args), args.out, comm, _cache(args),
+                               figure=not args.no_figure)
+    if comm.rank == 0:
+        log.info("mesh: %d cells, %d vertices, min quality %.3f, nucleus fraction %.4f -> %s",
+                 s["cells"], s["vertices"], s["min_quality"], s["nucleus_fraction"], args.out)
+
+
+def solve(args: Namespace, comm) -> None:
+    from spinefe.study import pipelines
+
+    r = pipelines.solve_scenario(_config(args), args.out, comm, _cache(args),
+                                 figure=not args.no_figure)
+    log.info("solve %s: %d dofs, %d iterations, reaction %.6f N (applied %.6f N) -> %s",
+             r["scenario"], r["dofs"], r["iterations"], r["reaction_N"], r["applied_N"],
+             args.out / "summary.json")
+
+
+def compare(args: Namespace, comm) -> None:
+    from spinefe.study import pipelines
+
+    pipelines.segment_case(_config(args), args.out, comm, _cache(args),
+                           nonlinear=args.nonlinear, dose=False)
+    _print_file(comm, args.out / "comparison.md")
+
+
+def rom(args: Namespace, comm) -> None:
+    from spinefe.study import pipelines
+
+    pipelines.range_of_motion(_config(args), args.out, comm, _cache(args))
+    _print_file(comm, args.out / "rom.md")
+
+
+def dose(args: Namespace, comm) -> None:
+    from spinefe.study import pipelines
+
+    if args.plan and "dosimetry.activity_mCi" in overrides(args):
+        raise ConfigError("--activity-mCi: not with --plan (the plan gives each seed's strength)")
+    given = read_plan(args.plan) if args.plan else None  # bad input fails before meshing
+    pipelines.seed_dose(_config(args), args.out, comm, _cache(args), given,
+                        figures=not args.no_figure)
+    _print_file(comm, args.out / "metrics.md")
+
+
+def plan(args: Namespace, comm) -> None:
+    from spinefe.planning import pipelines
+
+    result = pipelines.write_pattern_plan(_config(args), args.access, args.density, args.out,
+                                          comm)
+    if comm.rank == 0:
+        print(result.text())
+
+
+def evaluate(args: Namespace, comm) -> None:
+    from spinefe.planning import pipelines
+
+    given = read_plan(args.plan)  # every rank reads: a bad plan fails on all ranks
+    pipelines.evaluate_plan(_config(args), given, args.out, comm, _cache(args), args.rule,
+                            args.conforming)
+    _print_file(comm, args.out / "evaluation.md")
+
+
+def optimise(args: Namespace, comm) -> None:
+    from spinefe.planning import optimisation
+
+    s = optimisation.optimise(_config(args), args.out, comm, _cache(args),
+                              verify=not args.no_verify)
+    if comm.rank == 0:
+        print(f"{s['evaluations']} designs ({s['valid_designs']} valid) in {s['seconds']} s; "
+              f"{len(s['front'])} on the front -> {args.out}")
+
+
+def study(args: Namespace, comm) -> None:
+    # every rank validates every case before any runs
+    loaded = load_study(args.study, overrides(args))
+    STUDY_ACTIONS[args.action](args, comm, loaded, args.out or Path("results") / loaded.name)
+
+
+def _study_list(args: Namespace, comm, study: Study, out: Path) -> None:
+    if comm.rank == 0:
+        print(f"{study.name}: {len(study.cases)} cases of job {study.job!r}; varied: "
+              f"{', '.join(study.varied) or 'nothing'}")
+        for case in study.cases:
+            print(case.id, " ".join(f"{k}={case.parameters.get(k)}" for k in study.varied))
+
+
+def _study_table(args: Namespace, comm, study: Study, out: Path) -> None:
+    counts = on_root(comm, lambda: write_table(study, out))
+    if comm.rank == 0:
+        print(f"{out / 'summary.csv'}: {counts['ok']} done, {counts['failed']} failed, "
+              f"{counts['pending']} pending")
+
+
+def _cases_per_task(args: Namespace) -> int:
+    per_task = args.cases_per_task or 1
+    if per_task < 1:
+        raise ConfigError(f"--cases-per-task: {per_task}, must be at least 1")
+    return per_task
+
+
+def _study_slurm(args: Namespace, comm, study: Study, out: Path) -> None:
+    per_task = _cases_per_task(args)
+    options = [t for pair in args.set for t in ("--set", pair)]
+    options += [t for pair in args.petsc for t in ("--petsc", pair)]
+    script = on_root(comm, lambda: write_slurm_script(
+        args.study, study.name, len(study.cases), out, args.ranks_per_case, per_task,
+        args.time, args.partition, options))
+    if comm.rank == 0:
+        print(f"{script}: sbatch {script}")
+
+
+def _study_run(args: Namespace, comm, study: Study, out: Path) -> None:
+    per_task = _cases_per_task(args)
+    cases = None if args.task is None else task_cases(args.task, per_task, len(study.cases))
+    try:
+        run = run_study(study, out, comm, args.ranks_per_case, args.force, _cache(args), cases)
+    except KeyboardInterrupt:
+        raise Interrupted(f"completed cases are in {out} and a rerun resumes") from None
+    if comm.rank == 0:
+        print(f"study {study.name}: {run.ran} ran, {run.skipped} already done, {run.failed} "
+              f"failed -> {run.table}")
+    if run.failed:
+        raise CasesFailed(run.failed)
+
+
+STUDY_ACTIONS = {"list": _study_list, "table": _study_table, "slurm": _study_slurm,
+                 "run": _study_run}
+
+
+def report(args: Namespace, comm) -> None:
+    paths = on_root(comm, lambda: write_report(args.results))
+    if paths is not None:
+        print(f"{paths[1]} ({paths[0].name} beside it)")
+
+
+def provenance(args: Namespace, comm) -> None:
+    try:
+        record = read_provenance(args.result)
+    except ValueError as err:
+        raise ConfigError(f"RESULT: {err}") from None
+    if comm.rank == 0:
+        sys.stdout.write(provenance_text(record))
+
+
+def rerun(args: Namespace, comm) -> None:
+    case_dir = args.result if args.result.is_dir() else args.result.parent
+    check = rerun_case(args.result, args.out or case_dir / "rerun", comm, _cache(args))
+    if comm.rank == 0:
+        sys.stdout.write(check.text())
+    if not check.matches:
+        raise RerunDiffers(f"case {check.id}: {len(check.differences)} scalars differ")
+
+
+COMMANDS = {"config": config, "mesh": mesh, "solve": solve, "compare": compare, "dose": dose,
+            "rom": rom, "plan": plan, "evaluate": evaluate, "optimise": optimise,
+            "study": study, "report": report, "provenance": provenance, "rerun": rerun}
