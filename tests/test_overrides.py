@@ -17,7 +17,7 @@ from spinefe.config.overrides import (
     petsc_overrides,
     set_dotted,
 )
-from spinefe.config.sections import Config, Mechanics
+from spinefe.config.sections import Config
 
 
 @pytest.mark.parametrize(("text", "value"), [
@@ -139,8 +139,6 @@ def test_study_set_and_petsc_are_one_mapping():
         "mesh.size_mm": 2.0, "job.verify": False, "mechanics.petsc.pc_type": "lu"}
 
 
-@pytest.mark.skipif("petsc" not in Mechanics.model_fields,
-                    reason="the [mechanics.petsc] table is added on another branch")
 def test_petsc_flag_reaches_the_config_and_the_study_cases(tmp_path):
     """--petsc KEY=VALUE sets mechanics.petsc.KEY of the command's config (validated), and of
     every case of a study (a new case id)."""
