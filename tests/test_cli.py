@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import tomllib
+
+import pytest
 
 from conftest import TEST_H, spinefe_cmd
 
@@ -105,7 +108,19 @@ def _outcomes():
     ]
 
 
-def test_every_outcome_has_its_exit_status(monkeypatch, capsys):
+@pytest.fixture
+def own_logging():
+    """main() points the spinefe loggers at the stderr of its time (here capsys's, closed after
+    the test): put the session's handlers back."""
+    loggers = [logging.getLogger(name) for name in ("spinefe", "dosimetry")]
+    saved = [(g.handlers[:], g.level, g.propagate) for g in loggers]
+    yield
+    for g, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        g.handlers[:], g.propagate = handlers, propagate
+        g.setLevel(level)
+
+
+def test_every_outcome_has_its_exit_status(monkeypatch, capsys, own_logging):
     """spinefe.cli.main maps each outcome of a command to its exit status, in one place."""
     from spinefe.cli import commands
     from spinefe.cli.main import main
