@@ -46,12 +46,14 @@ job = "segment"
 [base]
 mesh = {{ size_mm = {TEST_H}, seed_size_mm = 0.5 }}
 dosimetry = {{ activity_mCi = 0.4 }}
+mechanics = {{ solver = "mumps" }}
 """
 
 
 def test_a_case_records_its_provenance_everywhere_and_reruns_exactly(tmp_path, cache_dir,
                                                                      capsys):
-    """One segment case on the coarse mesh (the session's cache): its summary, the
+    """One segment case on the coarse mesh (the session's cache), solved by MUMPS (a CG + GAMG
+    solve is not reproducible bit for bit: docs/mechanics.md, Reproducibility): its summary, the
     scenario fields' and the dose's XDMF files and its DICOM objects record the same versions
     and the case id. With one recorded scalar moved by one ulp, `spinefe rerun` solves the
     case again and reports that scalar, and only it (exit 3): every other scalar, over 40 of

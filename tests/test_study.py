@@ -367,8 +367,10 @@ def test_segment_study_and_its_report(tmp_path, cache_dir, default_model):
     low, high = ({k: float(v) for k, v in r.items() if k not in ("case", "status")}
                  for r in rows)
     assert high["lesion.D90_Gy"] == pytest.approx(2 * low["lesion.D90_Gy"], rel=1e-9)
+    # (not bit for bit: CG + GAMG solves of one system differ by up to a few 1e-10 relative
+    # from one solve to the next, measured; docs/mechanics.md, Reproducibility)
     assert high["L4.cortical.implanted.max_MPa"] == pytest.approx(
-        low["L4.cortical.implanted.max_MPa"], rel=1e-12)
+        low["L4.cortical.implanted.max_MPa"], rel=1e-9)
 
     assert main(["report", str(tmp_path / "out")]) == 0
     html = tmp_path / "out" / "report.html"
