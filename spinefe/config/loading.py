@@ -43,15 +43,20 @@ def parse_config(data: dict) -> Config:
         raise ConfigError(format_validation_error(err)) from None
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """The TOML file `path` as a mapping; ConfigError naming `what` and the path when it is
+    missing or not TOML."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
 def load_config(path: str | Path | None) -> Config:
     """Read and validate CONFIG.toml; None gives the built-in default segment."""
     if path is None:
         return Config()
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return parse_config(data)
+    return parse_config(read_toml(path))

@@ -32,7 +32,6 @@ import json
 import logging
 import shutil
 import sys
-import tomllib
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from spinefe.common.errors import ConfigError
 from spinefe.common.hashing import canonical_hash
-from spinefe.config.loading import format_validation_error, parse_config
+from spinefe.config.loading import format_validation_error, parse_config, read_toml
 from spinefe.config.overrides import apply, flatten, merge
 from spinefe.config.sections import Config
 from spinefe.geometry.layout import check_layout
@@ -157,12 +156,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     from spinefe.study.jobs import JOBS
 
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"study file not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    raw = read_toml(path, "study file")
     try:
         spec = StudyFile.model_validate(raw)
     except ValidationError as err:
