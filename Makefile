@@ -10,7 +10,7 @@ export SPINEFE_CACHE ?= $(CURDIR)/.cache/meshes
 # runs at once) and a per-run mesh cache, which the serial and the 2-rank pass share.
 test test-serial test-mpi test-meshes validate: export XDG_CACHE_HOME := $(CURDIR)/.cache/run-$(shell date +%s%N)
 test test-serial test-mpi test-meshes validate: export SPINEFE_TEST_CACHE = $(XDG_CACHE_HOME)/meshes
-MPI_TIMEOUT ?= 2700
+MPI_TIMEOUT ?= 1500
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 .PHONY: demo test test-serial test-mpi test-meshes validate venv lint benchmark study-convergence clean

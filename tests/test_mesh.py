@@ -127,14 +127,14 @@ def test_layer_thickness_measured_on_mesh(analytic_model):
 
 
 @pytest.mark.mpi_only
-def test_same_mesh_on_one_and_two_ranks(analytic_model):
+def test_same_mesh_on_one_and_two_ranks(cache_dir):
     """A mesh made on rank 0 and distributed (no cache) equals the serial one read from the
     cache: counts and region volumes."""
     comm = MPI.COMM_WORLD
     parallel = mesh_summary(build_mesh(analytic_shape(), comm, None))
     serial = None
     if comm.rank == 0:  # COMM_SELF: no collective across ranks inside this branch
-        serial = mesh_summary(analytic_model)
+        serial = mesh_summary(build_mesh(analytic_shape(), MPI.COMM_SELF, cache_dir))
     serial = comm.bcast(serial, root=0)
     assert parallel["cells"] == serial["cells"]
     for name, r in serial["regions"].items():
