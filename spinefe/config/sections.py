@@ -539,7 +539,7 @@ class Config(_Section):
         return canonical_hash(data)
 
 
-#: Defaults per vertebra. Sources (anatomy.SOURCES): body width, posterior height, canal width
+#: Defaults per vertebra. Sources (sources.SOURCES): body width, posterior height, canal width
 #: and depth, pedicle width (mean of left and right) from Panjabi 1992 [panjabi1992]; anterior
 #: height from the pooled review [bonczar2024]. The remaining values (body depth, pedicle height
 #: and angle, processes, concavity) are representative values [representative] chosen to give a

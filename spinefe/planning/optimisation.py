@@ -27,17 +27,28 @@ docs/planning.md).
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from pymoo.core.duplicate import DuplicateElimination
 
-from spinefe.common.errors import ConfigError, PlanningError
+from dosimetry import write_plan
+from dosimetry.dicom import Study, write_rt_plan
+from dosimetry.plan import Plan, Seed, strength_from_activity, write_text_atomic
+from spinefe.common.errors import ConfigError, MeshingError, PlanningError, SolverError
 from spinefe.common.hashing import canonical_hash
+from spinefe.common.parallel import write_csv
+from spinefe.common.provenance import provenance
 from spinefe.config.sections import Config, Optimisation
-from spinefe.geometry.layout import SegmentLayout
+from spinefe.geometry.layout import SegmentLayout, segment_layout
+from spinefe.geometry.mesh import build_mesh
+from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 from spinefe.planning.needles import Needle, check_seeds, load_seeds
 from spinefe.planning.patterns import ACCESS, capacity, fan_needles
+from spinefe.planning.search import SearchSettings, UnitBoxProblem, nsga2
 
 OBJECTIVES = ("-V100_percent", "cortical_max_ratio", "-lesion_modulus_ratio", "needles")
 
@@ -126,8 +137,6 @@ def design_seeds(layout: SegmentLayout, cfg: Config,
 def design_plan(layout: SegmentLayout, cfg: Config, design: Design):
     """The design's seed Plan (dosimetry; seed model of cfg.dosimetry); PlanningError when the
     design is not a valid plan."""
-    from dosimetry.plan import Plan, Seed, strength_from_activity
-
     _, positions, directions, activities = design_seeds(layout, cfg, design)
     model = cfg.dosimetry.seed_model
     mix = f"{design.activity_mCi}/{design.hybrid_activity_mCi}" \
@@ -189,10 +198,6 @@ class PlanSearch:
     """
 
     def __init__(self, cfg: Config, comm, cache_dir=None):
-        from spinefe.geometry.layout import segment_layout
-        from spinefe.geometry.mesh import build_mesh
-        from spinefe.planning.evaluation import PlanEvaluator
-
         opt = cfg.optimisation
         k = opt.ranks_per_evaluation
         if comm.size % k:
@@ -309,10 +314,6 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     hypervolume of the archive's front and the seconds since the set-up. The checkpoint is
     keyed by the whole configuration but optimisation.generations (a resume may extend the
     search; any other change is refused with ConfigError); collective."""
-    import time
-
-    from spinefe.planning.search import SearchSettings, UnitBoxProblem, nsga2
-
     t0 = time.perf_counter()
     search = PlanSearch(cfg, comm, cache_dir)
     setup = time.perf_counter() - t0
@@ -469,18 +470,6 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     (the archive's front), uniformity.png and summary.json (with the open question's analysis);
     the two recommended plans (plans/recommended_*.toml) re-evaluated with conforming seeds at
     the model's resolution (`verify`). Returns the summary (rank 0); collective."""
-    import json
-    import time
-    from pathlib import Path
-
-    from dosimetry import write_plan
-    from dosimetry.dicom import Study, write_rt_plan
-    from dosimetry.plan import write_text_atomic
-    from spinefe.common.errors import MeshingError, SolverError
-    from spinefe.common.parallel import write_csv
-    from spinefe.common.provenance import provenance
-    from spinefe.planning.evaluation import evaluate_conforming
-
     out = Path(out)
     if comm.rank == 0:
         (out / "plans").mkdir(parents=True, exist_ok=True)

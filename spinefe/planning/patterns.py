@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from dosimetry.coverage import ellipsoid_samples, seeds_needed
+from dosimetry.plan import Plan, strength_from_activity
 from spinefe.common.errors import PlanningError
 from spinefe.config.sections import Config
-from spinefe.geometry.layout import SegmentLayout
+from spinefe.geometry.layout import SegmentLayout, segment_layout
 from spinefe.planning.needles import Needle, check_needles, check_seeds, load_seeds, transpedicular
 
 ACCESS = ("unilateral_left", "unilateral_right", "bilateral")
@@ -144,9 +145,6 @@ def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
                  prescription_Gy: float):
     """The plan of one corner with the seed count that covers the lesion: (Plan, needles,
     Coverage). PlanningError if the needles cannot hold enough seeds."""
-    from dosimetry.plan import Plan, strength_from_activity
-    from spinefe.geometry.layout import segment_layout
-
     layout = segment_layout(cfg)
     coverage, needles, place = seed_count(layout, cfg, access, density, activity_mCi,
                                           prescription_Gy)

@@ -31,7 +31,10 @@ import itertools
 import json
 import logging
 import shutil
+import signal
 import sys
+import time
+import traceback
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,8 +43,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dosimetry.plan import write_text_atomic
 from spinefe.common.errors import ConfigError
 from spinefe.common.hashing import canonical_hash
+from spinefe.common.parallel import on_root, write_csv
+from spinefe.common.progress import Progress
+from spinefe.common.provenance import provenance
 from spinefe.config.loading import format_validation_error, parse_config, read_toml
 from spinefe.config.overrides import apply, flatten, merge
 from spinefe.config.sections import Config
@@ -153,6 +160,8 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     """Read, expand and validate a study file; `overrides` (dotted keys, as in [axes]) replace
     base or job values in every case (e.g. a coarser mesh for a demo); ConfigError names the
     file, the case and the key of every problem (before any case runs)."""
+    # The jobs import the pipelines and so dolfinx: imported when a study is loaded, so that
+    # the commands that load none (config, report, provenance) start without dolfinx.
     from spinefe.study.jobs import JOBS
 
     path = Path(path)
@@ -229,13 +238,7 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
     (another error there ends the run, as a rank alone cannot be caught up with), any error on
     a group of one. The summary is written atomically: an interrupted case leaves none.
     """
-    import time
-    import traceback
-
-    from dosimetry.plan import write_text_atomic
-    from spinefe.common.parallel import on_root
-    from spinefe.common.provenance import provenance
-    from spinefe.study.jobs import COLLECTIVE_ERRORS, JOBS
+    from spinefe.study.jobs import COLLECTIVE_ERRORS, JOBS  # (see load_study)
 
     path = out / case.id / "summary.json"
 
@@ -346,8 +349,6 @@ def rerun_case(result: Path, out: Path, comm, cache_dir=None) -> RerunCheck:
     """Run again the study case whose summary.json is `result` (or in the directory `result`)
     from its recorded configuration, into out/<id>/, and compare the scalars exactly;
     collective."""
-    from spinefe.common.provenance import provenance
-
     path = result / "summary.json" if result.is_dir() else result
     recorded = _read_summary(path)
     if recorded is None:
@@ -388,8 +389,6 @@ def study_table(study: Study, out: Path) -> list[dict]:
 def write_table(study: Study, out: Path) -> dict[str, int]:
     """out/summary.csv from the case summaries written so far (`study_table`); returns the
     number of cases per status ('ok', 'failed', 'pending')."""
-    from spinefe.common.parallel import write_csv
-
     rows = study_table(study, out)
     write_csv(rows, out / "summary.csv")
     return {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")}
@@ -405,12 +404,6 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     done (the progress bar, rank 0). SIGTERM is turned into KeyboardInterrupt, which ends the
     run between atomic writes: no summary is ever half written.
     """
-    import signal
-
-    from dosimetry.plan import write_text_atomic
-    from spinefe.common.parallel import on_root
-    from spinefe.common.progress import Progress
-
     if ranks_per_case < 1 or comm.size % ranks_per_case:
         raise ConfigError(f"--ranks-per-case: {ranks_per_case} must divide the {comm.size} "
                           "MPI ranks")
