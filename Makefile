@@ -45,12 +45,16 @@ test-meshes: venv
 	  $(PY) tests/build_meshes.py $(SPINEFE_TEST_CACHE) seedless breach; \
 	  s=$$?; wait $$! && exit $$s
 
+# Two pytest-xdist workers, one per core. A test file stays on one worker (its module fixtures
+# are built once) and each worker has a JIT cache of its own (tests/conftest.py).
 test-serial: venv
-	$(PYTEST) -m "not mpi_only and not validation" tests
+	$(PYTEST) -n 2 --dist loadfile -m "not mpi_only and not validation" tests
 
 # Every mpiexec runs under a timeout: a rank stuck in a collective fails in minutes, not hours.
+# It starts from the JIT cache of the serial pass's first worker (one job: no race inside it).
 test-mpi: venv
-	timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PYTEST) -m "(parallel or mpi_only) and not serial_only and not validation" tests
+	XDG_CACHE_HOME=$(XDG_CACHE_HOME)/gw0 \
+	  timeout -k 10 $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PYTEST) -m "(parallel or mpi_only) and not serial_only and not validation" tests
 
 # The long checks, run by hand (README, "Validation"): the container image's system stage built
 # with buildah, the smoke script, the mesh convergence at h = 2.0 mm, the optimiser's conforming

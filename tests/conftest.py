@@ -13,10 +13,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from mpi4py import MPI
 
-from spinefe.config.sections import Config, Seed
-from spinefe.config.loading import parse_config
+# `make test` runs the serial pass on two pytest-xdist workers. Each worker gets a FEniCS JIT
+# cache of its own: processes sharing one wait at most 10 s for each other's compiles and then
+# fail (notes/dolfinx-0.11.md). Set before dolfinx is imported, which reads it once.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    os.environ["XDG_CACHE_HOME"] = str(Path(root) / worker)
+
+from mpi4py import MPI  # noqa: E402
+
+from spinefe.config.loading import parse_config  # noqa: E402
+from spinefe.config.sections import Config, Seed  # noqa: E402
 
 #: Coarse element size for the tests (mm). A segment costs about 1 min of CAD and 0.5-1 min of
 #: meshing on one core at this size, so the suite builds each geometry once (`SEGMENTS`).
