@@ -11,11 +11,12 @@ from pathlib import Path
 
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
+from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
 from spinefe.config.sections import SCENARIOS, Config
 from spinefe.geometry.mesh import Model
 from spinefe.mechanics.nonlinear import newton_summary
 from spinefe.mechanics.segment import solve_segment, solve_segment_nonlinear
-from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_fields
+from spinefe.mechanics.stress import summarize, write_fields
 
 log = logging.getLogger(__name__)
 
