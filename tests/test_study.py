@@ -461,6 +461,7 @@ def test_each_jobs_record_gives_the_table_its_columns_and_the_report_its_key_met
     from types import SimpleNamespace
 
     from spinefe.config.sections import Config
+    from spinefe.mechanics.scenarios import ScenarioRecord
     from spinefe.report.records import JOB_SCALARS
     from spinefe.study import jobs
 
@@ -472,9 +473,14 @@ def test_each_jobs_record_gives_the_table_its_columns_and_the_report_its_key_met
     von_mises = {s: {g: {"max": 10.0 + i + j / 3, "p99": 5.0 + 2 * i + j / 7, "mean": 1.0}
                      for j, g in enumerate((*groups, "L4.trabecular"))}
                  for i, s in enumerate(scenarios)}
-    records = {s: {"dofs": 1200, "cells": 300, "von_mises_MPa": von_mises[s],
-                   "nucleus_pressure_MPa": 0.5 + i, "disc_bulge_mm": 0.1 * i}
-               for i, s in enumerate(scenarios)}
+    records = {s: ScenarioRecord(
+        scenario=s, reaction_N=500.0, applied_N=500.0, reaction_relative_error=0.0,
+        reaction_vector_N=[0.0, 0.0, 500.0], dofs=1200, iterations=9, solver="cg",
+        petsc_options={}, converged_reason="CONVERGED_RTOL", strain_energy_mJ=1.0,
+        max_displacement_mm=0.1, nucleus_pressure_MPa=0.5 + i, disc_bulge_mm=0.1 * i,
+        von_mises_MPa=von_mises[s], von_mises_note="", timings_seconds={}, cells=300,
+        mpi_size=1, provenance={}) for i, s in enumerate(scenarios)}
+    assert "files" not in records["healthy"].to_dict()  # unset: left out of summary.json
     target = {"D90_Gy": 120.0, "V100_percent": 95.0, "V150_percent": 40.0,
               "V200_percent": 10.0, "D50_Gy": 200.0}
     dose = {"metrics": {"target": target, "organ_at_risk": {"D0.1cc_Gy": 50.0}}}
@@ -491,7 +497,8 @@ def test_each_jobs_record_gives_the_table_its_columns_and_the_report_its_key_met
             h, t, i = (von_mises[s][g][stat] for s in scenarios)
             expected[f"{g}.tumour_vs_healthy.{stat}_percent"] = 100 * (t - h) / h
             expected[f"{g}.implanted_vs_tumour.{stat}_percent"] = 100 * (i - t) / t
-    expected |= {f"{s}.{k}": records[s][k] for k in ("nucleus_pressure_MPa", "disc_bulge_mm")
+    expected |= {f"{s}.{k}": getattr(records[s], k) for k in ("nucleus_pressure_MPa",
+                                                               "disc_bulge_mm")
                  for s in scenarios}
     expected |= {f"lesion.{k}": target[k] for k in list(target)[:4]}
     expected["canal.D0.1cc_Gy"] = 50.0

@@ -123,7 +123,7 @@ def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
     result = segment_case(cfg, out, comm, cache_dir, plan=plan, nonlinear=p.nonlinear,
                           fields=p.fields, dose=p.dose and bool(plan.seeds))
     records = result.records
-    von_mises = {group: {scenario: {stat: record["von_mises_MPa"][group][stat]
+    von_mises = {group: {scenario: {stat: record.von_mises_MPa[group][stat]
                                     for stat in STRESS_STATS}
                          for scenario, record in records.items()}
                  for group in SegmentScalars.INDICATORS}
@@ -132,7 +132,8 @@ def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
                                 for stat in STRESS_STATS}
                        for change, (new, old) in CHANGES.items()}
                for group in SegmentScalars.SCENARIO_INDICATORS}
-    disc = {key: {scenario: record[key] for scenario, record in records.items() if key in record}
+    disc = {key: {scenario: value for scenario, record in records.items()
+                  if (value := getattr(record, key)) is not None}
             for key in ("nucleus_pressure_MPa", "disc_bulge_mm")}
     lesion, canal = {}, None
     if result.dose is not None:
@@ -140,9 +141,8 @@ def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
         lesion = {k: metrics["target"][k] for k in LESION_METRICS}
         if "organ_at_risk" in metrics:
             canal = metrics["organ_at_risk"]["D0.1cc_Gy"]
-    return SegmentScalars(len(plan.seeds), records["healthy"]["dofs"],
-                          records["healthy"]["cells"], von_mises, changes, **disc, lesion=lesion,
-                          canal_D01cc_Gy=canal)
+    return SegmentScalars(len(plan.seeds), records["healthy"].dofs, records["healthy"].cells,
+                          von_mises, changes, **disc, lesion=lesion, canal_D01cc_Gy=canal)
 
 
 def run_rom(case, out: Path, comm, cache_dir) -> RomScalars:
