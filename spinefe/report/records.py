@@ -56,14 +56,14 @@ CANAL_D01CC_KEY = "canal.D0.1cc_Gy"
 class SegmentScalars:
     """The segment job's scalars: the seeds, the mesh's size, the von Mises statistics (MPa)
     of the paper's indicators per scenario and their changes between scenarios (%), the disc's
-    indicators of the nonlinear model per scenario, and the seeds' dose."""
+    indicators per scenario (where the model gives them), and the seeds' dose."""
 
     #: The paper's two convergence indicators (L4 cortical shell, L4 superior endplate).
-    CONVERGENCE_INDICATORS: ClassVar = ("L4.cortical", "L4.endplate_superior")
-    #: The paper's two scenario indicators (spinefe.mechanics.stress), with their changes.
-    SCENARIO_INDICATORS: ClassVar = (CORTICAL_ENDPLATES, CANCELLOUS)
-    INDICATORS: ClassVar = (*CONVERGENCE_INDICATORS, *SCENARIO_INDICATORS)
-    KEY_METRICS: ClassVar = (
+    CONVERGENCE_INDICATORS: ClassVar[tuple[str, ...]] = ("L4.cortical", "L4.endplate_superior")
+    #: The paper's two scenario indicators (region groups), with their changes.
+    SCENARIO_INDICATORS: ClassVar[tuple[str, ...]] = (CORTICAL_ENDPLATES, CANCELLOUS)
+    INDICATORS: ClassVar[tuple[str, ...]] = (*CONVERGENCE_INDICATORS, *SCENARIO_INDICATORS)
+    KEY_METRICS: ClassVar[tuple[str, ...]] = (
         "seeds", lesion_key("D90_Gy"), lesion_key("V100_percent"), CANAL_D01CC_KEY,
         change_key(CORTICAL_ENDPLATES, "tumour_vs_healthy", "max"),
         change_key(CORTICAL_ENDPLATES, "implanted_vs_tumour", "max"),
@@ -88,6 +88,7 @@ class SegmentScalars:
     canal_D01cc_Gy: float | None
 
     def to_dict(self) -> dict:
+        """The case's row of the study table (its columns in the table's order)."""
         out = {"seeds": self.seeds, "dofs": self.dofs, "cells": self.cells}
         for group, scenarios in self.von_mises_MPa.items():
             for scenario, stats in scenarios.items():
@@ -113,11 +114,12 @@ def rom_key(motion: str) -> str:
 class RomScalars:
     """The rom job's scalars: the range of motion (degrees) per motion."""
 
-    KEY_METRICS: ClassVar = tuple(rom_key(m) for m in MOTIONS)
+    KEY_METRICS: ClassVar[tuple[str, ...]] = tuple(rom_key(m) for m in MOTIONS)
 
     rom_deg: Mapping[str, float]
 
     def to_dict(self) -> dict:
+        """The case's row of the study table (its columns in the table's order)."""
         return {rom_key(motion): deg for motion, deg in self.rom_deg.items()}
 
 
@@ -132,9 +134,9 @@ class OptimiseScalars:
     """The optimise job's scalars: evaluations, the front's size, the last hypervolume (None
     before the first generation) and the recommended plans' metrics."""
 
-    KEY_METRICS: ClassVar = ("evaluations", "front", "hypervolume",
-                             plan_key("mechanical", "cortical_max_ratio"),
-                             plan_key("dosimetric", "V100_percent"))
+    KEY_METRICS: ClassVar[tuple[str, ...]] = (
+        "evaluations", "front", "hypervolume", plan_key("mechanical", "cortical_max_ratio"),
+        plan_key("dosimetric", "V100_percent"))
 
     evaluations: int
     front: int
@@ -143,6 +145,7 @@ class OptimiseScalars:
     recommended: Mapping[str, Mapping[str, float]]
 
     def to_dict(self) -> dict:
+        """The case's row of the study table (its columns in the table's order)."""
         out = {"evaluations": self.evaluations, "front": self.front,
                "hypervolume": self.hypervolume}
         for role, row in self.recommended.items():
@@ -158,16 +161,17 @@ def clinical_key(time: str, test: str) -> str:
 @dataclass(frozen=True)
 class ClinicalScalars:
     """The clinical_vas job's scalars: the between-group p-values and Hedges' g per time point
-    (the paper's: pre, 9 h and 16 h after the implantation)."""
+    (the key metrics name the paper's time points, those of the job's defaults)."""
 
-    KEY_METRICS: ClassVar = (clinical_key("pre", "welch_p"), clinical_key("post_9h", "welch_p"),
-                             clinical_key("post_16h", "welch_p"),
-                             clinical_key("post_9h", "hedges_g"))
+    KEY_METRICS: ClassVar[tuple[str, ...]] = (
+        clinical_key("pre", "welch_p"), clinical_key("post_9h", "welch_p"),
+        clinical_key("post_16h", "welch_p"), clinical_key("post_9h", "hedges_g"))
 
     #: time -> `CLINICAL_TESTS` -> value
     tests: Mapping[str, Mapping[str, float]]
 
     def to_dict(self) -> dict:
+        """The case's row of the study table (its columns in the table's order)."""
         return {clinical_key(time, k): row[k] for time, row in self.tests.items()
                 for k in CLINICAL_TESTS}
 
