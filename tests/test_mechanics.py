@@ -119,6 +119,8 @@ def test_reaction_balances_load(implanted):
 
 def test_result_record(implanted, segment):
     """Every region and band reports max >= p99 >= p95 and a positive mean; seeds are stiff."""
+    from spinefe.mechanics.scenarios import ScenarioRecord
+
     _, record = implanted
     vm = record["von_mises_MPa"]
     for name in [*segment.regions(), "L4.cortical_endplates", "L4.cancellous", "seeds.band"]:
@@ -132,6 +134,10 @@ def test_result_record(implanted, segment):
     assert 0.3 < record["nucleus_pressure_MPa"] < 0.8
     assert record["strain_energy_mJ"] > 0.0 and record["disc_bulge_mm"] > 0.0
     assert record["petsc_options"] == {"pc_gamg_threshold": 0.05}
+    # summary.json: the typed record gives back the summary, in its order, with what
+    # run_scenario adds
+    full = record | {"nonlinear": {"newton": []}, "provenance": {"utc": "now"}, "files": ["f"]}
+    assert list(ScenarioRecord(**full).to_dict().items()) == list(full.items())
 
 
 def test_averaged_pressure_relieves_locking(segment, implanted):

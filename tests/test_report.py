@@ -117,10 +117,9 @@ def test_the_trends_of_the_paper_are_a_list_in_the_report(tmp_path):
         comparison_markdown
     from spinefe.report.study_report import write_report
 
-    records = {s: {"von_mises_MPa": {g: {"max": 10.0 + i, "p99": 1.0 + i}
-                                     for g in PAPER_PEAK_MPA}}
-               for i, s in enumerate(SCENARIOS)}
-    comp = comparison(records)
+    von_mises = {s: {g: {"max": 10.0 + i, "p99": 1.0 + i} for g in PAPER_PEAK_MPA}
+                 for i, s in enumerate(SCENARIOS)}
+    comp = comparison(von_mises)
     text = comparison_markdown(comp)
     assert "Trends of the paper:\n\n- " in text
     case = tmp_path / "c1"

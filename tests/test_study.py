@@ -508,3 +508,85 @@ def test_a_rerun_check_lists_what_differs_and_why():
     assert not RerunCheck("abc", True, "ok", "ok", None, {"x": [1, 2]}, {}, 1, 1, "o").matches
     record = RerunCheck("abc", True, "ok", "ok", None, {}, {}, None, 2, "o").to_dict()
     assert record["mpi_size"] == 2 and record["differences"] == {}
+
+
+def test_each_jobs_record_gives_the_table_its_columns_and_the_report_its_key_metrics(
+        tmp_path, monkeypatch):
+    """Each job (its pipeline faked: no mesh) returns its typed record, whose `to_dict` is the
+    table's row: the columns spelled out here, in this order, with the values unchanged; the
+    report's key metrics are columns of a full row; every job has its record."""
+    from types import SimpleNamespace
+
+    from spinefe.config.sections import Config
+    from spinefe.mechanics.scenarios import ScenarioRecord
+    from spinefe.report.records import JOB_SCALARS
+    from spinefe.study import jobs
+
+    assert set(JOB_SCALARS) == set(jobs.JOBS)
+    for name, job in jobs.JOBS.items():
+        assert job.run.__annotations__["return"] == JOB_SCALARS[name].__name__
+    scenarios, stats = ("healthy", "tumour", "implanted"), ("max", "p99")
+    groups = ("L4.cortical", "L4.endplate_superior", "L4.cortical_endplates", "L4.cancellous")
+    von_mises = {s: {g: {"max": 10.0 + i + j / 3, "p99": 5.0 + 2 * i + j / 7, "mean": 1.0}
+                     for j, g in enumerate((*groups, "L4.trabecular"))}
+                 for i, s in enumerate(scenarios)}
+    records = {s: ScenarioRecord(
+        scenario=s, reaction_N=500.0, applied_N=500.0, reaction_relative_error=0.0,
+        reaction_vector_N=[0.0, 0.0, 500.0], dofs=1200, iterations=9, solver="cg",
+        petsc_options={}, converged_reason="CONVERGED_RTOL", strain_energy_mJ=1.0,
+        max_displacement_mm=0.1, nucleus_pressure_MPa=0.5 + i, disc_bulge_mm=0.1 * i,
+        von_mises_MPa=von_mises[s], von_mises_note="", timings_seconds={}, cells=300,
+        mpi_size=1, provenance={}) for i, s in enumerate(scenarios)}
+    assert "files" not in records["healthy"].to_dict()  # unset: left out of summary.json
+    target = {"D90_Gy": 120.0, "V100_percent": 95.0, "V150_percent": 40.0,
+              "V200_percent": 10.0, "D50_Gy": 200.0}
+    dose = {"metrics": {"target": target, "organ_at_risk": {"D0.1cc_Gy": 50.0}}}
+    monkeypatch.setattr(jobs, "segment_case", lambda *a, **k: SimpleNamespace(
+        records=records, comparison={}, dose=dose))
+    cfg = Config()
+    row = jobs.run_segment(SimpleNamespace(job=jobs.SegmentJob(), config=cfg), tmp_path,
+                           MPI.COMM_SELF, None).to_dict()
+    expected = {"seeds": len(cfg.seeds), "dofs": 1200, "cells": 300}
+    expected |= {f"{g}.{s}.{stat}_MPa": von_mises[s][g][stat]
+                 for g in groups for s in scenarios for stat in stats}
+    for g in groups[2:]:
+        for stat in stats:
+            h, t, i = (von_mises[s][g][stat] for s in scenarios)
+            expected[f"{g}.tumour_vs_healthy.{stat}_percent"] = 100 * (t - h) / h
+            expected[f"{g}.implanted_vs_tumour.{stat}_percent"] = 100 * (i - t) / t
+    expected |= {f"{s}.{k}": getattr(records[s], k) for k in ("nucleus_pressure_MPa",
+                                                               "disc_bulge_mm")
+                 for s in scenarios}
+    expected |= {f"lesion.{k}": target[k] for k in list(target)[:4]}
+    expected["canal.D0.1cc_Gy"] = 50.0
+    assert list(row) == list(expected) and row == expected
+    assert set(JOB_SCALARS["segment"].KEY_METRICS) <= set(row)
+
+    rom_deg = {m: 1.0 + i for i, m in enumerate(("flexion", "extension", "lateral_bending_left",
+                                                 "lateral_bending_right", "axial_rotation_left",
+                                                 "axial_rotation_right"))}
+    monkeypatch.setattr(jobs, "range_of_motion", lambda *a: {"rom_deg": rom_deg})
+    row = jobs.run_rom(SimpleNamespace(job=jobs.RomJob(), config=cfg), tmp_path, MPI.COMM_SELF,
+                       None).to_dict()
+    assert row == {f"{m}_deg": v for m, v in rom_deg.items()}
+    assert list(JOB_SCALARS["rom"].KEY_METRICS) == list(row)
+
+    plan = {"seeds": 12, "activity_mCi": 0.5, "V100_percent": 96.0, "D90_Gy": 130.0,
+            "cortical_max_ratio": 0.9, "needles": 3}
+    monkeypatch.setattr(jobs, "optimise", lambda *a: {
+        "history": [{"hypervolume": 0.25}], "evaluations": 40, "front": [{}, {}],
+        "recommended": {"mechanical": plan, "dosimetric": plan}})
+    row = jobs.run_optimise(SimpleNamespace(job=jobs.OptimiseJob(), config=cfg), tmp_path,
+                            MPI.COMM_SELF, None).to_dict()
+    assert list(row) == ["evaluations", "front", "hypervolume", *[
+        f"{role}.{k}" for role in ("mechanical", "dosimetric") for k in list(plan)[:5]]]
+    assert (row["front"], row["hypervolume"], row["dosimetric.D90_Gy"]) == (2, 0.25, 130.0)
+    assert set(JOB_SCALARS["optimise"].KEY_METRICS) <= set(row)
+
+    row = jobs.run_clinical_vas(SimpleNamespace(job=jobs.ClinicalVasJob(), config=cfg),
+                                tmp_path, MPI.COMM_SELF, None).to_dict()
+    tests = ("welch_p", "student_p", "hedges_g")
+    assert list(row) == [f"{t}.{k}" for t in ("pre", "post_9h", "post_16h") for k in tests]
+    rows = json.loads((tmp_path / "clinical.json").read_text())["between"]
+    assert row == {f"{r['time']}.{k}": r[k] for r in rows for k in tests}
+    assert set(JOB_SCALARS["clinical_vas"].KEY_METRICS) <= set(row)

@@ -117,7 +117,7 @@ def solve(args: Namespace, comm) -> None:
     r = pipelines.solve_scenario(_config(args), args.out, comm, _cache(args),
                                  figure=not args.no_figure)
     log.info("solve %s: %d dofs, %d iterations, reaction %.6f N (applied %.6f N) -> %s",
-             r["scenario"], r["dofs"], r["iterations"], r["reaction_N"], r["applied_N"],
+             r.scenario, r.dofs, r.iterations, r.reaction_N, r.applied_N,
              args.out / "summary.json")
 
 

@@ -32,6 +32,11 @@ ANNULUS = "disc.annulus"
 CANAL = "canal"
 ENVELOPE = "envelope"
 
+#: Groups of regions whose stress the paper reports (spinefe.mechanics.stress): the L4 cortical
+#: shell and endplates, and the L4 cancellous bone (trabecular and lesion).
+CORTICAL_ENDPLATES = "L4.cortical_endplates"
+CANCELLOUS = "L4.cancellous"
+
 #: Surfaces: loading and support.
 L4_SUPERIOR = "L4.superior"
 L5_INFERIOR = "L5.inferior"

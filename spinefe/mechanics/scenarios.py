@@ -6,16 +6,20 @@ materials change), so that differences between scenarios are physics, not mesh n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
+from dolfinx import fem
+
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
+from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
 from spinefe.config.sections import SCENARIOS, Config
 from spinefe.geometry.mesh import Model
 from spinefe.mechanics.nonlinear import newton_summary
 from spinefe.mechanics.segment import solve_segment, solve_segment_nonlinear
-from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES, summarize, write_fields
+from spinefe.mechanics.stress import summarize, write_fields
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +35,44 @@ INDICATOR_LABELS = {
 }
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScenarioRecord:
+    """One scenario's result (its summary.json): the load balance (N), the solve, the disc's
+    indicators (where the model has a disc), von Mises statistics per region and group (MPa,
+    spinefe.mechanics.stress.summarize), the nonlinear model's state (nonlinear solves), the
+    provenance and the fields' files (where written)."""
+
+    scenario: str
+    reaction_N: float
+    applied_N: float
+    reaction_relative_error: float
+    reaction_vector_N: list[float]
+    dofs: int
+    iterations: int
+    solver: str
+    petsc_options: dict[str, object]
+    converged_reason: str
+    strain_energy_mJ: float
+    max_displacement_mm: float
+    nucleus_pressure_MPa: float | None = None
+    disc_bulge_mm: float | None = None
+    von_mises_MPa: dict[str, dict[str, float]]
+    von_mises_note: str
+    timings_seconds: dict[str, float]
+    cells: int
+    mpi_size: int
+    nonlinear: dict | None = None
+    provenance: dict
+    files: list[str] | None = None
+
+    def to_dict(self) -> dict:
+        """The record as summary.json holds it: the fields in order, those unset left out."""
+        return {f.name: v for f in dataclasses.fields(self)
+                if (v := getattr(self, f.name)) is not None or f.default is not None}
+
+
 def run_scenario(model: Model, cfg: Config, scenario: str, outdir: Path, fields: bool = True,
-                 nonlinear: bool = False):
+                 nonlinear: bool = False) -> tuple[ScenarioRecord, fem.Function]:
     """Solve one scenario (linear, or the nonlinear model of `cfg.nonlinear`), write
     DIR/summary.json (and fields); returns (record, DG0 von Mises)."""
     if nonlinear:
@@ -46,8 +86,9 @@ def run_scenario(model: Model, cfg: Config, scenario: str, outdir: Path, fields:
     if fields:
         record["files"] = [p.name for p in write_fields(sol, vm, outdir)]
         stamp_xdmf(model.comm, outdir / "fields.xdmf", record["provenance"])
-    write_json(model.comm, record, outdir / "summary.json")
-    return record, vm
+    result = ScenarioRecord(**record)
+    write_json(model.comm, result.to_dict(), outdir / "summary.json")
+    return result, vm
 
 
 def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
@@ -64,13 +105,14 @@ def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
     }
 
 
-def nonlinear_markdown(records: dict[str, dict], linear: dict[str, dict]) -> str:
+def nonlinear_markdown(records: dict[str, ScenarioRecord],
+                       linear: dict[str, ScenarioRecord]) -> str:
     """Facet force share, ligament forces, and every indicator's change from the linear model."""
     lines = ["| scenario | facet force (N) | facet share of load | ligament force (N) "
              "| active ligaments | Newton its, max per step / per solve |",
              "|---|---|---|---|---|---|"]
     for s, rec in records.items():
-        nl = rec["nonlinear"]
+        nl = rec.nonlinear
         active = ", ".join(k for k, v in nl.get("ligaments", {}).items() if v["state"] == "active")
         lines.append(f"| {s} | {nl['facet_force_N']:.1f} | {100 * nl['facet_force_share']:.1f} % "
                      f"| {nl['ligament_force_N']:.1f} | {active or '-'} "
@@ -82,14 +124,14 @@ def nonlinear_markdown(records: dict[str, dict], linear: dict[str, dict]) -> str
         for stat in ("max", "p99"):
             cells = []
             for s in records:
-                a = linear[s]["von_mises_MPa"][group][stat]
-                b = records[s]["von_mises_MPa"][group][stat]
+                a = linear[s].von_mises_MPa[group][stat]
+                b = records[s].von_mises_MPa[group][stat]
                 cells.append(f"{a:.3g} / {b:.3g} ({_change(b, a)})")
             lines.append(f"| {INDICATOR_LABELS[group]} | {stat} | " + " | ".join(cells) + " |")
     for key, label in (("nucleus_pressure_MPa", "nucleus pressure (MPa)"),
                        ("max_displacement_mm", "max displacement (mm)")):
-        cells = [f"{linear[s][key]:.3g} / {records[s][key]:.3g} "
-                 f"({_change(records[s][key], linear[s][key])})" for s in records]
+        pairs = [(getattr(linear[s], key), getattr(records[s], key)) for s in records]
+        cells = [f"{a:.3g} / {b:.3g} ({_change(b, a)})" for a, b in pairs]
         lines.append(f"| {label} | mean / max | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -103,21 +145,22 @@ def _change(new: float, old: float) -> str:
     return f"{change_percent(new, old):+.1f} %"
 
 
-def comparison(records: dict[str, dict]) -> dict:
-    """Paper indicators per scenario (ours: max and p99) and the paper's trends, as a record."""
+def comparison(von_mises: dict[str, dict]) -> dict:
+    """Paper indicators per scenario (ours: max and p99, from the von Mises statistics per
+    scenario, `ScenarioRecord.von_mises_MPa`) and the paper's trends, as a record."""
     table = {}
     for group, paper in PAPER_PEAK_MPA.items():
         table[group] = {
             s: {
-                "max": records[s]["von_mises_MPa"][group]["max"],
-                "p99": records[s]["von_mises_MPa"][group]["p99"],
+                "max": von_mises[s][group]["max"],
+                "p99": von_mises[s][group]["p99"],
                 "paper_peak": paper[s],
             }
             for s in SCENARIOS
-            if s in records
+            if s in von_mises
         }
     trends = {}
-    if set(SCENARIOS) <= set(records):
+    if set(SCENARIOS) <= set(von_mises):
         for stat in ("max", "p99"):
             ce, ca = table[CORTICAL_ENDPLATES], table[CANCELLOUS]
             trends[stat] = {
@@ -163,7 +206,7 @@ def comparison_markdown(comp: dict) -> str:
 
 
 def compare_scenarios(model: Model, cfg: Config, out: Path, nonlinear: bool = False,
-                      fields: bool = True) -> tuple[dict, dict, dict]:
+                      fields: bool = True) -> tuple[dict[str, ScenarioRecord], dict, dict]:
     """Healthy, tumour and implanted on the load-bearing `model` into out/<scenario>/ and the
     comparison with the paper (out/comparison.json and .md; with `nonlinear`, also the linear
     model on the same mesh under out/linear/ and the change); returns (records, comparison,
@@ -177,12 +220,12 @@ def compare_scenarios(model: Model, cfg: Config, out: Path, nonlinear: bool = Fa
         if nonlinear:
             linear[scenario], _ = run_scenario(model, cfg, scenario, out / "linear" / scenario,
                                                fields=False)
-    comp = comparison(records)
+    comp = comparison({s: r.von_mises_MPa for s, r in records.items()})
     comp["provenance"] = provenance(model.comm, cfg.hash())
     comp["model"] = "nonlinear" if nonlinear else "linear"
     table = comparison_markdown(comp)
     if nonlinear:
-        comp["linear"] = comparison(linear)
+        comp["linear"] = comparison({s: r.von_mises_MPa for s, r in linear.items()})
         table += "\n" + nonlinear_markdown(records, linear)
     write_json(model.comm, comp, out / "comparison.json")
     if model.comm.rank == 0:

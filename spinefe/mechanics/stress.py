@@ -26,10 +26,7 @@ from spinefe.geometry.layout import seed_axis
 from spinefe.geometry.mesh import Model, cell_volumes, marker_tags
 from spinefe.mechanics.elasticity import ElasticSolution, stress
 
-#: Result groups beyond the single regions. The paper's two indicators are the L4 cortical /
-#: endplate peak and the L4 cancellous (trabecular and lesion) peak.
-CORTICAL_ENDPLATES = "L4.cortical_endplates"
-CANCELLOUS = "L4.cancellous"
+#: Result group beyond the single regions and the paper's groups (spinefe.common.regions).
 SEED_BAND = "seeds.band"
 
 
@@ -40,10 +37,10 @@ def _groups(model: Model) -> dict[str, list[str]]:
         return [n for n in names if n in regions]
 
     groups = {r: [r] for r in regions}
-    groups[CORTICAL_ENDPLATES] = present(
+    groups[R.CORTICAL_ENDPLATES] = present(
         ["L4.cortical", "L4.endplate_superior", "L4.endplate_inferior"]
     )
-    groups[CANCELLOUS] = present(["L4.trabecular", R.LESION])
+    groups[R.CANCELLOUS] = present(["L4.trabecular", R.LESION])
     for level in R.VERTEBRAE:
         groups[f"{level}.body"] = present(
             [f"{level}.{p}" for p in R.BODY_PARTS] + [R.LESION] * (level == "L4")

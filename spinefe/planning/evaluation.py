@@ -36,6 +36,7 @@ from dosimetry.tg43 import dose_rate
 from spinefe.common import regions as R
 from spinefe.common.errors import PlanningError, SolverError
 from spinefe.common.parallel import share_cores
+from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
 from spinefe.config.sections import Config, Seed
 from spinefe.dose.mesh_dose import ORGAN_AT_RISK, TARGET, quadrature_samples
 from spinefe.geometry.layout import segment_layout
@@ -46,7 +47,7 @@ from spinefe.mechanics.laws import lame, linear_elastic, strain
 from spinefe.mechanics.materials import MaterialFields, in_lesion, material_fields
 from spinefe.mechanics.segment import load_bearing, region_cells, segment_load_case, solve_segment
 from spinefe.mechanics.solvers import FactorisedCG
-from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES, von_mises_array, weighted_stats
+from spinefe.mechanics.stress import von_mises_array, weighted_stats
 from spinefe.planning.needles import check_seeds
 
 log = logging.getLogger(__name__)

@@ -19,22 +19,8 @@ from itertools import pairwise
 from pathlib import Path
 
 from spinefe.common.errors import ConfigError
-
-#: Scalars plotted and tabulated per job (those present in the table).
-KEY_SCALARS = {
-    "segment": ["seeds", "lesion.D90_Gy", "lesion.V100_percent", "canal.D0.1cc_Gy",
-                "L4.cortical_endplates.tumour_vs_healthy.max_percent",
-                "L4.cortical_endplates.implanted_vs_tumour.max_percent",
-                "L4.cortical_endplates.implanted_vs_tumour.p99_percent",
-                "L4.cancellous.implanted_vs_tumour.max_percent",
-                "L4.cortical.implanted.max_MPa", "L4.endplate_superior.implanted.max_MPa"],
-    "rom": ["flexion_deg", "extension_deg", "lateral_bending_left_deg",
-            "lateral_bending_right_deg", "axial_rotation_left_deg", "axial_rotation_right_deg"],
-    "optimise": ["evaluations", "front", "hypervolume", "mechanical.cortical_max_ratio",
-                 "dosimetric.V100_percent"],
-    "clinical_vas": ["pre.welch_p", "post_9h.welch_p", "post_16h.welch_p",
-                     "post_9h.hedges_g"],
-}
+from spinefe.config.sections import SCENARIOS
+from spinefe.report.records import JOB_SCALARS, STRESS_STATS, SegmentScalars, stress_key
 
 #: Per-case figures, by path inside the case directory, with their captions.
 CASE_FIGURES = {
@@ -47,7 +33,6 @@ MAX_CASE_FIGURES = 8
 
 #: The paper's convergence criterion (reference/paper.toml [model] mesh_convergence).
 CONVERGENCE_TOLERANCE = 0.05
-CONVERGENCE_INDICATORS = ("L4.cortical", "L4.endplate_superior")
 
 
 def _number(text: str):
@@ -175,10 +160,10 @@ def convergence_section(rows: list[dict]) -> str:
              + " | ".join(f"h = {h:g} mm" for h in sizes) + " | "
              + " | ".join(f"{a:g} -> {b:g}" for a, b in pairwise(sizes)) + " | below 5 % |",
              "|" + "---|" * (4 + 2 * len(sizes) - 1)]
-    for group in CONVERGENCE_INDICATORS:
-        for scenario in ("healthy", "tumour", "implanted"):
-            for stat in ("max", "p99"):
-                values = [r.get(f"{group}.{scenario}.{stat}_MPa") for r in done]
+    for group in SegmentScalars.CONVERGENCE_INDICATORS:
+        for scenario in SCENARIOS:
+            for stat in STRESS_STATS:
+                values = [r.get(stress_key(group, scenario, stat)) for r in done]
                 if not all(isinstance(v, float) for v in values):
                     continue
                 changes = [(b - a) / a for a, b in pairwise(values)]
@@ -254,13 +239,13 @@ def write_report(results: Path) -> tuple[Path, Path]:
           f"{', '.join(varied) or 'nothing'}"
           + (f"; overrides: {json.dumps(study['overrides'])}" if study["overrides"] else "")
           + ". The full table is `summary.csv`.", "", "## Cases", ""]
-    columns = ["case", "status", *varied,
-               *[k for k in KEY_SCALARS.get(job, []) if any(k in r for r in rows)]]
+    key_metrics = list(JOB_SCALARS[job].KEY_METRICS)
+    columns = ["case", "status", *varied, *[k for k in key_metrics if any(k in r for r in rows)]]
     md.append(markdown_table(rows, columns))
     for r in failed:
         summary = json.loads((results / r["case"] / "summary.json").read_text())
         md.append(f"- case {r['case']} failed: {summary['error']}")
-    if plot_metrics(rows, varied, KEY_SCALARS.get(job, []), files / "metrics.png"):
+    if plot_metrics(rows, varied, key_metrics, files / "metrics.png"):
         md += ["", "## Key metrics", "", "![key metrics](report_files/metrics.png)", ""]
     md += ["", *job_sections(job, results, rows, varied)]
     if plot_dvhs(results, rows, varied, files / "dvh.png"):

@@ -1,6 +1,6 @@
 """What a study case runs: each job validates its own parameters (a pydantic model, the
-study file's [job] table) and turns one case into files in its directory and a flat record of
-scalars (the study table's columns).
+study file's [job] table) and turns one case into files in its directory and a typed record of
+scalars (spinefe.report.records; its `to_dict` is the case's row of the study table).
 
 - `segment`: healthy, tumour and implanted L4 under the axial load on one mesh (linear or
   nonlinear), with the seeds of the config or of a planner pattern (access x density at the
@@ -29,10 +29,20 @@ from spinefe.common.provenance import provenance
 from spinefe.config.sections import SCENARIOS
 from spinefe.dose.mesh_dose import config_plan
 from spinefe.mechanics.scenarios import change_percent
-from spinefe.mechanics.stress import CANCELLOUS, CORTICAL_ENDPLATES
 from spinefe.planning.evaluation import plan_config
 from spinefe.planning.optimisation import optimise
 from spinefe.planning.patterns import ACCESS, plan_pattern
+from spinefe.report.records import (
+    CHANGES,
+    CLINICAL_TESTS,
+    LESION_METRICS,
+    PLAN_METRICS,
+    STRESS_STATS,
+    ClinicalScalars,
+    OptimiseScalars,
+    RomScalars,
+    SegmentScalars,
+)
 from spinefe.study.clinical import between_groups, clinical_markdown, within_group_bound
 from spinefe.study.pipelines import range_of_motion, segment_case
 
@@ -92,19 +102,14 @@ class ClinicalVasJob(_Parameters):
         return self
 
 
-#: Von Mises groups of the segment job's table: the paper's two convergence indicators (L4
-#: cortical shell, L4 superior endplate) and its two scenario indicators (spinefe.mechanics.stress).
-INDICATORS = ("L4.cortical", "L4.endplate_superior", CORTICAL_ENDPLATES, CANCELLOUS)
-
-
 @dataclass(frozen=True)
 class Job:
     parameters: type[_Parameters]
-    run: Callable  # (case, out: Path, comm, cache_dir) -> dict of scalars
+    run: Callable  # (case, out: Path, comm, cache_dir) -> its record of scalars
     description: str
 
 
-def run_segment(case, out: Path, comm, cache_dir) -> dict:
+def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
     """The three scenarios and the dose (`segment_case`: comparison.json/.md, von_mises.png,
     <scenario>/, dose/) with the config's seeds or the pattern's plan; scalars: the paper's
     indicators per scenario and their changes, the dose metrics."""
@@ -118,57 +123,49 @@ def run_segment(case, out: Path, comm, cache_dir) -> dict:
     result = segment_case(cfg, out, comm, cache_dir, plan=plan, nonlinear=p.nonlinear,
                           fields=p.fields, dose=p.dose and bool(plan.seeds))
     records = result.records
-    scalars = {"seeds": len(plan.seeds), "dofs": records["healthy"]["dofs"],
-               "cells": records["healthy"]["cells"]}
-    for group in INDICATORS:
-        for scenario, record in records.items():
-            stats = record["von_mises_MPa"][group]
-            scalars[f"{group}.{scenario}.max_MPa"] = stats["max"]
-            scalars[f"{group}.{scenario}.p99_MPa"] = stats["p99"]
-    for group in (CORTICAL_ENDPLATES, CANCELLOUS):
-        for stat in ("max", "p99"):
-            value = {s: scalars[f"{group}.{s}.{stat}_MPa"] for s in SCENARIOS}
-            scalars[f"{group}.tumour_vs_healthy.{stat}_percent"] = change_percent(
-                value["tumour"], value["healthy"])
-            scalars[f"{group}.implanted_vs_tumour.{stat}_percent"] = change_percent(
-                value["implanted"], value["tumour"])
-    for key in ("nucleus_pressure_MPa", "disc_bulge_mm"):
-        for scenario, record in records.items():
-            if key in record:
-                scalars[f"{scenario}.{key}"] = record[key]
+    von_mises = {group: {scenario: {stat: record.von_mises_MPa[group][stat]
+                                    for stat in STRESS_STATS}
+                         for scenario, record in records.items()}
+                 for group in SegmentScalars.INDICATORS}
+    changes = {group: {change: {stat: change_percent(von_mises[group][new][stat],
+                                                     von_mises[group][old][stat])
+                                for stat in STRESS_STATS}
+                       for change, (new, old) in CHANGES.items()}
+               for group in SegmentScalars.SCENARIO_INDICATORS}
+    disc = {key: {scenario: value for scenario, record in records.items()
+                  if (value := getattr(record, key)) is not None}
+            for key in ("nucleus_pressure_MPa", "disc_bulge_mm")}
+    lesion, canal = {}, None
     if result.dose is not None:
         metrics = result.dose["metrics"]
-        target = metrics["target"]
-        scalars |= {f"lesion.{k}": target[k] for k in ("D90_Gy", "V100_percent",
-                                                       "V150_percent", "V200_percent")}
+        lesion = {k: metrics["target"][k] for k in LESION_METRICS}
         if "organ_at_risk" in metrics:
-            scalars["canal.D0.1cc_Gy"] = metrics["organ_at_risk"]["D0.1cc_Gy"]
-    return scalars
+            canal = metrics["organ_at_risk"]["D0.1cc_Gy"]
+    return SegmentScalars(len(plan.seeds), records["healthy"].dofs, records["healthy"].cells,
+                          von_mises, changes, **disc, lesion=lesion, canal_D01cc_Gy=canal)
 
 
-def run_rom(case, out: Path, comm, cache_dir) -> dict:
+def run_rom(case, out: Path, comm, cache_dir) -> RomScalars:
     """The range of motion (`range_of_motion`: rom/rom.md, rom/summary.json); scalars: degrees
     per motion."""
     summary = range_of_motion(case.config, out / "rom", comm, cache_dir, case.job.scenario)
-    return {f"{motion}_deg": deg for motion, deg in summary["rom_deg"].items()}
+    return RomScalars(summary["rom_deg"])
 
 
-def run_optimise(case, out: Path, comm, cache_dir) -> dict:
+def run_optimise(case, out: Path, comm, cache_dir) -> OptimiseScalars:
     """The Pareto search and its files in optimise/ (spinefe.planning.optimisation.optimise; its
     checkpoint makes a rerun of a failed case resume); scalars: evaluations, front size,
     hypervolume and the recommended plans' reinforcement."""
     summary = comm.bcast(optimise(case.config, out / "optimise", comm, cache_dir,
                                   case.job.verify), root=0)
     history = summary["history"][-1] if summary["history"] else {}
-    scalars = {"evaluations": summary["evaluations"], "front": len(summary["front"]),
-               "hypervolume": history.get("hypervolume")}
-    for role, row in summary["recommended"].items():
-        scalars |= {f"{role}.{k}": row[k] for k in ("seeds", "activity_mCi", "V100_percent",
-                                                    "D90_Gy", "cortical_max_ratio")}
-    return scalars
+    return OptimiseScalars(summary["evaluations"], len(summary["front"]),
+                           history.get("hypervolume"),
+                           {role: {k: row[k] for k in PLAN_METRICS}
+                            for role, row in summary["recommended"].items()})
 
 
-def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
+def run_clinical_vas(case, out: Path, comm, cache_dir) -> ClinicalScalars:
     """Welch and Student t-tests and effect sizes per time point (clinical.md); scalars: the
     p-values and Hedges' g."""
     p = case.job
@@ -183,11 +180,7 @@ def run_clinical_vas(case, out: Path, comm, cache_dir) -> dict:
                       "provenance": record}, out / "clinical.json")
     if comm.rank == 0:
         (out / "clinical.md").write_text(clinical_markdown(p.groups, p.n, rows, within))
-    scalars = {}
-    for row in rows:
-        for key in ("welch_p", "student_p", "hedges_g"):
-            scalars[f"{row['time']}.{key}"] = row[key]
-    return scalars
+    return ClinicalScalars({row["time"]: {k: row[k] for k in CLINICAL_TESTS} for row in rows})
 
 
 JOBS: dict[str, Job] = {

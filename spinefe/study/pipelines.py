@@ -19,7 +19,7 @@ from spinefe.config.sections import Config
 from spinefe.dose.mesh_dose import DoseResult, evaluate_dose
 from spinefe.geometry.mesh import Model, build_mesh, mesh_summary, write_mesh_xdmf
 from spinefe.mechanics.rom import run_rom
-from spinefe.mechanics.scenarios import compare_scenarios, run_scenario
+from spinefe.mechanics.scenarios import ScenarioRecord, compare_scenarios, run_scenario
 from spinefe.mechanics.segment import load_bearing
 from spinefe.report.dose_files import write_dose_results
 from spinefe.report.figures import render_segment, render_von_mises
@@ -52,7 +52,7 @@ def mesh_segment(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
 
 
 def solve_scenario(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
-                   figure: bool = True) -> dict:
+                   figure: bool = True) -> ScenarioRecord:
     """The linear segment in the scenario cfg.mechanics.scenario: out/summary.json, the fields,
     and out/von_mises.png (`figure`); returns the scenario's record."""
     model = load_bearing(open_segment(cfg, out, comm, cache_dir))
@@ -69,7 +69,7 @@ class SegmentResult:
     """The three scenarios' records (by scenario), their comparison with the paper, and the
     dose summary (out/dose/summary.json; None without the dose)."""
 
-    records: dict[str, dict]
+    records: dict[str, ScenarioRecord]
     comparison: dict
     dose: dict | None
 

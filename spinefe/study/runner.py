@@ -256,7 +256,7 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
     t0 = time.perf_counter()
     scalars, error, trace = {}, None, None
     try:
-        scalars = JOBS[case.job_name].run(case, out / case.id, comm, cache_dir)
+        scalars = JOBS[case.job_name].run(case, out / case.id, comm, cache_dir).to_dict()
     except catch as err:
         error, trace = f"{type(err).__name__}: {err}", traceback.format_exc()
         # logged by every rank of the group: the log shows world rank 0 only
