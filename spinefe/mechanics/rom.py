@@ -193,14 +193,14 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
         except SolverError as err:  # raised on every rank: the SNES reason is collective
             log.error("rom %s: %s", motion, err)
             failed[motion] = str(err)
-    rom = {m: rec["rom_deg"] for m, rec in motions.items()}
+    rom_deg = {m: rec["rom_deg"] for m, rec in motions.items()}
     summary = {
-        "rom_deg": rom,
+        "rom_deg": rom_deg,
         "moment_Nm": rom.moment_Nm,
         "preload_N": rom.preload_N,
         "scenario": scenario,
         "convention": "one direction; rotation of L4 relative to L5 about the motion's axis",
-        "validation": validation(rom),
+        "validation": validation(rom_deg),
         "motions": motions,
         "failed": failed,
         "mpi_size": model.comm.size,
