@@ -67,8 +67,9 @@ def seedless_segment(size: float, comm):
 def worker(size: float, out: Path, n_plans: int) -> None:
     from mpi4py import MPI
 
-    from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.geometry.layout import segment_layout
     from spinefe.geometry.mesh import default_cache_dir
+    from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
     cfg, model = seedless_segment(size, comm)
@@ -76,8 +77,10 @@ def worker(size: float, out: Path, n_plans: int) -> None:
     for rule in RULES:
         comm.barrier()
         # Voigt stiffens cells 1e4-fold, far from the tumour operator (see PlanEvaluator).
-        evaluators[rule] = PlanEvaluator(model, cfg, rule=rule,
-                                         factorise_each_plan=rule == "voigt")
+        evaluators[rule] = PlanEvaluator(
+            model, segment_layout(cfg), materials=cfg.materials, lesion=cfg.lesion,
+            mechanics=cfg.mechanics, capsule=cfg.seed_capsule, dosimetry=cfg.dosimetry,
+            rule=rule, factorise_each_plan=rule == "voigt")
     for access, density, activity, seeds in PLANS[:n_plans]:
         plan = make_plan(cfg, access, density, activity, seeds)
         rows = []

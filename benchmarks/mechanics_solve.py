@@ -24,6 +24,7 @@ def worker(size: float, smoothing: int) -> None:
 
     from spinefe.config.sections import Config
     from spinefe.config.loading import parse_config
+    from spinefe.mechanics.materials import material_fields
     from spinefe.mechanics.segment import load_bearing, solve_segment
     from spinefe.geometry.mesh import build_mesh, default_cache_dir
 
@@ -35,7 +36,8 @@ def worker(size: float, smoothing: int) -> None:
     model = load_bearing(build_mesh(cfg, comm, default_cache_dir()))
     comm.barrier()
     t0 = time.perf_counter()
-    sol = solve_segment(model, cfg, "implanted")
+    sol = solve_segment(model, material_fields(model, cfg.materials, cfg.lesion, "implanted"),
+                        cfg.mechanics)
     total = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     peak = comm.allreduce(peak_mb, op=MPI.SUM)

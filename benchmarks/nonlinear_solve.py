@@ -24,6 +24,7 @@ def worker(size: float, case: str) -> None:
 
     from spinefe.config.sections import Config
     from spinefe.config.loading import parse_config
+    from spinefe.mechanics.materials import material_fields
     from spinefe.mechanics.segment import load_bearing, solve_segment_nonlinear
     from spinefe.geometry.mesh import build_mesh, default_cache_dir
     from spinefe.mechanics.nonlinear import newton_summary
@@ -37,11 +38,13 @@ def worker(size: float, case: str) -> None:
     comm.barrier()
     t0 = time.perf_counter()
     if case == "axial":
-        sol, pairs = solve_segment_nonlinear(model, cfg, scenario="implanted")
+        materials = material_fields(model, cfg.materials, cfg.lesion, "implanted")
+        sol, pairs = solve_segment_nonlinear(model, materials, cfg.mechanics, cfg.nonlinear)
         extra = {}
     else:
-        sol, pairs = solve_segment_nonlinear(model, cfg, moment_load(model, cfg, case),
-                                             scenario="healthy")
+        materials = material_fields(model, cfg.materials, cfg.lesion, "healthy")
+        sol, pairs = solve_segment_nonlinear(model, materials, cfg.mechanics, cfg.nonlinear,
+                                             moment_load(model, cfg.rom, case))
         extra = {"rotation_deg": rotation_of_L4(model, sol.u).tolist()}
     total = time.perf_counter() - t0
     peak = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)

@@ -28,6 +28,7 @@ def worker(size: float, out: Path) -> None:
     from mpi4py import MPI
 
     from spinefe.mechanics.solvers import LinearSolver, SolverOptions, ksp_options
+    from spinefe.geometry.layout import segment_layout
     from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
@@ -35,7 +36,9 @@ def worker(size: float, out: Path) -> None:
     plans = [make_plan(cfg, *p) for p in PLANS]
     comm.barrier()
     t0 = time.perf_counter()
-    ev = PlanEvaluator(model, cfg)
+    ev = PlanEvaluator(model, segment_layout(cfg), materials=cfg.materials, lesion=cfg.lesion,
+                       mechanics=cfg.mechanics, capsule=cfg.seed_capsule,
+                       dosimetry=cfg.dosimetry)
     first = ev.evaluate(plans[0])
     first_seconds = time.perf_counter() - t0
     rows = []

@@ -23,6 +23,17 @@ def plan():
     return plan_pattern(seedless(), "bilateral", "sparse", 0.8, 150.0)[0]
 
 
+def _evaluator(model, **options):
+    """The PlanEvaluator of the seedless config's sections on `model`."""
+    from spinefe.geometry.layout import segment_layout
+    from spinefe.planning.evaluation import PlanEvaluator
+
+    cfg = seedless()
+    return PlanEvaluator(model, segment_layout(cfg), materials=cfg.materials, lesion=cfg.lesion,
+                         mechanics=cfg.mechanics, capsule=cfg.seed_capsule,
+                         dosimetry=cfg.dosimetry, **options)
+
+
 def _scalars(mech: dict) -> dict:
     return {"cortical max": mech[CORTICAL]["max"], "cortical p99": mech[CORTICAL]["p99"],
             "cortical p95": mech[CORTICAL]["p95"],
@@ -35,10 +46,10 @@ def _scalars(mech: dict) -> dict:
 def test_without_seeds_embedded_equals_conforming(seedless_model, cache_dir):
     """No seed: the embedded model is the tumour model, and so is the conforming one (the same
     mesh; CG + GAMG at rtol 1e-8 against the Cholesky solve)."""
-    from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
+    from spinefe.planning.evaluation import evaluate_conforming
 
     cfg = seedless()
-    ev = PlanEvaluator(seedless_model, cfg)
+    ev = _evaluator(seedless_model)
     none = Plan((), name="no seeds")
     embedded = ev.solve(none)
     conforming = evaluate_conforming(cfg, none, MPI.COMM_WORLD, cache_dir).mechanics
@@ -55,20 +66,20 @@ def test_embedded_bounds_and_conforming_reference(seedless_model, default_model)
     moduli): tumour < reuss <= mori_tanaka <= voigt. The conforming lesion modulus lies between
     the Reuss and Voigt ones, close to Mori-Tanaka's; so do the cortical percentiles."""
     from spinefe.dose.mesh_dose import config_plan
-    from spinefe.planning.evaluation import PlanEvaluator, conforming_metrics
     from spinefe.mechanics.segment import load_bearing
+    from spinefe.planning.evaluation import conforming_metrics
 
-    cfg = seedless()
-    plan = config_plan(coarse())
-    results = {rule: PlanEvaluator(seedless_model, cfg, rule=rule,
-                                   factorise_each_plan=rule == "voigt")
+    cfg = coarse()
+    plan = config_plan(cfg)
+    results = {rule: _evaluator(seedless_model, rule=rule, factorise_each_plan=rule == "voigt")
                for rule in ("reuss", "mori_tanaka", "voigt")}
     tumour = results["reuss"].tumour
     mech = {rule: ev.evaluate(plan).mechanics for rule, ev in results.items()}
     stiffness = [mech[r]["axial_stiffness_N_mm"] for r in ("reuss", "mori_tanaka", "voigt")]
     assert tumour["axial_stiffness_N_mm"] < stiffness[0] <= stiffness[1] <= stiffness[2]
     modulus = {r: m["lesion"]["apparent_modulus_MPa"] for r, m in mech.items()}
-    conforming = conforming_metrics(load_bearing(default_model), coarse())
+    conforming = conforming_metrics(load_bearing(default_model), cfg.materials, cfg.lesion,
+                                    cfg.mechanics)
     reference = conforming["lesion"]["apparent_modulus_MPa"]
     assert modulus["reuss"] <= reference <= modulus["voigt"]
     assert modulus["mori_tanaka"] == pytest.approx(reference, rel=0.05)
@@ -80,9 +91,7 @@ def test_embedded_bounds_and_conforming_reference(seedless_model, default_model)
 @pytest.mark.serial_only
 def test_evaluation_record(seedless_model, plan):
     """One evaluation carries the dose and the mechanics the optimiser needs."""
-    from spinefe.planning.evaluation import PlanEvaluator
-
-    evaluator = PlanEvaluator(seedless_model, seedless())
+    evaluator = _evaluator(seedless_model)
     record = evaluator.evaluate(plan).record()
     assert record["seeds"] == 11 and record["solver"]["dofs"] > 0
     assert record["dose"]["target"]["D90_Gy"] >= 150.0 * 0.98
@@ -108,13 +117,12 @@ def test_evaluation_record(seedless_model, plan):
 def test_one_and_two_ranks_agree(plan, cache_dir):
     """The same plan evaluated on 1 rank and on 2 ranks: dose identical (same sample points),
     mechanics to 1e-8 (CG at rtol 1e-11 on an exact factorisation)."""
-    from spinefe.planning.evaluation import PlanEvaluator
     from spinefe.geometry.mesh import build_mesh
 
     records = []
     for comm in (MPI.COMM_SELF, MPI.COMM_WORLD):
         model = build_mesh(seedless(), comm, cache_dir)
-        records.append(PlanEvaluator(model, seedless(), rtol=1e-11).evaluate(plan).record())
+        records.append(_evaluator(model, rtol=1e-11).evaluate(plan).record())
     one, two = records
     for key in ("D90_Gy", "V100_percent", "V150_percent"):
         assert two["dose"]["target"][key] == pytest.approx(one["dose"]["target"][key],
@@ -126,10 +134,9 @@ def test_one_and_two_ranks_agree(plan, cache_dir):
 
 @pytest.mark.serial_only
 def test_seeds_outside_L4_or_overlapping_are_refused(seedless_model, plan):
-    from spinefe.planning.evaluation import PlanEvaluator
     from spinefe.common.errors import PlanningError
 
-    ev = PlanEvaluator(seedless_model, seedless())
+    ev = _evaluator(seedless_model)
     seeds = list(plan.seeds)
     in_L5 = Plan((*seeds[:2], seeds[2].__class__(position_mm=(0.0, 0.0, -20.0),
                                                   direction=(0.0, 1.0, 0.0),

@@ -13,9 +13,22 @@ from conftest import coarse, spinefe_cmd
 from spinefe.common import regions as R
 from spinefe.common.errors import ConfigError
 from spinefe.config.loading import parse_config
+from spinefe.dose.mesh_dose import config_plan
 from spinefe.mechanics.materials import cell_materials, in_lesion, material_fields
 
 pytestmark = pytest.mark.parallel
+
+
+def _solve(model, cfg, scenario="implanted"):
+    """The linear solve of `scenario` under `cfg`'s sections and its result record."""
+    from spinefe.mechanics.segment import solve_segment
+    from spinefe.mechanics.stress import summarize
+
+    sol = solve_segment(model, material_fields(model, cfg.materials, cfg.lesion, scenario),
+                        cfg.mechanics)
+    record = summarize(sol, model, scenario, mechanics=cfg.mechanics, seeds=config_plan(cfg),
+                       capsule=cfg.seed_capsule)[0]
+    return sol, record
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +38,9 @@ def segment(default_segment):
 
 @pytest.fixture(scope="module")
 def implanted(segment):
-    from spinefe.mechanics.segment import solve_segment
-    from spinefe.mechanics.stress import summarize
-
     # A user PETSc option equal to the built-in one: the results are those of the default
     # config, and the record shows the option.
-    cfg = coarse(mechanics={"petsc": {"pc_gamg_threshold": 0.05}})
-    sol = solve_segment(segment, cfg, "implanted")
-    return sol, summarize(sol, segment, cfg, "implanted")[0]
+    return _solve(segment, coarse(mechanics={"petsc": {"pc_gamg_threshold": 0.05}}))
 
 
 def _owned(model, region):
@@ -63,10 +71,10 @@ def test_scenario_materials(segment, scenario):
     import dolfinx
 
     cfg = coarse()
-    names = cell_materials(segment, cfg, scenario)
+    names = cell_materials(segment, cfg.lesion, scenario)
     lesion, seeds = _owned(segment, R.LESION), _owned(segment, R.SEEDS)
     trabecular = _owned(segment, "L4.trabecular")
-    inside = in_lesion(cfg, dolfinx.mesh.compute_midpoints(segment.mesh, 3, seeds))
+    inside = in_lesion(cfg.lesion, dolfinx.mesh.compute_midpoints(segment.mesh, 3, seeds))
     seed_material = {
         "healthy": np.full(seeds.size, "trabecular_bone"),
         "tumour": np.where(inside, "metastatic_tumor", "trabecular_bone"),  # host material
@@ -90,7 +98,7 @@ def test_material_override(segment):
     """A material set in the config reaches the cells of its regions."""
     data = coarse().model_dump(mode="json")
     data["materials"]["trabecular_bone"] = {"E_MPa": 250.0, "nu": 0.25}
-    fields = material_fields(segment, parse_config(data), "healthy")
+    fields = material_fields(segment, parse_config(data).materials, coarse().lesion, "healthy")
     dofs = fields.space.dofmap.list[_owned(segment, "L4.trabecular")].ravel()
     assert np.all(fields.E.x.array[dofs] == 250.0) and np.all(fields.nu.x.array[dofs] == 0.25)
 
@@ -143,15 +151,10 @@ def test_result_record(implanted, segment):
 def test_averaged_pressure_relieves_locking(segment, implanted):
     """Plain P1 with nu = 0.499 locks the nucleus: the disc is stiffer (less energy, smaller
     bulge) than with the averaged nodal pressure on the same mesh."""
-    from spinefe.mechanics.segment import solve_segment
-    from spinefe.mechanics.stress import summarize
-
     data = coarse().model_dump(mode="json")
     data["mechanics"]["nearly_incompressible_nu"] = 0.5  # off
-    cfg = parse_config(data)
-    plain = solve_segment(segment, cfg, "implanted")
+    plain, record = _solve(segment, parse_config(data))
     assert plain.pressure is None
-    record = summarize(plain, segment, cfg, "implanted")[0]
     assert plain.strain_energy_mJ < implanted[0].strain_energy_mJ
     assert record["disc_bulge_mm"] < implanted[1]["disc_bulge_mm"]
 
@@ -160,9 +163,8 @@ def test_averaged_pressure_relieves_locking(segment, implanted):
 def test_one_and_two_ranks_agree(segment, cache_dir):
     """The same segment solved on 1 rank and on 2 ranks agrees to 1e-8 relative (CG at
     rtol 1e-12, so the partition-dependent AMG only changes the iteration count)."""
-    from spinefe.mechanics.segment import load_bearing, solve_segment
     from spinefe.geometry.mesh import build_mesh
-    from spinefe.mechanics.stress import summarize
+    from spinefe.mechanics.segment import load_bearing
 
     data = coarse().model_dump(mode="json")
     data["mechanics"]["rtol"] = 1e-12
@@ -170,7 +172,7 @@ def test_one_and_two_ranks_agree(segment, cache_dir):
     records = []
     for comm in (MPI.COMM_SELF, MPI.COMM_WORLD):
         model = load_bearing(build_mesh(coarse(), comm, cache_dir))
-        records.append(summarize(solve_segment(model, cfg), model, cfg, "implanted")[0])
+        records.append(_solve(model, cfg)[1])
     one, two = records
     assert two["mpi_size"] == 2 and one["dofs"] == two["dofs"]
     for key in ("strain_energy_mJ", "max_displacement_mm", "nucleus_pressure_MPa", "reaction_N"):
@@ -225,13 +227,12 @@ def test_indicators_converge_on_coarse_meshes(segment, implanted, cache_dir):
     at h = 2.5 and 2.0 mm. Measured: p99 changes 1-3 %, single-element max up to 6 %; the
     tolerances (5 % and 10 %) leave room for mesher variation. The full 1.0 / 0.8 / 0.6 mm study
     is studies/mesh_convergence.toml (docs/mechanics.md)."""
-    from spinefe.mechanics.segment import load_bearing, solve_segment
     from spinefe.geometry.mesh import build_mesh
-    from spinefe.mechanics.stress import summarize
+    from spinefe.mechanics.segment import load_bearing
 
     cfg = coarse(mesh={"size_mm": 2.0})
     fine = load_bearing(build_mesh(cfg, MPI.COMM_WORLD, cache_dir))
-    record = summarize(solve_segment(fine, cfg, "implanted"), fine, cfg, "implanted")[0]
+    record = _solve(fine, cfg)[1]
     for region in ("L4.cortical", "L4.endplate_superior"):
         a, b = implanted[1]["von_mises_MPa"][region], record["von_mises_MPa"][region]
         assert b["p99"] == pytest.approx(a["p99"], rel=0.05), region

@@ -90,11 +90,15 @@ def test_left_and_right_bending_agree(bending_left, bending_right):
 def test_one_rank_agrees_with_two(bending_left, default_segment):
     """The same motion in this (serial) process: ROM and ligament forces agree with the 2-rank
     run to 1e-6 relative (Newton to 1e-8 of the residual)."""
+    from spinefe.mechanics.materials import material_fields
     from spinefe.mechanics.rom import solve_motion
 
     if MPI.COMM_WORLD.size != 1:
         pytest.skip("compares a serial solve with the 2-rank command")
-    record = solve_motion(default_segment, rom_config(), BENDING[0], "healthy")
+    cfg = rom_config()
+    record = solve_motion(default_segment, BENDING[0],
+                          material_fields(default_segment, cfg.materials, cfg.lesion, "healthy"),
+                          rom=cfg.rom, mechanics=cfg.mechanics, nonlinear=cfg.nonlinear)
     two = bending_left["motions"][BENDING[0]]
     assert record["rom_deg"] == pytest.approx(two["rom_deg"], rel=1e-6)
     for name, lig in record["ligaments"].items():

@@ -136,7 +136,7 @@ def test_config_options_reach_the_solver_options():
     from spinefe.mechanics.segment import solver_options
 
     cfg = coarse(mechanics={"petsc": {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02}})
-    options = solver_options(cfg)
+    options = solver_options(cfg.mechanics)
     assert options.user_options == {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02}
     assert {**ksp_options(options), **options.user_options}["pc_gamg_threshold"] == 0.02
-    assert solver_options(coarse()).petsc == ()
+    assert solver_options(coarse().mechanics).petsc == ()

@@ -17,7 +17,7 @@ import dolfinx
 import numpy as np
 
 from spinefe.common import regions as R
-from spinefe.config.sections import Config
+from spinefe.config.sections import Lesion, Materials
 from spinefe.geometry.mesh import Model
 
 #: Regions that carry no load: they are meshed for dosimetry only.
@@ -47,16 +47,17 @@ def material_of(region: str) -> str:
     raise KeyError(f"region {region!r} has no material (dose-only regions: {DOSE_ONLY})")
 
 
-def in_lesion(cfg: Config, x: np.ndarray) -> np.ndarray:
+def in_lesion(lesion: Lesion, x: np.ndarray) -> np.ndarray:
     """Whether points x (N, 3), mm, lie inside the lesion ellipsoid."""
-    if not cfg.lesion.enabled:
+    if not lesion.enabled:
         return np.zeros(len(x), dtype=bool)
-    d = (x - np.asarray(cfg.lesion.centre_mm)) / np.asarray(cfg.lesion.radii_mm)
+    d = (x - np.asarray(lesion.centre_mm)) / np.asarray(lesion.radii_mm)
     return np.einsum("ij,ij->i", d, d) <= 1.0
 
 
-def cell_materials(model: Model, cfg: Config, scenario: str) -> np.ndarray:
-    """Material name of every local cell (owned and ghost) of a load-bearing model."""
+def cell_materials(model: Model, lesion: Lesion, scenario: str) -> np.ndarray:
+    """Material name of every local cell (owned and ghost) of a load-bearing model; seed cells
+    of the tumour scenario are tumour inside the `lesion` ellipsoid."""
     mesh = model.mesh
     n = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
     names = np.full(n, "", dtype=object)
@@ -69,7 +70,7 @@ def cell_materials(model: Model, cfg: Config, scenario: str) -> np.ndarray:
     if scenario == "tumour" and R.SEEDS in model.names:
         cells = model.cell_tags.find(model.tag(R.SEEDS))
         mid = dolfinx.mesh.compute_midpoints(mesh, 3, cells)
-        names[cells] = np.where(in_lesion(cfg, mid), "metastatic_tumor", "trabecular_bone")
+        names[cells] = np.where(in_lesion(lesion, mid), "metastatic_tumor", "trabecular_bone")
     if np.any(names == ""):
         raise ValueError(f"{np.sum(names == '')} cells carry no region tag")
     return names
@@ -87,11 +88,11 @@ class MaterialFields:
         return self.E.function_space
 
 
-def material_fields(model: Model, cfg: Config, scenario: str | None = None) -> MaterialFields:
-    """DG0 fields E and nu of `scenario` (default: `cfg.mechanics.scenario`)."""
-    scenario = scenario or cfg.mechanics.scenario
-    names = cell_materials(model, cfg, scenario)
-    table = {k: (m.E_MPa, m.nu) for k, m in cfg.materials}
+def material_fields(model: Model, materials: Materials, lesion: Lesion,
+                    scenario: str) -> MaterialFields:
+    """DG0 fields E (MPa) and nu of `scenario`, each region's from `materials`."""
+    names = cell_materials(model, lesion, scenario)
+    table = {k: (m.E_MPa, m.nu) for k, m in materials}
     return piecewise_fields(model.mesh, np.array([table[n] for n in names]))
 
 

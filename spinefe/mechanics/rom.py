@@ -22,10 +22,11 @@ from spinefe.common.errors import SolverError
 from spinefe.common.motions import MOTIONS
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance
-from spinefe.config.sections import Config
+from spinefe.config.sections import Lesion, Materials, Mechanics, Nonlinear, RangeOfMotion
 from spinefe.geometry.mesh import Model
 from spinefe.mechanics.elasticity import LoadCase
 from spinefe.mechanics.kinematics import relative_rotation_deg, rigid_fit
+from spinefe.mechanics.materials import MaterialFields, material_fields
 from spinefe.mechanics.nonlinear import newton_summary
 from spinefe.mechanics.segment import region_cells, solve_segment_nonlinear
 
@@ -52,15 +53,15 @@ LITERATURE = {
 }
 
 
-def moment_load(model: Model, cfg: Config, motion: str) -> LoadCase:
-    """L5.inferior clamped; the motion's pure moment (and the optional axial preload) on
-    L4.superior."""
+def moment_load(model: Model, rom: RangeOfMotion, motion: str) -> LoadCase:
+    """L5.inferior clamped; the motion's pure moment (and the optional axial preload) of `rom`
+    on L4.superior."""
     top = model.facet_tags.find(model.tag(R.L4_SUPERIOR))
-    moment = 1000.0 * cfg.rom.moment_Nm * np.asarray(MOTIONS[motion])  # N mm
+    moment = 1000.0 * rom.moment_Nm * np.asarray(MOTIONS[motion])  # N mm
     return LoadCase(
         clamped_facets=model.facet_tags.find(model.tag(R.L5_INFERIOR)),
         loaded_facets=top,
-        force_N=(0.0, 0.0, -cfg.rom.preload_N),
+        force_N=(0.0, 0.0, -rom.preload_N),
         moments=((top, tuple(moment)),),
     )
 
@@ -82,10 +83,13 @@ def rotation_of_L4(model: Model, u: fem.Function) -> np.ndarray:
     return relative_rotation_deg(*fits)
 
 
-def solve_motion(model: Model, cfg: Config, motion: str, scenario: str | None = None) -> dict:
-    """One motion: ROM (degrees), coupled rotation, Newton record, ligaments and facets."""
+def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: RangeOfMotion,
+                 mechanics: Mechanics, nonlinear: Nonlinear) -> dict:
+    """One motion of `rom` on the `nonlinear` model with one scenario's `materials`: ROM
+    (degrees), coupled rotation, Newton record, ligaments and facets; collective."""
     t0 = time.perf_counter()
-    sol, pairs = solve_segment_nonlinear(model, cfg, moment_load(model, cfg, motion), scenario)
+    sol, pairs = solve_segment_nonlinear(model, materials, mechanics, nonlinear,
+                                         moment_load(model, rom, motion))
     rotation = rotation_of_L4(model, sol.u)
     record = {
         "rom_deg": float(rotation @ np.asarray(MOTIONS[motion])),
@@ -171,31 +175,36 @@ def rom_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_rom(model: Model, cfg: Config, outdir: Path, scenario: str | None = None) -> dict:
-    """Every configured motion; writes DIR/summary.json and DIR/rom.md; collective.
+def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, lesion: Lesion,
+            mechanics: Mechanics, nonlinear: Nonlinear, rom: RangeOfMotion,
+            config_hash: str) -> dict:
+    """Every motion of `rom` with the materials of `scenario`; writes DIR/summary.json and
+    DIR/rom.md (`config_hash` in its provenance); collective.
 
     A motion whose Newton solve fails is recorded with its error and the others still run and
     are written; then SolverError is raised (non-zero exit) naming the failed motions.
     """
     motions, failed = {}, {}
-    for motion in cfg.rom.motions:
+    for motion in rom.motions:
         try:
-            motions[motion] = solve_motion(model, cfg, motion, scenario)
+            motions[motion] = solve_motion(
+                model, motion, material_fields(model, materials, lesion, scenario), rom=rom,
+                mechanics=mechanics, nonlinear=nonlinear)
         except SolverError as err:  # raised on every rank: the SNES reason is collective
             log.error("rom %s: %s", motion, err)
             failed[motion] = str(err)
-    rom = {m: rec["rom_deg"] for m, rec in motions.items()}
+    rom_deg = {m: rec["rom_deg"] for m, rec in motions.items()}
     summary = {
-        "rom_deg": rom,
-        "moment_Nm": cfg.rom.moment_Nm,
-        "preload_N": cfg.rom.preload_N,
-        "scenario": scenario or cfg.mechanics.scenario,
+        "rom_deg": rom_deg,
+        "moment_Nm": rom.moment_Nm,
+        "preload_N": rom.preload_N,
+        "scenario": scenario,
         "convention": "one direction; rotation of L4 relative to L5 about the motion's axis",
-        "validation": validation(rom),
+        "validation": validation(rom_deg),
         "motions": motions,
         "failed": failed,
         "mpi_size": model.comm.size,
-        "provenance": provenance(model.comm, cfg.hash()),
+        "provenance": provenance(model.comm, config_hash),
     }
     write_json(model.comm, summary, outdir / "summary.json")
     if model.comm.rank == 0:

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from functools import partial
 from pathlib import Path
 
 from dolfinx import fem
 
+from dosimetry import Plan
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
 from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
-from spinefe.config.sections import SCENARIOS, Config
+from spinefe.config.sections import (
+    SCENARIOS,
+    Lesion,
+    Materials,
+    Mechanics,
+    Nonlinear,
+    SeedCapsule,
+)
 from spinefe.geometry.mesh import Model
+from spinefe.mechanics.materials import material_fields
 from spinefe.mechanics.nonlinear import newton_summary
 from spinefe.mechanics.segment import solve_segment, solve_segment_nonlinear
 from spinefe.mechanics.stress import summarize, write_fields
@@ -71,18 +81,25 @@ class ScenarioRecord:
                 if (v := getattr(self, f.name)) is not None or f.default is not None}
 
 
-def run_scenario(model: Model, cfg: Config, scenario: str, outdir: Path, fields: bool = True,
-                 nonlinear: bool = False) -> tuple[ScenarioRecord, fem.Function]:
-    """Solve one scenario (linear, or the nonlinear model of `cfg.nonlinear`), write
-    DIR/summary.json (and fields); returns (record, DG0 von Mises)."""
-    if nonlinear:
-        sol, pairs = solve_segment_nonlinear(model, cfg, scenario=scenario)
+def run_scenario(model: Model, scenario: str, outdir: Path, *, materials: Materials,
+                 lesion: Lesion, mechanics: Mechanics, seeds: Plan, capsule: SeedCapsule,
+                 config_hash: str, nonlinear: Nonlinear | None = None, fields: bool = True
+                 ) -> tuple[ScenarioRecord, fem.Function]:
+    """Solve one scenario under the axial load of `mechanics` (linear, or the `nonlinear`
+    model), write DIR/summary.json (and fields); returns (record, DG0 von Mises).
+
+    `lesion` and `seeds` (the mesh's capsules) place the tumour's seed cells and the seed band;
+    `config_hash` goes into the provenance."""
+    moduli = material_fields(model, materials, lesion, scenario)
+    if nonlinear is not None:
+        sol, pairs = solve_segment_nonlinear(model, moduli, mechanics, nonlinear)
     else:
-        sol, pairs = solve_segment(model, cfg, scenario), None
-    record, vm = summarize(sol, model, cfg, scenario)
-    if nonlinear:
+        sol, pairs = solve_segment(model, moduli, mechanics), None
+    record, vm = summarize(sol, model, scenario, mechanics=mechanics, seeds=seeds,
+                           capsule=capsule)
+    if nonlinear is not None:
         record["nonlinear"] = nonlinear_record(sol, pairs, record["applied_N"], model.comm)
-    record["provenance"] = provenance(model.comm, cfg.hash())
+    record["provenance"] = provenance(model.comm, config_hash)
     if fields:
         record["files"] = [p.name for p in write_fields(sol, vm, outdir)]
         stamp_xdmf(model.comm, outdir / "fields.xdmf", record["provenance"])
@@ -205,26 +222,29 @@ def comparison_markdown(comp: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare_scenarios(model: Model, cfg: Config, out: Path, nonlinear: bool = False,
-                      fields: bool = True) -> tuple[dict[str, ScenarioRecord], dict, dict]:
+def compare_scenarios(model: Model, out: Path, *, materials: Materials, lesion: Lesion,
+                      mechanics: Mechanics, seeds: Plan, capsule: SeedCapsule, config_hash: str,
+                      nonlinear: Nonlinear | None = None, fields: bool = True
+                      ) -> tuple[dict[str, ScenarioRecord], dict, dict]:
     """Healthy, tumour and implanted on the load-bearing `model` into out/<scenario>/ and the
     comparison with the paper (out/comparison.json and .md; with `nonlinear`, also the linear
     model on the same mesh under out/linear/ and the change); returns (records, comparison,
-    von Mises per scenario on the owned cells, MPa); collective."""
+    von Mises per scenario on the owned cells, MPa); the arguments as `run_scenario`'s;
+    collective."""
     n = model.mesh.topology.index_map(3).size_local
+    run = partial(run_scenario, model, materials=materials, lesion=lesion, mechanics=mechanics,
+                  seeds=seeds, capsule=capsule, config_hash=config_hash)
     records, maps, linear = {}, {}, {}
     for scenario in SCENARIOS:
-        records[scenario], vm = run_scenario(model, cfg, scenario, out / scenario,
-                                             fields=fields, nonlinear=nonlinear)
+        records[scenario], vm = run(scenario, out / scenario, fields=fields, nonlinear=nonlinear)
         maps[scenario] = vm.x.array[:n].copy()
-        if nonlinear:
-            linear[scenario], _ = run_scenario(model, cfg, scenario, out / "linear" / scenario,
-                                               fields=False)
+        if nonlinear is not None:
+            linear[scenario], _ = run(scenario, out / "linear" / scenario, fields=False)
     comp = comparison({s: r.von_mises_MPa for s, r in records.items()})
-    comp["provenance"] = provenance(model.comm, cfg.hash())
-    comp["model"] = "nonlinear" if nonlinear else "linear"
+    comp["provenance"] = provenance(model.comm, config_hash)
+    comp["model"] = "nonlinear" if nonlinear is not None else "linear"
     table = comparison_markdown(comp)
-    if nonlinear:
+    if nonlinear is not None:
         comp["linear"] = comparison({s: r.von_mises_MPa for s, r in linear.items()})
         table += "\n" + nonlinear_markdown(records, linear)
     write_json(model.comm, comp, out / "comparison.json")

@@ -12,12 +12,12 @@ import numpy as np
 from dolfinx import fem
 
 from spinefe.common import regions as R
-from spinefe.config.sections import Config
+from spinefe.config.sections import Mechanics, Nonlinear
 from spinefe.geometry.mesh import Model, submodel
 from spinefe.mechanics.contact import FacetContact, contact_pairs, pair_surfaces, surface_triangles
 from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, solve_elasticity
 from spinefe.mechanics.ligaments import LigamentSprings, fibres
-from spinefe.mechanics.materials import DOSE_ONLY, material_fields
+from spinefe.mechanics.materials import DOSE_ONLY, MaterialFields
 from spinefe.mechanics.nonlinear import NewtonOptions, solve_nonlinear
 from spinefe.mechanics.pairs import PointPairs
 from spinefe.mechanics.points import locate, nearest_node
@@ -32,33 +32,34 @@ def load_bearing(model: Model) -> Model:
     return submodel(model, regions)
 
 
-def segment_load_case(model: Model, cfg: Config) -> LoadCase:
-    """`L5.inferior` clamped; `cfg.mechanics.load_N` along `load_direction` on `L4.superior`."""
-    direction = np.asarray(cfg.mechanics.load_direction, dtype=float)
+def segment_load_case(model: Model, mechanics: Mechanics) -> LoadCase:
+    """`L5.inferior` clamped; `mechanics.load_N` along `load_direction` on `L4.superior`."""
+    direction = np.asarray(mechanics.load_direction, dtype=float)
     direction /= np.linalg.norm(direction)
     return LoadCase(
         clamped_facets=model.facet_tags.find(model.tag(R.L5_INFERIOR)),
         loaded_facets=model.facet_tags.find(model.tag(R.L4_SUPERIOR)),
-        force_N=tuple(cfg.mechanics.load_N * direction),
+        force_N=tuple(mechanics.load_N * direction),
     )
 
 
-def solver_options(cfg: Config) -> SolverOptions:
-    """The linear solver of `cfg.mechanics`, with its user PETSc options."""
-    m = cfg.mechanics
+def solver_options(mechanics: Mechanics) -> SolverOptions:
+    """The linear solver of `mechanics`, with its user PETSc options."""
+    m = mechanics
     return SolverOptions(m.solver, m.rtol, m.max_iterations, m.prolongator_smoothing_steps,
                          petsc=tuple(m.petsc.items()))
 
 
-def solve_segment(model: Model, cfg: Config, scenario: str | None = None) -> ElasticSolution:
-    """Solve one scenario on a load-bearing model (see `load_bearing`); collective."""
-    m = cfg.mechanics
+def solve_segment(model: Model, materials: MaterialFields, mechanics: Mechanics
+                  ) -> ElasticSolution:
+    """Solve the axial load case of `mechanics` with one scenario's `materials` on a
+    load-bearing model (see `load_bearing`); collective."""
     return solve_elasticity(
-        material_fields(model, cfg, scenario),
-        segment_load_case(model, cfg),
-        degree=m.degree,
-        nearly_incompressible_nu=m.nearly_incompressible_nu,
-        options=solver_options(cfg),
+        materials,
+        segment_load_case(model, mechanics),
+        degree=mechanics.degree,
+        nearly_incompressible_nu=mechanics.nearly_incompressible_nu,
+        options=solver_options(mechanics),
     )
 
 
@@ -97,9 +98,9 @@ class SegmentPairs:
         return out
 
 
-def segment_pairs(model: Model, cfg: Config) -> SegmentPairs:
-    """Ligament springs and facet contact pairs of the configured model; collective."""
-    nl = cfg.nonlinear
+def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
+    """Ligament springs and facet contact pairs of the `nonlinear` model; collective."""
+    nl = nonlinear
     V = fem.functionspace(model.mesh, ("Lagrange", 1, (3,)))  # same numbering as the solver's
     sets, springs, joints = [], None, {}
     if nl.ligaments:
@@ -130,15 +131,16 @@ def segment_pairs(model: Model, cfg: Config) -> SegmentPairs:
     return SegmentPairs(springs, joints, sets)
 
 
-def solve_segment_nonlinear(model: Model, cfg: Config, load: LoadCase | None = None,
-                            scenario: str | None = None):
-    """Nonlinear solve of one scenario (default load: the axial load of `segment_load_case`);
-    returns the NonlinearSolution and the pairs' report (rank 0; {} elsewhere); collective."""
-    m, nl = cfg.mechanics, cfg.nonlinear
-    pairs = segment_pairs(model, cfg)
+def solve_segment_nonlinear(model: Model, materials: MaterialFields, mechanics: Mechanics,
+                            nonlinear: Nonlinear, load: LoadCase | None = None):
+    """Nonlinear solve with one scenario's `materials` (default load: the axial load of
+    `segment_load_case`); returns the NonlinearSolution and the pairs' report (rank 0; {}
+    elsewhere); collective."""
+    m, nl = mechanics, nonlinear
+    pairs = segment_pairs(model, nl)
     sol = solve_nonlinear(
-        material_fields(model, cfg, scenario),
-        load or segment_load_case(model, cfg),
+        materials,
+        load or segment_load_case(model, m),
         pairs.sets,
         laws={"neo_hookean": region_indicator(model, nl.hyperelastic_regions)},
         nearly_incompressible_nu=m.nearly_incompressible_nu,
@@ -147,7 +149,7 @@ def solve_segment_nonlinear(model: Model, cfg: Config, load: LoadCase | None = N
             line_search=nl.line_search,
             rtol=nl.newton_rtol,
             max_iterations=nl.newton_max_iterations,
-            linear=solver_options(cfg),
+            linear=solver_options(m),
         ),
     )
     return sol, pairs.report(sol.pair_states)

@@ -20,9 +20,9 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
+from dosimetry import Plan
 from spinefe.common import regions as R
-from spinefe.config.sections import Config
-from spinefe.geometry.layout import seed_axis
+from spinefe.config.sections import Mechanics, SeedCapsule
 from spinefe.geometry.mesh import Model, cell_volumes, marker_tags
 from spinefe.mechanics.elasticity import ElasticSolution, stress
 
@@ -51,17 +51,20 @@ def _groups(model: Model) -> dict[str, list[str]]:
     return {k: v for k, v in groups.items() if v}
 
 
-def seed_band_cells(model: Model, cfg: Config) -> np.ndarray:
-    """Owned non-seed cells whose midpoint lies within `mechanics.seed_band_mm` of a capsule."""
+def seed_band_cells(model: Model, seeds: Plan, capsule: SeedCapsule,
+                    band_mm: float) -> np.ndarray:
+    """Owned non-seed cells whose midpoint lies within `band_mm` of a capsule of the meshed
+    `seeds`."""
     mesh = model.mesh
     n = mesh.topology.index_map(3).size_local
-    if not cfg.seeds or R.SEEDS not in model.names:
+    if not seeds.seeds or R.SEEDS not in model.names:
         return np.zeros(0, dtype=np.int32)
     x = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(n, dtype=np.int32))
     near = np.zeros(n, dtype=bool)
-    reach = cfg.seed_capsule.diameter_mm / 2 + cfg.mechanics.seed_band_mm
-    for i in range(len(cfg.seeds)):
-        p0, p1 = seed_axis(cfg, i)
+    reach = capsule.diameter_mm / 2 + band_mm
+    for c, direction in zip(seeds.positions_mm, seeds.directions, strict=True):
+        half = 0.5 * capsule.length_mm * direction
+        p0, p1 = c - half, c + half
         d = p1 - p0
         t = np.clip((x - p0) @ d / (d @ d), 0.0, 1.0)
         near |= np.linalg.norm(x - (p0 + t[:, None] * d), axis=1) <= reach
@@ -125,9 +128,11 @@ def von_mises_fields(sol: ElasticSolution) -> tuple[fem.Function, np.ndarray, np
 
 
 def summarize(
-    sol: ElasticSolution, model: Model, cfg: Config, scenario: str
+    sol: ElasticSolution, model: Model, scenario: str, *, mechanics: Mechanics, seeds: Plan,
+    capsule: SeedCapsule,
 ) -> tuple[dict, fem.Function]:
-    """The result record of one scenario (JSON-ready) and the DG0 von Mises field; collective."""
+    """The result record of one scenario under the load of `mechanics` (JSON-ready) and the DG0
+    von Mises field; `seeds`: the mesh's capsules (of the seed band); collective."""
     comm, mesh = model.comm, model.mesh
     n = mesh.topology.index_map(3).size_local
     dg0, values, weights = von_mises_fields(sol)
@@ -137,14 +142,14 @@ def summarize(
         cells = np.concatenate([model.cell_tags.find(model.tag(r)) for r in members])
         cells = np.unique(cells[cells < n])
         stats[name] = weighted_stats(values[cells].ravel(), weights[cells].ravel(), comm)
-    band = seed_band_cells(model, cfg)
+    band = seed_band_cells(model, seeds, capsule, mechanics.seed_band_mm)
     if comm.allreduce(band.size) > 0:
         stats[SEED_BAND] = weighted_stats(values[band].ravel(), weights[band].ravel(), comm)
 
     u = sol.u.x.array.reshape(-1, 3)
     n_u = sol.u.function_space.dofmap.index_map.size_local
     umax = comm.allreduce(float(np.linalg.norm(u[:n_u], axis=1).max(initial=0.0)), op=MPI.MAX)
-    direction = np.asarray(cfg.mechanics.load_direction, float)
+    direction = np.asarray(mechanics.load_direction, float)
     direction /= np.linalg.norm(direction)
     applied = float(sol.applied_N @ direction)  # along the load
     reaction = float(-sol.reaction_N @ direction)  # the support pushes against the load
@@ -156,7 +161,7 @@ def summarize(
         "reaction_vector_N": sol.reaction_N.tolist(),
         "dofs": sol.dofs,
         "iterations": sol.iterations,
-        "solver": cfg.mechanics.solver,
+        "solver": mechanics.solver,
         "petsc_options": dict(sol.petsc_options),  # the user's, applied after the built-in ones
         "converged_reason": sol.converged_reason,
         "strain_energy_mJ": sol.strain_energy_mJ,

@@ -1,7 +1,7 @@
 """Plan evaluation: a seed plan's dose and mechanical metrics in one record, fast enough to search.
 
-`PlanEvaluator(model, cfg)` works on one mesh without seeds (the tumour model) and prepares once:
-the tumour solution (reference of the relative metrics and start of every solve), the
+`PlanEvaluator(model, layout, ...)` works on one mesh without seeds (the tumour model) and
+prepares once: the tumour solution (reference of the relative metrics and start of every solve), the
 constrained tumour operator A_t and its factorisation, the cells that may hold seeds (all
 of L4) with their sample points, and the dose sample points of the lesion and the canal.
 `evaluate(plan)` then
@@ -37,9 +37,17 @@ from spinefe.common import regions as R
 from spinefe.common.errors import PlanningError, SolverError
 from spinefe.common.parallel import share_cores
 from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
-from spinefe.config.sections import Config, Seed
+from spinefe.config.sections import (
+    Config,
+    Dosimetry,
+    Lesion,
+    Materials,
+    Mechanics,
+    Seed,
+    SeedCapsule,
+)
 from spinefe.dose.mesh_dose import ORGAN_AT_RISK, TARGET, quadrature_samples
-from spinefe.geometry.layout import segment_layout
+from spinefe.geometry.layout import SegmentLayout
 from spinefe.geometry.mesh import Model, build_mesh, cell_volumes, marker_tags
 from spinefe.mechanics.elasticity import ElasticSystem, assemble_elasticity
 from spinefe.mechanics.embedded import TitaniumFraction, homogenise
@@ -92,15 +100,17 @@ class MechanicalProbe:
       the strain energy density over the lesion's bone, i.e. without the cells that hold
       titanium (the seeds region, or `titanium_cells` of an embedded plan);
     - the segment's axial stiffness: load / mean displacement of L4.superior along it (N/mm).
-    Collective. P1 stresses are constant per cell, so one point per cell is exact; L4 has no
-    nearly incompressible cells, so the stress is Hooke's law without the nodal pressure.
+    `lesion`: the lesion ellipsoid; `mechanics`: the axial load. Collective. P1 stresses are
+    constant per cell, so one point per cell is exact; L4 has no nearly incompressible cells,
+    so the stress is Hooke's law without the nodal pressure.
     """
 
-    def __init__(self, model: Model, cfg: Config, u: fem.Function, materials: MaterialFields):
+    def __init__(self, model: Model, u: fem.Function, materials: MaterialFields, lesion: Lesion,
+                 mechanics: Mechanics):
         mesh = model.mesh
         if u.function_space.element.basix_element.degree != 1:
             raise ValueError("mechanics.degree: plan metrics need P1 displacements")
-        self.comm, self.cfg = mesh.comm, cfg
+        self.comm = mesh.comm
         n = mesh.topology.index_map(3).size_local
 
         def owned(cells):
@@ -109,7 +119,7 @@ class MechanicalProbe:
         self.groups = {g: owned(region_cells(model, regions))
                        for g, regions in STRESS_GROUPS.items()}
         hosts = owned(region_cells(model, [R.LESION, R.SEEDS, "L4.trabecular"]))
-        self.lesion = hosts[in_lesion(cfg, dolfinx.mesh.compute_midpoints(mesh, 3, hosts))]
+        self.lesion = hosts[in_lesion(lesion, dolfinx.mesh.compute_midpoints(mesh, 3, hosts))]
         self.capsules = owned(region_cells(model, [R.SEEDS])) if R.SEEDS in model.names \
             else np.empty(0, np.int32)
         self.cells = np.unique(np.concatenate([*self.groups.values(), self.lesion]))
@@ -122,9 +132,9 @@ class MechanicalProbe:
         self.fields = fem.Expression(
             ufl.as_vector([sigma[i, j] for i, j in pairs] + [eps[i, j] for i, j in pairs]), centre)
         self.mesh = mesh
-        direction = np.asarray(cfg.mechanics.load_direction, float)
+        direction = np.asarray(mechanics.load_direction, float)
         direction /= np.linalg.norm(direction)
-        self.load_N = cfg.mechanics.load_N
+        self.load_N = mechanics.load_N
         top = marker_tags(mesh, 2, [(model.facet_tags.find(model.tag(R.L4_SUPERIOR)), 1)])
         ds = ufl.Measure("ds", domain=mesh, subdomain_data=top, subdomain_id=1)
         self.area = self.comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds)), op=MPI.SUM)
@@ -189,11 +199,12 @@ def relative_to(metrics: dict, reference: dict) -> dict:
 
 class DoseProbe:
     """Lesion and canal dose metrics of a plan at fixed sample points (quadrature points of the
-    regions' owned cells, basix degree `degree`); points inside a capsule are left out."""
+    regions' owned cells, basix degree `degree`) with the formalism and prescription of
+    `dosimetry`; points inside a capsule are left out."""
 
-    def __init__(self, model: Model, cfg: Config, degree: int = 2):
+    def __init__(self, model: Model, dosimetry: Dosimetry, degree: int = 2):
         n = model.mesh.topology.index_map(3).size_local
-        self.comm, self.cfg = model.comm, cfg
+        self.comm, self.dosimetry = model.comm, dosimetry
         self.samples = {}
         for name in (TARGET, ORGAN_AT_RISK):
             if name in model.names:
@@ -204,15 +215,15 @@ class DoseProbe:
 
     def _gathered(self, name: str, plan: Plan) -> Samples:
         x, vol = self.samples[name]
-        pd = dose_rate(x, plan, self.cfg.dosimetry.formalism)
+        pd = dose_rate(x, plan, self.dosimetry.formalism)
         keep = ~pd.inside_capsule
         dose = np.concatenate(self.comm.allgather(pd.total_dose_Gy[keep]))
         return Samples.of(dose, np.concatenate(self.comm.allgather(vol[keep])))
 
     def __call__(self, plan: Plan) -> dict:
         out = {"target": target_metrics(self._gathered(TARGET, plan),
-                                        self.cfg.dosimetry.prescription_Gy),
-               "prescription_Gy": self.cfg.dosimetry.prescription_Gy}
+                                        self.dosimetry.prescription_Gy),
+               "prescription_Gy": self.dosimetry.prescription_Gy}
         if ORGAN_AT_RISK in self.samples:
             out["organ_at_risk"] = oar_metrics(self._gathered(ORGAN_AT_RISK, plan))
         return out
@@ -221,7 +232,9 @@ class DoseProbe:
 class PlanEvaluator:
     """Evaluates seed plans on one fixed mesh without seeds (module docstring); collective.
 
-    model: the segment meshed without seeds (cfg.seeds empty), dose-only regions included;
+    model: the segment meshed without seeds (seeds = []), dose-only regions included;
+    layout: its layout (the seeds' safety checks); materials, lesion, mechanics (the axial load
+    and its solver), capsule and dosimetry: the config's sections;
     rule: the homogenisation rule (mechanics.embedded.RULES); rtol: CG tolerance relative to the
     load vector (1e-5 keeps the metrics to 6e-6 of a 1e-11 solve, docs/planning.md);
     dose_degree: quadrature degree of the dose samples per cell (2: D90 within 0.02 % of 8);
@@ -230,30 +243,30 @@ class PlanEvaluator:
     the tumour (voigt: CG on the tumour factorisation needs thousands of iterations).
     The solver is CG preconditioned by the tumour operator's Cholesky factorisation
     (mechanics.solvers.FactorisedCG: 6-10 iterations at rtol 1e-5 where the tumour operator's
-    GAMG needs 62; docs/planning.md); `cfg.mechanics.petsc` options override its built-in ones.
+    GAMG needs 62; docs/planning.md); `mechanics.petsc` options override its built-in ones.
     """
 
-    def __init__(self, model: Model, cfg: Config, rule: str = "mori_tanaka",
-                 rtol: float = 1e-5, max_iterations: int = 200, dose_degree: int = 2,
-                 factorise_each_plan: bool = False):
+    def __init__(self, model: Model, layout: SegmentLayout, *, materials: Materials,
+                 lesion: Lesion, mechanics: Mechanics, capsule: SeedCapsule, dosimetry: Dosimetry,
+                 rule: str = "mori_tanaka", rtol: float = 1e-5, max_iterations: int = 200,
+                 dose_degree: int = 2, factorise_each_plan: bool = False):
         t0 = time.perf_counter()
         if R.SEEDS in model.names:
             raise ValueError("seeds: the evaluator embeds the plan's seeds in a mesh without "
                              "seeds; mesh the segment with seeds = []")
         homogenise(rule, 0.0, 1.0, 0.3, 1.0, 0.3)  # refuse an unknown rule before the set-up
         share_cores(model.comm)
-        self.cfg, self.rule, self.comm = cfg, rule, model.comm
-        self.layout = segment_layout(cfg)
+        self.rule, self.comm = rule, model.comm
+        self.layout, self.capsule, self.titanium = layout, capsule, materials.Ti6Al4V
         mech = load_bearing(model)
         mesh = mech.mesh
-        m = cfg.mechanics
         self.rtol = rtol
-        self.host = material_fields(mech, cfg, "tumour")
+        self.host = material_fields(mech, materials, lesion, "tumour")
         self.materials = MaterialFields(self.host.E.copy(), self.host.nu.copy())
         self.system: ElasticSystem = assemble_elasticity(
-            self.host, segment_load_case(mech, cfg), 1, m.nearly_incompressible_nu)
+            self.host, segment_load_case(mech, mechanics), 1, mechanics.nearly_incompressible_nu)
         self.A = self.system.A.copy()  # A_t + dK of the current plan
-        self.petsc_options = dict(m.petsc)
+        self.petsc_options = dict(mechanics.petsc)
         self.solver = FactorisedCG(self.A, self.system.A, rtol, max_iterations,
                                    self.petsc_options)
         self.tumour_u = self.system.uh.copy()
@@ -291,8 +304,8 @@ class PlanEvaluator:
             * ufl.dx(domain=mesh, subdomain_id=1))
         self.hosts = hosts
 
-        self.mechanics = MechanicalProbe(mech, cfg, self.u, self.materials)
-        self.dose = DoseProbe(model, cfg, dose_degree)
+        self.mechanics = MechanicalProbe(mech, self.u, self.materials, lesion, mechanics)
+        self.dose = DoseProbe(model, dosimetry, dose_degree)
         self.u.x.array[:] = self.tumour_u.x.array
         self.tumour = self.mechanics()
         self.tumour_sed = self.mechanics.lesion_sed()
@@ -311,7 +324,7 @@ class PlanEvaluator:
     def embed(self, plan: Plan) -> np.ndarray:
         """Set the homogenised moduli of `plan`'s capsules; returns the titanium fraction per
         seed-host cell. PlanningError names a seed that overlaps another or leaves L4."""
-        capsule = self.cfg.seed_capsule
+        capsule = self.capsule
         check_seeds(self.layout, plan.positions_mm, plan.directions, capsule.diameter_mm,
                     capsule.length_mm)
         phi, found = self.fraction(plan.positions_mm, plan.directions, capsule.diameter_mm,
@@ -323,7 +336,7 @@ class PlanEvaluator:
                 raise PlanningError(
                     f"seed {i} at {np.round(plan.positions_mm[i], 2).tolist()}: only "
                     f"{100 * v / full:.0f} % of its capsule lies in the L4 vertebra")
-        ti = self.cfg.materials.Ti6Al4V
+        ti = self.titanium
         E, nu = homogenise(self.rule, phi, self.host.E.x.array[self.cell_dofs],
                            self.host.nu.x.array[self.cell_dofs], ti.E_MPa, ti.nu)
         self.materials.E.x.array[self.cell_dofs] = E
@@ -383,13 +396,14 @@ def plan_config(cfg: Config, plan: Plan) -> Config:
     return cfg.model_copy(update={"seeds": seeds, "mechanics": mechanics})
 
 
-def conforming_metrics(model: Model, cfg: Config) -> dict:
+def conforming_metrics(model: Model, materials: Materials, lesion: Lesion,
+                       mechanics: Mechanics) -> dict:
     """Mechanical metrics of the implanted scenario on a load-bearing model whose capsules are
-    meshed (cfg.seeds), relative to the tumour scenario on the same mesh; collective."""
+    meshed, relative to the tumour scenario on the same mesh; collective."""
     metrics = {}
     for scenario in ("tumour", "implanted"):
-        sol = solve_segment(model, cfg, scenario)
-        metrics[scenario] = MechanicalProbe(model, cfg, sol.u, sol.materials)()
+        sol = solve_segment(model, material_fields(model, materials, lesion, scenario), mechanics)
+        metrics[scenario] = MechanicalProbe(model, sol.u, sol.materials, lesion, mechanics)()
     mech = metrics["implanted"]
     mech["relative_to_tumour"] = relative_to(mech, metrics["tumour"])
     mech["solver"] = {"model": "conforming", "dofs": sol.dofs, "iterations": sol.iterations}
@@ -404,7 +418,7 @@ def evaluate_conforming(cfg: Config, plan: Plan, comm: MPI.Comm,
     pcfg = plan_config(cfg, plan)
     model = load_bearing(build_mesh(pcfg, comm, cache_dir))
     t1 = time.perf_counter()
-    mech = conforming_metrics(model, pcfg)
+    mech = conforming_metrics(model, pcfg.materials, pcfg.lesion, pcfg.mechanics)
     solver = mech.pop("solver")
     t2 = time.perf_counter()
     solver["seconds"] = {"mesh": t1 - t0, "solve": t2 - t1, "total": t2 - t0}

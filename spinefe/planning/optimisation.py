@@ -214,7 +214,10 @@ class PlanSearch:
         if cache_dir is not None:
             build_mesh(self.seedless, comm, cache_dir)
         model = build_mesh(self.seedless, self.group, cache_dir)
-        self.evaluator = PlanEvaluator(model, self.seedless, dose_degree=opt.dose_degree)
+        self.evaluator = PlanEvaluator(
+            model, self.layout, materials=cfg.materials, lesion=cfg.lesion,
+            mechanics=cfg.mechanics, capsule=cfg.seed_capsule, dosimetry=cfg.dosimetry,
+            dose_degree=opt.dose_degree)
         #: Checkpointed with the search: the archive (design -> record or None) and history.
         self.state: dict = {"archive": {}, "history": []}
         self._values: dict = {}

@@ -15,6 +15,7 @@ from spinefe.common.parallel import on_root, write_json
 from spinefe.common.provenance import provenance
 from spinefe.config.overrides import override
 from spinefe.config.sections import Config
+from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.mesh import build_mesh
 from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming, evaluation_markdown
 from spinefe.planning.needles import Needle
@@ -71,7 +72,10 @@ def evaluate_plan(cfg: Config, plan: Plan, out: Path, comm, cache_dir: Path | No
     if comm.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     model = build_mesh(cfg, comm, cache_dir)
-    record = {"embedded": PlanEvaluator(model, cfg, rule=rule).evaluate(plan).record(),
+    evaluator = PlanEvaluator(model, segment_layout(cfg), materials=cfg.materials,
+                              lesion=cfg.lesion, mechanics=cfg.mechanics,
+                              capsule=cfg.seed_capsule, dosimetry=cfg.dosimetry, rule=rule)
+    record = {"embedded": evaluator.evaluate(plan).record(),
               "mpi_size": comm.size, "provenance": provenance(comm, cfg.hash())}
     if conforming:
         record["conforming"] = evaluate_conforming(cfg, plan, comm, cache_dir).record()

@@ -16,7 +16,7 @@ from dosimetry import Plan
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
 from spinefe.config.sections import Config
-from spinefe.dose.mesh_dose import DoseResult, evaluate_dose
+from spinefe.dose.mesh_dose import DoseResult, config_plan, evaluate_dose
 from spinefe.geometry.mesh import Model, build_mesh, mesh_summary, write_mesh_xdmf
 from spinefe.mechanics.rom import run_rom
 from spinefe.mechanics.scenarios import ScenarioRecord, compare_scenarios, run_scenario
@@ -51,13 +51,20 @@ def mesh_segment(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
     return summary
 
 
+def _scenario_inputs(cfg: Config) -> dict:
+    """The sections `run_scenario` and `compare_scenarios` take, the config's seeds (the
+    meshed capsules) and its hash."""
+    return {"materials": cfg.materials, "lesion": cfg.lesion, "mechanics": cfg.mechanics,
+            "seeds": config_plan(cfg), "capsule": cfg.seed_capsule, "config_hash": cfg.hash()}
+
+
 def solve_scenario(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
                    figure: bool = True) -> ScenarioRecord:
     """The linear segment in the scenario cfg.mechanics.scenario: out/summary.json, the fields,
     and out/von_mises.png (`figure`); returns the scenario's record."""
     model = load_bearing(open_segment(cfg, out, comm, cache_dir))
     scenario = cfg.mechanics.scenario
-    record, vm = run_scenario(model, cfg, scenario, out)
+    record, vm = run_scenario(model, scenario, out, **_scenario_inputs(cfg))
     if figure:
         n = model.mesh.topology.index_map(3).size_local
         render_von_mises(model, {scenario: vm.x.array[:n]}, out / "von_mises.png")
@@ -83,7 +90,9 @@ def segment_case(cfg: Config, out: Path, comm, cache_dir: Path | None = None, *,
     (default: the config's seeds) on the same mesh in out/dose/ (`seed_dose`'s files)."""
     model = open_segment(cfg, out, comm, cache_dir)
     bearing = load_bearing(model)
-    records, comparison, maps = compare_scenarios(bearing, cfg, out, nonlinear, fields)
+    records, comparison, maps = compare_scenarios(
+        bearing, out, **_scenario_inputs(cfg), nonlinear=cfg.nonlinear if nonlinear else None,
+        fields=fields)
     render_von_mises(bearing, maps, out / "von_mises.png")
     summary = None
     if dose:
@@ -113,4 +122,7 @@ def range_of_motion(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
     """The nonlinear segment under the pure moments of cfg.rom: out/summary.json and out/rom.md
     (spinefe.mechanics.rom.run_rom; `scenario` default cfg.mechanics.scenario); returns the
     summary."""
-    return run_rom(load_bearing(open_segment(cfg, out, comm, cache_dir)), cfg, out, scenario)
+    return run_rom(load_bearing(open_segment(cfg, out, comm, cache_dir)), out,
+                   scenario or cfg.mechanics.scenario, materials=cfg.materials, lesion=cfg.lesion,
+                   mechanics=cfg.mechanics, nonlinear=cfg.nonlinear, rom=cfg.rom,
+                   config_hash=cfg.hash())
