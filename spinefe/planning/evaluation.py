@@ -36,7 +36,8 @@ from dosimetry.tg43 import dose_rate
 from spinefe.common import regions as R
 from spinefe.common.errors import PlanningError, SolverError
 from spinefe.common.parallel import share_cores
-from spinefe.config.sections import Config, Seed
+from spinefe.config.plans import plan_config
+from spinefe.config.sections import Config
 from spinefe.dose.mesh_dose import ORGAN_AT_RISK, TARGET, quadrature_samples
 from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.mesh import Model, build_mesh, cell_volumes, marker_tags
@@ -372,14 +373,6 @@ class PlanEvaluator:
         solver["seconds"]["dose"] = time.perf_counter() - t1
         solver["seconds"]["total"] = time.perf_counter() - t0
         return PlanEvaluation(plan.name, len(plan.seeds), dose, mech, solver)
-
-
-def plan_config(cfg: Config, plan: Plan) -> Config:
-    """`cfg` with the plan's seeds as meshed capsules and the implanted scenario."""
-    seeds = tuple(Seed(position_mm=tuple(map(float, p)), direction=tuple(map(float, d)))
-                  for p, d in zip(plan.positions_mm, plan.directions, strict=True))
-    mechanics = cfg.mechanics.model_copy(update={"scenario": "implanted"})
-    return cfg.model_copy(update={"seeds": seeds, "mechanics": mechanics})
 
 
 def conforming_metrics(model: Model, cfg: Config) -> dict:
