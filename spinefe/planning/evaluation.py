@@ -37,7 +37,7 @@ from spinefe.common import regions as R
 from spinefe.common.errors import PlanningError, SolverError
 from spinefe.common.parallel import share_cores
 from spinefe.config.plans import plan_config
-from spinefe.config.sections import Config
+from spinefe.config.sections import Config, Dosimetry
 from spinefe.dose.mesh_dose import ORGAN_AT_RISK, TARGET, quadrature_samples
 from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.mesh import Model, build_mesh, cell_volumes, marker_tags
@@ -189,11 +189,12 @@ def relative_to(metrics: dict, reference: dict) -> dict:
 
 class DoseProbe:
     """Lesion and canal dose metrics of a plan at fixed sample points (quadrature points of the
-    regions' owned cells, basix degree `degree`); points inside a capsule are left out."""
+    regions' owned cells, basix degree `degree`), with the formalism and prescription of
+    `dosimetry`; points inside a capsule are left out."""
 
-    def __init__(self, model: Model, cfg: Config, degree: int = 2):
+    def __init__(self, model: Model, dosimetry: Dosimetry, degree: int = 2):
         n = model.mesh.topology.index_map(3).size_local
-        self.comm, self.cfg = model.comm, cfg
+        self.comm, self.dosimetry = model.comm, dosimetry
         self.samples = {}
         for name in (TARGET, ORGAN_AT_RISK):
             if name in model.names:
@@ -204,15 +205,14 @@ class DoseProbe:
 
     def _gathered(self, name: str, plan: Plan) -> Samples:
         x, vol = self.samples[name]
-        pd = dose_rate(x, plan, self.cfg.dosimetry.formalism)
+        pd = dose_rate(x, plan, self.dosimetry.formalism)
         keep = ~pd.inside_capsule
         dose = np.concatenate(self.comm.allgather(pd.total_dose_Gy[keep]))
         return Samples.of(dose, np.concatenate(self.comm.allgather(vol[keep])))
 
     def __call__(self, plan: Plan) -> dict:
-        out = {"target": target_metrics(self._gathered(TARGET, plan),
-                                        self.cfg.dosimetry.prescription_Gy),
-               "prescription_Gy": self.cfg.dosimetry.prescription_Gy}
+        rx = self.dosimetry.prescription_Gy
+        out = {"target": target_metrics(self._gathered(TARGET, plan), rx), "prescription_Gy": rx}
         if ORGAN_AT_RISK in self.samples:
             out["organ_at_risk"] = oar_metrics(self._gathered(ORGAN_AT_RISK, plan))
         return out
@@ -292,7 +292,7 @@ class PlanEvaluator:
         self.hosts = hosts
 
         self.mechanics = MechanicalProbe(mech, cfg, self.u, self.materials)
-        self.dose = DoseProbe(model, cfg, dose_degree)
+        self.dose = DoseProbe(model, cfg.dosimetry, dose_degree)
         self.u.x.array[:] = self.tumour_u.x.array
         self.tumour = self.mechanics()
         self.tumour_sed = self.mechanics.lesion_sed()
