@@ -40,10 +40,10 @@ def make_plan(cfg, access: str, density: str, activity: float, seeds: int | None
     from spinefe.geometry.layout import segment_layout
     from spinefe.planning.patterns import plan_pattern, seed_count
 
+    site = (segment_layout(cfg), cfg.lesion, cfg.seed_capsule, cfg.dosimetry)
     if seeds is None:
-        return plan_pattern(cfg, access, density, activity, PRESCRIPTION_GY)[0]
-    _, _, place = seed_count(segment_layout(cfg), cfg, access, density, activity,
-                             PRESCRIPTION_GY)
+        return plan_pattern(*site, access, density, activity, PRESCRIPTION_GY)[0]
+    _, _, place = seed_count(*site, access, density, activity, PRESCRIPTION_GY)
     positions, directions = place(seeds)
     return Plan.uniform(positions, directions, strength_from_activity(activity),
                         cfg.dosimetry.seed_model,

@@ -65,7 +65,8 @@ def main() -> None:
     results = []
     for dense, sparse in pairs(evaluation_rows(archive), analysis, args.pairs):
         for family, row in (("dense", dense), ("sparse", sparse)):
-            plan = design_plan(layout, cfg, row_design(row))
+            plan = design_plan(layout, cfg.lesion, cfg.seed_capsule, cfg.dosimetry,
+                               row_design(row))
             result = {"family": family, "plan": plan.name, "seeds": row["seeds"],
                       "activity_mCi": row["activity_mCi"], "V100_percent": row["V100_percent"]}
             try:

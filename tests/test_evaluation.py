@@ -18,9 +18,12 @@ CORTICAL = "L4.cortical_endplates"
 @pytest.fixture(scope="module")
 def plan():
     """Bilateral sparse loading at 0.8 mCi: 11 seeds on six needles."""
+    from spinefe.geometry.layout import segment_layout
     from spinefe.planning.patterns import plan_pattern
 
-    return plan_pattern(seedless(), "bilateral", "sparse", 0.8, 150.0)[0]
+    cfg = seedless()
+    return plan_pattern(segment_layout(cfg), cfg.lesion, cfg.seed_capsule, cfg.dosimetry,
+                        "bilateral", "sparse", 0.8, 150.0)[0]
 
 
 def _evaluator(model, **options):
@@ -65,7 +68,7 @@ def test_embedded_bounds_and_conforming_reference(seedless_model, default_model)
     On one mesh the stiffer rule gives the stiffer segment (compliance is monotone in the
     moduli): tumour < reuss <= mori_tanaka <= voigt. The conforming lesion modulus lies between
     the Reuss and Voigt ones, close to Mori-Tanaka's; so do the cortical percentiles."""
-    from spinefe.dose.mesh_dose import config_plan
+    from spinefe.config.plans import config_plan
     from spinefe.mechanics.segment import load_bearing
     from spinefe.planning.evaluation import conforming_metrics
 

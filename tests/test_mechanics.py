@@ -13,7 +13,7 @@ from conftest import coarse, spinefe_cmd
 from spinefe.common import regions as R
 from spinefe.common.errors import ConfigError
 from spinefe.config.loading import parse_config
-from spinefe.dose.mesh_dose import config_plan
+from spinefe.config.plans import config_plan
 from spinefe.mechanics.materials import cell_materials, in_lesion, material_fields
 
 pytestmark = pytest.mark.parallel

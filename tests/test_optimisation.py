@@ -22,6 +22,7 @@ from tests.conftest import TEST_H, coarse, spinefe_cmd
 CFG = Config()
 OPT = CFG.optimisation
 LAYOUT = segment_layout(CFG)
+SITE = (LAYOUT, CFG.lesion, CFG.seed_capsule)  # what a design's seeds are planned in
 N_GENES = n_genes(OPT)
 
 
@@ -43,11 +44,11 @@ def test_decode_covers_every_choice_and_clips():
 
 def test_a_design_plans_checked_seeds_along_its_needles():
     design = Design(0.6, "bilateral", 3, 8.0, 0.8, 0.45, 0.5, 2)
-    needles, positions, directions, activities = design_seeds(LAYOUT, CFG, design)
+    needles, positions, directions, activities = design_seeds(*SITE, design)
     assert len(needles) == 6 and len(positions) == 12 and set(activities) == {0.6}
     np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0)
     with pytest.raises(PlanningError, match="spinal canal"):
-        design_seeds(LAYOUT, CFG, Design(0.6, "unilateral_left", 2, 8.0, 0.8, 0.2, 0.5, 2))
+        design_seeds(*SITE, Design(0.6, "unilateral_left", 2, 8.0, 0.8, 0.2, 0.5, 2))
 
 
 def _record(d90, v100, v150, canal, cortical, lesion):
@@ -64,7 +65,7 @@ def test_hybrid_plans_alternate_activities_between_needles():
     x = np.array([0.0, 0.9, 0.9, 0.6, 0.8, 0.4, 0.6, 0.3, 0.99])  # bilateral, 4 per side
     design = decode(x, hybrid)
     assert (design.activity_mCi, design.hybrid_activity_mCi) == (0.3, 0.8)
-    _, positions, _, activities = design_seeds(LAYOUT, CFG, design)
+    _, positions, _, activities = design_seeds(*SITE, design)
     assert sorted(set(activities)) == [0.3, 0.8] and len(activities) == len(positions)
     assert [design.needle_activity(i) for i in range(8)] == [0.3, 0.8] * 4
     # The same activity twice, or one needle per side, is a plain plan.
@@ -81,19 +82,18 @@ def test_activities_outside_the_seed_range_are_refused():
 
 def test_objectives_and_constraints():
     design = Design(0.6, "bilateral", 3, 8.0, 0.8, 0.45, 0.5, 2)
-    limits = Config().model_copy(update={"optimisation": OPT.model_copy(update={
-        "v150_max_percent": 60.0, "v200_max_percent": 30.0, "canal_d01cc_max_Gy": 100.0})})
-    F, G = design_values(design, _record(165.0, 95.0, 45.0, 80.0, 0.998, 1.02), limits)
+    limits = OPT.model_copy(update={
+        "v150_max_percent": 60.0, "v200_max_percent": 30.0, "canal_d01cc_max_Gy": 100.0})
+    F, G = design_values(design, _record(165.0, 95.0, 45.0, 80.0, 0.998, 1.02), limits, 150.0)
     assert F == pytest.approx([-95.0, 0.998, -1.02, 6.0])
     assert G == pytest.approx([-0.1, -1.0, -0.25, -0.5, -0.2])  # all met
-    _, G = design_values(design, _record(120.0, 80.0, 70.0, 130.0, 0.999, 1.01), limits)
+    _, G = design_values(design, _record(120.0, 80.0, 70.0, 130.0, 0.999, 1.01), limits, 150.0)
     assert G == pytest.approx([0.2, -1.0, 1 / 6, -2 / 9, 0.3])  # D90, V150 and canal violated
-    F, G = design_values(design, None, limits)  # not a valid plan
+    F, G = design_values(design, None, limits, 150.0)  # not a valid plan
     assert min(G) > 0 and F[3] == 6.0
-    assert len(design_values(design, None, CFG)[1]) == 3  # V150 <= 60 % by default
-    unlimited = CFG.model_copy(update={"optimisation": OPT.model_copy(update={
-        "v150_max_percent": 100.0})})
-    assert len(design_values(design, None, unlimited)[1]) == 2
+    assert len(design_values(design, None, OPT, 150.0)[1]) == 3  # V150 <= 60 % by default
+    unlimited = OPT.model_copy(update={"v150_max_percent": 100.0})
+    assert len(design_values(design, None, unlimited, 150.0)[1]) == 2
 
 
 def test_recommended_plans_follow_the_clinical_reading():
@@ -114,7 +114,7 @@ def test_the_front_holds_every_feasible_non_dominated_plan():
                c: _record(160.0, 96.0, 40.0, 50.0, 0.9975, 1.015),  # dominated by b
                d: _record(140.0, 99.0, 40.0, 50.0, 0.99, 1.05),    # misses D90
                Design(0.6, "unilateral_left", 2, 8.0, 0.8, 0.2, 0.5, 2): None}
-    values = {d: design_values(d, record, CFG) for d, record in archive.items()}
+    values = {d: design_values(d, record, OPT, 150.0) for d, record in archive.items()}
     assert archive_front(values) == [b, a]  # sorted by -V100
 
 

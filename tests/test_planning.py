@@ -21,6 +21,8 @@ from spinefe.planning.patterns import ACCESS, DENSITY, pattern_needles, seed_cou
 
 CFG = Config()
 LAYOUT = segment_layout(CFG)
+#: What the planner reads besides the layout: the lesion, the capsule and the dose settings.
+SITE = (LAYOUT, CFG.lesion, CFG.seed_capsule, CFG.dosimetry)
 
 
 def test_good_path_along_the_pedicle_is_accepted():
@@ -108,7 +110,7 @@ def test_seed_checks_name_the_offending_seed():
 @pytest.mark.parametrize("density", list(DENSITY))
 @pytest.mark.parametrize("access", ACCESS)
 def test_pattern_needles_pass_every_check(access, density):
-    needles = pattern_needles(LAYOUT, CFG, access, density)
+    needles = pattern_needles(LAYOUT, CFG.lesion, access, density)
     sides = 2 if access == "bilateral" else 1
     assert len(needles) == sides * DENSITY[density].needles_per_side
     check_needles(LAYOUT, needles)
@@ -117,7 +119,7 @@ def test_pattern_needles_pass_every_check(access, density):
 def test_seed_count_rises_as_activity_falls():
     """Bilateral dense loading of the default lesion at 150 Gy: the count is monotone in the
     activity and strictly larger at 0.3 than at 0.8 mCi."""
-    counts = [seed_count(LAYOUT, CFG, "bilateral", "dense", a, 150.0)[0].seeds_needed
+    counts = [seed_count(*SITE, "bilateral", "dense", a, 150.0)[0].seeds_needed
               for a in (0.3, 0.45, 0.6, 0.8)]
     assert all(c is not None for c in counts), counts
     assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
@@ -134,7 +136,26 @@ def test_seed_count_rises_as_activity_falls():
 def test_bad_planner_input_is_refused(kwargs, message):
     args = {"access": "bilateral", "density": "dense", "activity_mCi": 0.45, **kwargs}
     with pytest.raises(PlanningError, match=message):
-        seed_count(LAYOUT, CFG, args["access"], args["density"], args["activity_mCi"], 150.0)
+        seed_count(*SITE, args["access"], args["density"], args["activity_mCi"], 150.0)
+
+
+def test_a_plan_written_into_the_config_reads_back():
+    """plan_config is the inverse of config_plan for the seeds' positions and directions; the
+    strengths come from [dosimetry] (every configured seed alike)."""
+    from dosimetry import Plan
+    from spinefe.config.plans import config_plan, plan_config
+
+    plan = Plan.uniform([[1.0, -2.0, 15.0], [-3.0, -1.5, 20.0]], [[0.0, 0.6, 0.8], [1, 0, 0]],
+                        2.0)
+    cfg = plan_config(CFG, plan)
+    assert cfg.mechanics.scenario == "implanted"
+    back = config_plan(cfg)
+    np.testing.assert_array_equal(back.positions_mm, plan.positions_mm)
+    np.testing.assert_allclose(back.directions, plan.directions, rtol=0, atol=1e-15)
+    assert back.strengths_U.tolist() == [1.270 * CFG.dosimetry.activity_mCi] * 2
+    again = config_plan(CFG)
+    assert plan_config(CFG, again).seeds[3].position_mm == CFG.seeds[3].position_mm
+    assert [s.model for s in again.seeds] == [CFG.dosimetry.seed_model] * len(CFG.seeds)
 
 
 def test_plan_command_writes_a_plan_that_reads_back(tmp_path):

@@ -23,12 +23,11 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from dosimetry import Plan, Samples, conformity_metrics, oar_metrics, target_metrics
-from dosimetry.plan import strength_from_activity
 from dosimetry.tg43 import dose_rate, total_dose_Gy
 from spinefe.common import regions as R
 from spinefe.common.errors import ConfigError
 from spinefe.common.parallel import share_cores
-from spinefe.config.sections import Config
+from spinefe.config.sections import Dosimetry, SeedCapsule
 from spinefe.geometry.mesh import Model
 
 log = logging.getLogger(__name__)
@@ -37,18 +36,6 @@ TARGET = R.LESION
 ORGAN_AT_RISK = R.CANAL
 #: Dose axis of the tabulated cumulative DVHs: 0 to 4 x prescription in 1 % steps.
 DVH_AXIS_PERCENT = np.arange(0.0, 400.0 + 1e-9, 1.0)
-
-
-def config_plan(cfg: Config) -> Plan:
-    """The configured seeds as a plan: every seed of `dosimetry.seed_model` and `activity_mCi`."""
-    d = cfg.dosimetry
-    return Plan.uniform(
-        [s.position_mm for s in cfg.seeds],
-        [s.unit_direction for s in cfg.seeds],
-        strength_from_activity(d.activity_mCi),
-        model=d.seed_model,
-        name=f"{len(cfg.seeds)} seeds x {d.activity_mCi} mCi ({d.seed_model})",
-    )
 
 
 @dataclass
@@ -83,12 +70,15 @@ def quadrature_samples(mesh: dolfinx.mesh.Mesh, cells: np.ndarray, degree: int):
     return points.reshape(-1, 3), volumes.ravel()
 
 
-def region_samples(model: Model, cfg: Config, plan: Plan, names: list[str]) -> dict:
-    """Dose samples of the owned cells of each region in `names` (seeds are never sampled)."""
-    d = cfg.dosimetry
+def region_samples(model: Model, plan: Plan, names: list[str], dosimetry: Dosimetry,
+                   capsule: SeedCapsule) -> dict:
+    """Dose samples of the owned cells of each region in `names` (seeds are never sampled), at
+    the quadrature degrees and formalism of `dosimetry`; cells within `near_seed_mm` of a
+    capsule's axis (of length `capsule.length_mm`) count as near a seed."""
+    d = dosimetry
     mesh = model.mesh
     n_owned = mesh.topology.index_map(3).size_local
-    half = 0.5 * cfg.seed_capsule.length_mm
+    half = 0.5 * capsule.length_mm
     out = {}
     for name in names:
         if name == R.SEEDS:
@@ -150,17 +140,18 @@ class DoseResult:
     inside_capsule_samples: int
 
 
-def evaluate_dose(model: Model, cfg: Config, plan: Plan | None = None) -> DoseResult:
-    """Target and organ-at-risk DVHs, plan metrics and per-region statistics; collective."""
+def evaluate_dose(model: Model, plan: Plan, dosimetry: Dosimetry,
+                  capsule: SeedCapsule) -> DoseResult:
+    """Target and organ-at-risk DVHs, plan metrics (prescription `dosimetry.prescription_Gy`)
+    and per-region statistics of `plan` (`region_samples`); collective."""
     comm = model.comm
     share_cores(comm)
-    plan = plan if plan is not None else config_plan(cfg)
-    rx = cfg.dosimetry.prescription_Gy
+    rx = dosimetry.prescription_Gy
     names = [n for n in model.regions() if n != R.SEEDS]
     if TARGET not in names:
         raise ConfigError(f"lesion.enabled: the dose needs a target region ({TARGET}); the mesh "
                           "has none")
-    samples = region_samples(model, cfg, plan, names)
+    samples = region_samples(model, plan, names, dosimetry, capsule)
     target = gather_samples(comm, samples[TARGET])
     oar = gather_samples(comm, samples[ORGAN_AT_RISK]) if ORGAN_AT_RISK in samples else None
 

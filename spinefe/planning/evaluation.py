@@ -37,13 +37,13 @@ from spinefe.common import regions as R
 from spinefe.common.errors import PlanningError, SolverError
 from spinefe.common.parallel import share_cores
 from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
+from spinefe.config.plans import plan_config
 from spinefe.config.sections import (
     Config,
     Dosimetry,
     Lesion,
     Materials,
     Mechanics,
-    Seed,
     SeedCapsule,
 )
 from spinefe.dose.mesh_dose import ORGAN_AT_RISK, TARGET, quadrature_samples
@@ -199,7 +199,7 @@ def relative_to(metrics: dict, reference: dict) -> dict:
 
 class DoseProbe:
     """Lesion and canal dose metrics of a plan at fixed sample points (quadrature points of the
-    regions' owned cells, basix degree `degree`) with the formalism and prescription of
+    regions' owned cells, basix degree `degree`), with the formalism and prescription of
     `dosimetry`; points inside a capsule are left out."""
 
     def __init__(self, model: Model, dosimetry: Dosimetry, degree: int = 2):
@@ -221,9 +221,8 @@ class DoseProbe:
         return Samples.of(dose, np.concatenate(self.comm.allgather(vol[keep])))
 
     def __call__(self, plan: Plan) -> dict:
-        out = {"target": target_metrics(self._gathered(TARGET, plan),
-                                        self.dosimetry.prescription_Gy),
-               "prescription_Gy": self.dosimetry.prescription_Gy}
+        rx = self.dosimetry.prescription_Gy
+        out = {"target": target_metrics(self._gathered(TARGET, plan), rx), "prescription_Gy": rx}
         if ORGAN_AT_RISK in self.samples:
             out["organ_at_risk"] = oar_metrics(self._gathered(ORGAN_AT_RISK, plan))
         return out
@@ -386,14 +385,6 @@ class PlanEvaluator:
         solver["seconds"]["dose"] = time.perf_counter() - t1
         solver["seconds"]["total"] = time.perf_counter() - t0
         return PlanEvaluation(plan.name, len(plan.seeds), dose, mech, solver)
-
-
-def plan_config(cfg: Config, plan: Plan) -> Config:
-    """`cfg` with the plan's seeds as meshed capsules and the implanted scenario."""
-    seeds = tuple(Seed(position_mm=tuple(map(float, p)), direction=tuple(map(float, d)))
-                  for p, d in zip(plan.positions_mm, plan.directions, strict=True))
-    mechanics = cfg.mechanics.model_copy(update={"scenario": "implanted"})
-    return cfg.model_copy(update={"seeds": seeds, "mechanics": mechanics})
 
 
 def conforming_metrics(model: Model, materials: Materials, lesion: Lesion,

@@ -42,7 +42,7 @@ from spinefe.common.errors import ConfigError, MeshingError, PlanningError, Solv
 from spinefe.common.hashing import canonical_hash
 from spinefe.common.parallel import write_csv
 from spinefe.common.provenance import provenance
-from spinefe.config.sections import Config, Optimisation
+from spinefe.config.sections import Config, Dosimetry, Lesion, Optimisation, SeedCapsule
 from spinefe.geometry.layout import SegmentLayout, segment_layout
 from spinefe.geometry.mesh import build_mesh
 from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
@@ -112,14 +112,13 @@ def decode(x, opt: Optimisation) -> Design:
     return design
 
 
-def design_seeds(layout: SegmentLayout, cfg: Config,
+def design_seeds(layout: SegmentLayout, lesion: Lesion, capsule: SeedCapsule,
                  design: Design) -> tuple[list[Needle], np.ndarray, np.ndarray, np.ndarray]:
-    """The design's checked needles and seeds (centres, directions, activities in mCi): each
-    needle carries `seeds_per_needle` from its tip, or as many as it holds inside the body.
-    PlanningError when the design is not a valid plan."""
-    needles = fan_needles(layout, cfg, design.access, design.needles_per_side,
+    """The design's checked needles into `lesion` and seeds (centres, directions, activities in
+    mCi): each needle carries `seeds_per_needle` from its tip, or as many as it holds inside
+    the body. PlanningError when the design is not a valid plan."""
+    needles = fan_needles(layout, lesion, design.access, design.needles_per_side,
                           design.tip_depth, design.aim, design.spread)
-    capsule = cfg.seed_capsule
     loaded = []
     for index, needle in enumerate(needles):
         n = min(design.seeds_per_needle,
@@ -134,11 +133,12 @@ def design_seeds(layout: SegmentLayout, cfg: Config,
     return needles, positions, directions, activities
 
 
-def design_plan(layout: SegmentLayout, cfg: Config, design: Design):
-    """The design's seed Plan (dosimetry; seed model of cfg.dosimetry); PlanningError when the
-    design is not a valid plan."""
-    _, positions, directions, activities = design_seeds(layout, cfg, design)
-    model = cfg.dosimetry.seed_model
+def design_plan(layout: SegmentLayout, lesion: Lesion, capsule: SeedCapsule,
+                dosimetry: Dosimetry, design: Design) -> Plan:
+    """The design's seed Plan (`design_seeds`; seed model of `dosimetry`); PlanningError when
+    the design is not a valid plan."""
+    _, positions, directions, activities = design_seeds(layout, lesion, capsule, design)
+    model = dosimetry.seed_model
     mix = f"{design.activity_mCi}/{design.hybrid_activity_mCi}" \
         if design.hybrid_activity_mCi else f"{design.activity_mCi}"
     return Plan(tuple(Seed(tuple(p), tuple(d), strength_from_activity(a), model)
@@ -155,36 +155,37 @@ def design_record(design: Design) -> dict:
     return asdict(design) | {"needles": design.needles}
 
 
-def dose_limits(cfg: Config) -> list[tuple[str, float]]:
-    """The active upper limits of `optimisation` as (metric, limit): V150 and V200 below 100 %,
-    the canal D0.1cc when set."""
-    o = cfg.optimisation
-    limits = [(k, v) for k, v in (("V150_percent", o.v150_max_percent),
-                                  ("V200_percent", o.v200_max_percent)) if v < 100.0]
-    if o.canal_d01cc_max_Gy is not None:
-        limits.append(("canal_D0.1cc_Gy", o.canal_d01cc_max_Gy))
+def dose_limits(opt: Optimisation) -> list[tuple[str, float]]:
+    """The active upper limits of `opt` as (metric, limit): V150 and V200 below 100 %, the
+    canal D0.1cc when set."""
+    limits = [(k, v) for k, v in (("V150_percent", opt.v150_max_percent),
+                                  ("V200_percent", opt.v200_max_percent)) if v < 100.0]
+    if opt.canal_d01cc_max_Gy is not None:
+        limits.append(("canal_D0.1cc_Gy", opt.canal_d01cc_max_Gy))
     return limits
 
 
-def constraints(cfg: Config) -> int:
-    """Constraints of the search: D90, validity and the active dose limits."""
-    return 2 + len(dose_limits(cfg))
+def constraints(opt: Optimisation) -> int:
+    """Constraints of the search: D90, validity and the active dose limits of `opt`."""
+    return 2 + len(dose_limits(opt))
 
 
-def design_values(design: Design, record: dict | None, cfg: Config) -> tuple[list, list]:
-    """Objectives F and constraints G (feasible <= 0, relative to the limit) of a design from
-    its evaluation record (None: not a valid plan, which violates the validity constraint)."""
+def design_values(design: Design, record: dict | None, opt: Optimisation,
+                  prescription_Gy: float) -> tuple[list, list]:
+    """Objectives F and constraints G (feasible <= 0, relative to the limit: D90 against
+    `prescription_Gy`, the dose limits of `opt`) of a design from its evaluation record (None:
+    not a valid plan, which violates the validity constraint)."""
     if record is None:
-        return [0.0, 2.0, 0.0, float(design.needles)], [1.0] * constraints(cfg)
+        return [0.0, 2.0, 0.0, float(design.needles)], [1.0] * constraints(opt)
     target = record["dose"]["target"]
     relative = record["mechanics"]["relative_to_tumour"]
     F = [-target["V100_percent"], relative["L4.cortical_endplates"]["max"],
          -relative["lesion_apparent_modulus_MPa"], float(design.needles)]
-    rx = cfg.dosimetry.prescription_Gy
+    rx = prescription_Gy
     values = target | {"canal_D0.1cc_Gy": record["dose"].get("organ_at_risk", {}).get(
         "D0.1cc_Gy")}
     G = [(rx - target["D90_Gy"]) / rx, -1.0]
-    G += [(values[key] - limit) / limit for key, limit in dose_limits(cfg)]
+    G += [(values[key] - limit) / limit for key, limit in dose_limits(opt)]
     return F, G
 
 
@@ -228,7 +229,8 @@ class PlanSearch:
 
     def plan(self, design: Design):
         """The design's Plan (dosimetry); PlanningError when invalid."""
-        return design_plan(self.layout, self.cfg, design)
+        c = self.cfg
+        return design_plan(self.layout, c.lesion, c.seed_capsule, c.dosimetry, design)
 
     def _evaluate(self, design: Design) -> dict | None:
         try:
@@ -254,7 +256,8 @@ class PlanSearch:
         once, in the archive's order."""
         for design, record in self.archive.items():
             if design not in self._values:
-                self._values[design] = design_values(design, record, self.cfg)
+                self._values[design] = design_values(design, record, self.opt,
+                                                     self.cfg.dosimetry.prescription_Gy)
         return self._values
 
 
@@ -337,7 +340,7 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
     data["optimisation"].pop("generations")
     key = canonical_hash(data)
     o = cfg.optimisation
-    problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(cfg))
+    problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(o))
     settings = SearchSettings(o.population, o.generations, o.random_seed)
     algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state,
                       SameDesign(o), key)

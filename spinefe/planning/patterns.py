@@ -26,8 +26,8 @@ import numpy as np
 from dosimetry.coverage import ellipsoid_samples, seeds_needed
 from dosimetry.plan import Plan, strength_from_activity
 from spinefe.common.errors import PlanningError
-from spinefe.config.sections import Config
-from spinefe.geometry.layout import SegmentLayout, segment_layout
+from spinefe.config.sections import Dosimetry, Lesion, SeedCapsule
+from spinefe.geometry.layout import SegmentLayout
 from spinefe.planning.needles import Needle, check_needles, check_seeds, load_seeds, transpedicular
 
 ACCESS = ("unilateral_left", "unilateral_right", "bilateral")
@@ -51,13 +51,14 @@ def _choice(field: str, value: str, allowed) -> None:
         raise PlanningError(f"{field}: unknown {value!r}; allowed: {list(allowed)}")
 
 
-def pattern_needles(layout: SegmentLayout, cfg: Config, access: str, density: str) -> list[Needle]:
-    """The checked needles of one corner for the configured lesion."""
+def pattern_needles(layout: SegmentLayout, lesion: Lesion, access: str,
+                    density: str) -> list[Needle]:
+    """The checked needles of one corner for `lesion`."""
     _choice("density", density, DENSITY)
-    return fan_needles(layout, cfg, access, DENSITY[density].needles_per_side)
+    return fan_needles(layout, lesion, access, DENSITY[density].needles_per_side)
 
 
-def fan_needles(layout: SegmentLayout, cfg: Config, access: str, needles_per_side: int,
+def fan_needles(layout: SegmentLayout, lesion: Lesion, access: str, needles_per_side: int,
                 tip_depth: float = TIP_DEPTH, aim: float | None = None,
                 spread: float = 0.5) -> list[Needle]:
     """The checked fan of `needles_per_side` needles per pedicle of `access`. Tips lie
@@ -68,7 +69,7 @@ def fan_needles(layout: SegmentLayout, cfg: Config, access: str, needles_per_sid
     _choice("access", access, ACCESS)
     if aim is None:
         aim = 0.45 if access == "bilateral" else 0.6
-    centre, radii = np.asarray(cfg.lesion.centre_mm), np.asarray(cfg.lesion.radii_mm)
+    centre, radii = np.asarray(lesion.centre_mm), np.asarray(lesion.radii_mm)
     sides = ("left", "right") if access == "bilateral" else (access.split("_")[1],)
     k = needles_per_side
     needles = []
@@ -122,32 +123,31 @@ def seed_pattern(layout: SegmentLayout, needles: list[Needle], spacing_mm: float
     return place, sum(caps)
 
 
-def seed_count(layout: SegmentLayout, cfg: Config, access: str, density: str,
-               activity_mCi: float, prescription_Gy: float):
-    """Seeds one corner needs for lesion D90 >= prescription at `activity_mCi` (TG-43, seed
-    model of cfg.dosimetry): (Coverage, needles, pattern). Coverage.seeds_needed is None when
-    the needles cannot hold enough."""
+def seed_count(layout: SegmentLayout, lesion: Lesion, capsule: SeedCapsule,
+               dosimetry: Dosimetry, access: str, density: str, activity_mCi: float,
+               prescription_Gy: float):
+    """Seeds one corner needs for lesion D90 >= prescription (Gy) at `activity_mCi` (TG-43,
+    seed model and formalism of `dosimetry`): (Coverage, needles, pattern).
+    Coverage.seeds_needed is None when the needles cannot hold enough."""
     if not 0.1 <= activity_mCi <= 2.0:
         raise PlanningError(f"activity_mCi: {activity_mCi} outside the allowed 0.1-2 mCi")
-    needles = pattern_needles(layout, cfg, access, density)
-    place, most = seed_pattern(layout, needles, DENSITY[density].spacing_mm,
-                               cfg.seed_capsule.length_mm)
+    needles = pattern_needles(layout, lesion, access, density)
+    place, most = seed_pattern(layout, needles, DENSITY[density].spacing_mm, capsule.length_mm)
     if most == 0:
         raise PlanningError(f"{access} {density}: no seed fits on the needles inside the body")
-    points, volumes = ellipsoid_samples(cfg.lesion.centre_mm, cfg.lesion.radii_mm, 1.0)
+    points, volumes = ellipsoid_samples(lesion.centre_mm, lesion.radii_mm, 1.0)
     coverage = seeds_needed(points, volumes, place, activity_mCi, prescription_Gy,
-                            cfg.dosimetry.seed_model, n_max=most,
-                            formalism=cfg.dosimetry.formalism)
+                            dosimetry.seed_model, n_max=most, formalism=dosimetry.formalism)
     return coverage, needles, place
 
 
-def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
+def plan_pattern(layout: SegmentLayout, lesion: Lesion, capsule: SeedCapsule,
+                 dosimetry: Dosimetry, access: str, density: str, activity_mCi: float,
                  prescription_Gy: float):
-    """The plan of one corner with the seed count that covers the lesion: (Plan, needles,
-    Coverage). PlanningError if the needles cannot hold enough seeds."""
-    layout = segment_layout(cfg)
-    coverage, needles, place = seed_count(layout, cfg, access, density, activity_mCi,
-                                          prescription_Gy)
+    """The plan of one corner with the seed count that covers the lesion (`seed_count`):
+    (Plan, needles, Coverage). PlanningError if the needles cannot hold enough seeds."""
+    coverage, needles, place = seed_count(layout, lesion, capsule, dosimetry, access, density,
+                                          activity_mCi, prescription_Gy)
     if coverage.seeds_needed is None:
         most = max(coverage.d90_Gy)
         advice = "raise the activity" + ("" if access == "bilateral" else
@@ -158,8 +158,7 @@ def plan_pattern(cfg: Config, access: str, density: str, activity_mCi: float,
             f"prescription of {prescription_Gy} Gy; {advice}"
         )
     positions, directions = place(coverage.seeds_needed)
-    check_seeds(layout, positions, directions, cfg.seed_capsule.diameter_mm,
-                cfg.seed_capsule.length_mm)
+    check_seeds(layout, positions, directions, capsule.diameter_mm, capsule.length_mm)
     plan = Plan.uniform(positions, directions, strength_from_activity(activity_mCi),
-                        cfg.dosimetry.seed_model, name=f"{access} {density} {activity_mCi} mCi")
+                        dosimetry.seed_model, name=f"{access} {density} {activity_mCi} mCi")
     return plan, needles, coverage

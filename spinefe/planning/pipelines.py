@@ -42,8 +42,10 @@ def write_pattern_plan(cfg: Config, access: str, density: str, out: Path, comm) 
     """The plan of the corner access x density at cfg.dosimetry's activity, with the fewest
     seeds whose lesion D90 reaches the prescription (`plan_pattern`; no mesh): out/plan.toml,
     plan.csv, rtplan.dcm and summary.json (needles, D90 per seed count, provenance)."""
-    activity, rx = cfg.dosimetry.activity_mCi, cfg.dosimetry.prescription_Gy
-    plan, needles, coverage = plan_pattern(cfg, access, density, activity, rx)
+    d = cfg.dosimetry
+    activity, rx = d.activity_mCi, d.prescription_Gy
+    plan, needles, coverage = plan_pattern(segment_layout(cfg), cfg.lesion, cfg.seed_capsule, d,
+                                           access, density, activity, rx)
     summary = {
         "access": access, "density": density, "activity_mCi": activity,
         "prescription_Gy": rx, "seeds": coverage.seeds_needed,

@@ -14,7 +14,7 @@ from dosimetry.dicom import Study, export_plan
 from spinefe.common import regions as R
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
-from spinefe.config.sections import Config
+from spinefe.config.sections import Dosimetry, Lesion
 from spinefe.dose.mesh_dose import (
     ORGAN_AT_RISK,
     TARGET,
@@ -27,12 +27,14 @@ from spinefe.geometry.mesh import Model
 from spinefe.report.figures import gather_grid, render_dvh, render_isodose
 
 
-def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
-                       figures: bool = True) -> dict:
-    """summary.json, metrics.md, dvh.csv, plan.toml, dose.xdmf (P1 and DG0 dose) and the
-    isodose and DVH pictures in `out`; collective. Returns the summary."""
+def write_dose_results(model: Model, result: DoseResult, out: Path, dosimetry: Dosimetry,
+                       lesion: Lesion, config_hash: str, figures: bool = True) -> dict:
+    """summary.json, metrics.md, dvh.csv, plan.toml, dose.xdmf (P1 and DG0 dose), dicom/
+    (`export_dicom`) and the isodose and DVH pictures in `out`, with the settings of
+    `dosimetry` and the provenance of the configuration `config_hash`; collective. Returns the
+    summary."""
     comm = model.comm
-    d = cfg.dosimetry
+    d = dosimetry
     table = dvh_table(result)
     summary = {
         "plan": {"name": result.plan.name, "seeds": len(result.plan.seeds),
@@ -45,7 +47,7 @@ def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
                      "samples_inside_capsules_excluded": result.inside_capsule_samples},
         "metrics": _json_numbers(result.metrics),
         "regions": _json_numbers(result.region_stats),
-        "provenance": provenance(comm, cfg.hash()),
+        "provenance": provenance(comm, config_hash),
     }
     V1 = fem.functionspace(model.mesh, ("Lagrange", 1))
     V0 = fem.functionspace(model.mesh, ("DG", 0))
@@ -69,10 +71,10 @@ def write_dose_results(model: Model, cfg: Config, result: DoseResult, out: Path,
         np.savetxt(out / "dvh.csv", np.column_stack(list(table.values())), delimiter=",",
                    header=header, comments="", fmt="%.6g")
         write_plan(result.plan, out / "plan.toml")
-        export_dicom(grid, names, cfg, result.plan, out / "dicom", summary["provenance"])
+        export_dicom(grid, names, result.plan, out / "dicom", d, lesion, summary["provenance"])
         if figures:
             render_dvh(table, d.prescription_Gy, out / "dvh.png", title=result.plan.name)
-            render_isodose(grid, names, result.plan, d.prescription_Gy, cfg.lesion.centre_mm,
+            render_isodose(grid, names, result.plan, d.prescription_Gy, lesion.centre_mm,
                            out / "isodose.png", d.formalism, d.grid_spacing_mm)
     return summary
 
@@ -105,16 +107,17 @@ def region_contours(grid, names: list[str], region: str, z_planes_mm) -> list[np
     return contours
 
 
-def export_dicom(grid, names: list[str], cfg: Config, plan: Plan, out: Path,
-                 record: dict | None = None) -> dict:
-    """RT Plan, RT Dose and RT Structure Set (lesion, canal) in `out`; rank 0 only.
+def export_dicom(grid, names: list[str], plan: Plan, out: Path, dosimetry: Dosimetry,
+                 lesion: Lesion, record: dict | None = None) -> dict:
+    """RT Plan, RT Dose and RT Structure Set (lesion, canal) of `plan` in `out`, at the
+    prescription, formalism and grid spacing of `dosimetry`; rank 0 only.
 
     The dose grid covers the lesion with a 15 mm margin and reaches back to the canal's posterior
     wall; the structures are contoured on the grid's axial planes, so the canal ROI is the part
     of the canal within the grid's height.
     """
-    d = cfg.dosimetry
-    centre, radii = np.asarray(cfg.lesion.centre_mm), np.asarray(cfg.lesion.radii_mm)
+    d = dosimetry
+    centre, radii = np.asarray(lesion.centre_mm), np.asarray(lesion.radii_mm)
     lower, upper = centre - radii - 15.0, centre + radii + 15.0
     if R.CANAL in names:
         canal = grid.extract_cells(grid.cell_data["region"] == names.index(R.CANAL))

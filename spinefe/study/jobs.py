@@ -26,10 +26,10 @@ from dosimetry import PlanError, SeedModelError
 from spinefe.common.errors import ConfigError, MeshingError, PlanningError, SolverError
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance
+from spinefe.config.plans import config_plan, plan_config
 from spinefe.config.sections import SCENARIOS
-from spinefe.dose.mesh_dose import config_plan
+from spinefe.geometry.layout import segment_layout
 from spinefe.mechanics.scenarios import change_percent
-from spinefe.planning.evaluation import plan_config
 from spinefe.planning.optimisation import optimise
 from spinefe.planning.patterns import ACCESS, plan_pattern
 from spinefe.report.records import (
@@ -118,7 +118,8 @@ def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
         plan = config_plan(cfg)
     else:  # planned before any meshing: a pattern that cannot cover the lesion fails fast
         d = cfg.dosimetry
-        plan = plan_pattern(cfg, p.access, p.density, d.activity_mCi, d.prescription_Gy)[0]
+        plan = plan_pattern(segment_layout(cfg), cfg.lesion, cfg.seed_capsule, d, p.access,
+                            p.density, d.activity_mCi, d.prescription_Gy)[0]
         cfg = plan_config(cfg, plan)
     result = segment_case(cfg, out, comm, cache_dir, plan=plan, nonlinear=p.nonlinear,
                           fields=p.fields, dose=p.dose and bool(plan.seeds))

@@ -15,8 +15,9 @@ import numpy as np
 from dosimetry import Plan
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
+from spinefe.config.plans import config_plan
 from spinefe.config.sections import Config
-from spinefe.dose.mesh_dose import DoseResult, config_plan, evaluate_dose
+from spinefe.dose.mesh_dose import DoseResult, evaluate_dose
 from spinefe.geometry.mesh import Model, build_mesh, mesh_summary, write_mesh_xdmf
 from spinefe.mechanics.rom import run_rom
 from spinefe.mechanics.scenarios import ScenarioRecord, compare_scenarios, run_scenario
@@ -96,8 +97,17 @@ def segment_case(cfg: Config, out: Path, comm, cache_dir: Path | None = None, *,
     render_von_mises(bearing, maps, out / "von_mises.png")
     summary = None
     if dose:
-        summary = write_dose_results(model, cfg, evaluate_dose(model, cfg, plan), out / "dose")
+        summary = _dose(model, cfg, config_plan(cfg) if plan is None else plan, out / "dose")[1]
     return SegmentResult(records, comparison, summary)
+
+
+def _dose(model: Model, cfg: Config, plan: Plan, out: Path,
+          figures: bool = True) -> tuple[DoseResult, dict]:
+    """The dose of `plan` on `model` and its files in `out` (write_dose_results): the result
+    and the summary."""
+    result = evaluate_dose(model, plan, cfg.dosimetry, cfg.seed_capsule)
+    return result, write_dose_results(model, result, out, cfg.dosimetry, cfg.lesion, cfg.hash(),
+                                      figures)
 
 
 def seed_dose(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
@@ -106,15 +116,15 @@ def seed_dose(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
     summary.json, metrics.md, dvh.csv, plan.toml, dose.xdmf, dicom/ and the DVH and isodose
     pictures (`figures`); the mesh keeps the config's capsules."""
     model = open_segment(cfg, out, comm, cache_dir)
-    meshed = np.array([s.position_mm for s in cfg.seeds]).reshape(-1, 3)
-    if plan is not None and (meshed.shape != plan.positions_mm.shape
-                             or not np.allclose(meshed, plan.positions_mm, atol=1e-6)):
+    meshed = config_plan(cfg)
+    if plan is None:
+        plan = meshed
+    elif (meshed.positions_mm.shape != plan.positions_mm.shape
+          or not np.allclose(meshed.positions_mm, plan.positions_mm, atol=1e-6)):
         log.warning("the plan's seeds differ from the config's meshed capsules: the meshed "
                     "capsule cells stay excluded from the dose statistics, the plan's own "
                     "capsules only where their sample points fall inside them")
-    result = evaluate_dose(model, cfg, plan)
-    write_dose_results(model, cfg, result, out, figures=figures)
-    return result
+    return _dose(model, cfg, plan, out, figures)[0]
 
 
 def range_of_motion(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
