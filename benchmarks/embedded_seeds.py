@@ -38,9 +38,10 @@ def make_plan(cfg, access: str, density: str, activity: float, seeds: int | None
     access does not cover the mid-line lesion, docs/planning.md)."""
     from dosimetry.plan import Plan, strength_from_activity
     from spinefe.geometry.layout import segment_layout
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.planning.patterns import plan_pattern, seed_count
 
-    site = (segment_layout(cfg), cfg.lesion, cfg.seed_capsule, cfg.dosimetry)
+    site = (segment_layout(segment_geometry(cfg)), cfg.lesion, cfg.seed_capsule, cfg.dosimetry)
     if seeds is None:
         return plan_pattern(*site, access, density, activity, PRESCRIPTION_GY)[0]
     _, _, place = seed_count(*site, access, density, activity, PRESCRIPTION_GY)
@@ -56,12 +57,13 @@ def seedless_segment(size: float, comm):
     from spinefe.config.sections import Config
     from spinefe.config.loading import parse_config
     from spinefe.geometry.mesh import build_mesh, default_cache_dir
+    from spinefe.geometry.segment import segment_geometry
 
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = size
     data["seeds"] = []
     cfg = parse_config(data)
-    return cfg, build_mesh(cfg, comm, default_cache_dir())
+    return cfg, build_mesh(segment_geometry(cfg), comm, default_cache_dir())
 
 
 def worker(size: float, out: Path, n_plans: int) -> None:
@@ -69,16 +71,18 @@ def worker(size: float, out: Path, n_plans: int) -> None:
 
     from spinefe.geometry.layout import segment_layout
     from spinefe.geometry.mesh import default_cache_dir
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
     cfg, model = seedless_segment(size, comm)
+    layout = segment_layout(segment_geometry(cfg))
     evaluators = {}
     for rule in RULES:
         comm.barrier()
         # Voigt stiffens cells 1e4-fold, far from the tumour operator (see PlanEvaluator).
         evaluators[rule] = PlanEvaluator(
-            model, segment_layout(cfg), materials=cfg.materials, lesion=cfg.lesion,
+            model, layout, materials=cfg.materials, lesion=cfg.lesion,
             mechanics=cfg.mechanics, capsule=cfg.seed_capsule, dosimetry=cfg.dosimetry,
             rule=rule, factorise_each_plan=rule == "voigt")
     for access, density, activity, seeds in PLANS[:n_plans]:

@@ -27,13 +27,14 @@ def worker(size: float, smoothing: int) -> None:
     from spinefe.mechanics.materials import material_fields
     from spinefe.mechanics.segment import load_bearing, solve_segment
     from spinefe.geometry.mesh import build_mesh, default_cache_dir
+    from spinefe.geometry.segment import segment_geometry
 
     comm = MPI.COMM_WORLD
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = size
     data["mechanics"]["prolongator_smoothing_steps"] = smoothing
     cfg = parse_config(data)
-    model = load_bearing(build_mesh(cfg, comm, default_cache_dir()))
+    model = load_bearing(build_mesh(segment_geometry(cfg), comm, default_cache_dir()))
     comm.barrier()
     t0 = time.perf_counter()
     sol = solve_segment(model, material_fields(model, cfg.materials, cfg.lesion, "implanted"),

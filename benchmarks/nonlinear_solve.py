@@ -27,6 +27,7 @@ def worker(size: float, case: str) -> None:
     from spinefe.mechanics.materials import material_fields
     from spinefe.mechanics.segment import load_bearing, solve_segment_nonlinear
     from spinefe.geometry.mesh import build_mesh, default_cache_dir
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.mechanics.nonlinear import newton_summary
     from spinefe.mechanics.rom import moment_load, rotation_of_L4
 
@@ -34,7 +35,7 @@ def worker(size: float, case: str) -> None:
     data = Config().model_dump(mode="json")
     data["mesh"]["size_mm"] = size
     cfg = parse_config(data)
-    model = load_bearing(build_mesh(cfg, comm, default_cache_dir()))
+    model = load_bearing(build_mesh(segment_geometry(cfg), comm, default_cache_dir()))
     comm.barrier()
     t0 = time.perf_counter()
     if case == "axial":

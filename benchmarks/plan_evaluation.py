@@ -29,6 +29,7 @@ def worker(size: float, out: Path) -> None:
 
     from spinefe.mechanics.solvers import LinearSolver, SolverOptions, ksp_options
     from spinefe.geometry.layout import segment_layout
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
@@ -36,8 +37,8 @@ def worker(size: float, out: Path) -> None:
     plans = [make_plan(cfg, *p) for p in PLANS]
     comm.barrier()
     t0 = time.perf_counter()
-    ev = PlanEvaluator(model, segment_layout(cfg), materials=cfg.materials, lesion=cfg.lesion,
-                       mechanics=cfg.mechanics, capsule=cfg.seed_capsule,
+    ev = PlanEvaluator(model, segment_layout(segment_geometry(cfg)), materials=cfg.materials,
+                       lesion=cfg.lesion, mechanics=cfg.mechanics, capsule=cfg.seed_capsule,
                        dosimetry=cfg.dosimetry)
     first = ev.evaluate(plans[0])
     first_seconds = time.perf_counter() - t0

@@ -42,6 +42,7 @@ def main() -> None:
     from spinefe.common.errors import SolverError
     from spinefe.planning.evaluation import evaluate_conforming
     from spinefe.geometry.layout import segment_layout
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.common.errors import MeshingError
     from spinefe.geometry.mesh import default_cache_dir
     from spinefe.planning.optimisation import design_plan, evaluation_rows, row_design
@@ -61,7 +62,7 @@ def main() -> None:
     data["seeds"] = []
     cfg = parse_config(data)
     analysis = summary["support_uniformity"] | {"prescription_Gy": summary["prescription_Gy"]}
-    layout = segment_layout(cfg)
+    layout = segment_layout(segment_geometry(cfg))
     results = []
     for dense, sparse in pairs(evaluation_rows(archive), analysis, args.pairs):
         for family, row in (("dense", dense), ("sparse", sparse)):

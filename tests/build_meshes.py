@@ -14,6 +14,7 @@ import spinefe  # noqa: E402, F401  (first: spinefe/__init__ loads the PETSc of 
 from mpi4py import MPI  # noqa: E402
 
 from spinefe.geometry.mesh import build_mesh  # noqa: E402
+from spinefe.geometry.segment import segment_geometry  # noqa: E402
 from conftest import SEGMENTS  # noqa: E402
 
 if __name__ == "__main__":
@@ -23,6 +24,6 @@ if __name__ == "__main__":
         sys.exit(f"build_meshes: unknown segment(s) {unknown}; allowed: {sorted(SEGMENTS)}")
     for name in names:
         t0 = time.perf_counter()
-        model = build_mesh(SEGMENTS[name](), MPI.COMM_SELF, cache)
+        model = build_mesh(segment_geometry(SEGMENTS[name]()), MPI.COMM_SELF, cache)
         print(f"test mesh {name}: {model.meta['cache']}, {time.perf_counter() - t0:.0f} s",
               flush=True)

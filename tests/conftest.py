@@ -88,8 +88,9 @@ def cache_dir():
 
 def _model(name: str, cache_dir):
     from spinefe.geometry.mesh import build_mesh
+    from spinefe.geometry.segment import segment_geometry
 
-    return build_mesh(SEGMENTS[name](), MPI.COMM_WORLD, cache_dir)
+    return build_mesh(segment_geometry(SEGMENTS[name]()), MPI.COMM_WORLD, cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from spinefe.config.loading import parse_config
 from spinefe.common.errors import ConfigError
 from spinefe.config.toml import config_toml, default_toml
 from spinefe.geometry.layout import check_layout, segment_layout
+from spinefe.geometry.segment import segment_geometry
 
 
 def _with(path: str, value) -> dict:
@@ -81,7 +82,7 @@ def test_seed_outside_bone_in_disc_is_rejected():
 
 
 def test_layout_is_a_stacked_segment():
-    lay = segment_layout(Config())
+    lay = segment_layout(segment_geometry(Config()))
     # L5 below the disc below L4, endplates shared exactly.
     assert lay.L4.body.inferior == lay.disc.superior
     assert lay.L5.body.superior == lay.disc.inferior

@@ -137,9 +137,10 @@ def test_near_seed_cells_use_the_near_seed_degree(default_model):
 def test_one_and_two_ranks_give_the_same_dvh(cache_dir):
     from spinefe.dose.mesh_dose import dvh_table
     from spinefe.geometry.mesh import build_mesh
+    from spinefe.geometry.segment import segment_geometry
 
     cfg = coarse()
-    results = [configured_dose(build_mesh(cfg, comm, cache_dir), cfg)
+    results = [configured_dose(build_mesh(segment_geometry(cfg), comm, cache_dir), cfg)
                for comm in (MPI.COMM_SELF, MPI.COMM_WORLD)]
     one, two = (dvh_table(r) for r in results)
     for key in one:

@@ -19,21 +19,23 @@ CORTICAL = "L4.cortical_endplates"
 def plan():
     """Bilateral sparse loading at 0.8 mCi: 11 seeds on six needles."""
     from spinefe.geometry.layout import segment_layout
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.planning.patterns import plan_pattern
 
     cfg = seedless()
-    return plan_pattern(segment_layout(cfg), cfg.lesion, cfg.seed_capsule, cfg.dosimetry,
-                        "bilateral", "sparse", 0.8, 150.0)[0]
+    return plan_pattern(segment_layout(segment_geometry(cfg)), cfg.lesion, cfg.seed_capsule,
+                        cfg.dosimetry, "bilateral", "sparse", 0.8, 150.0)[0]
 
 
 def _evaluator(model, **options):
     """The PlanEvaluator of the seedless config's sections on `model`."""
     from spinefe.geometry.layout import segment_layout
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.planning.evaluation import PlanEvaluator
 
     cfg = seedless()
-    return PlanEvaluator(model, segment_layout(cfg), materials=cfg.materials, lesion=cfg.lesion,
-                         mechanics=cfg.mechanics, capsule=cfg.seed_capsule,
+    return PlanEvaluator(model, segment_layout(segment_geometry(cfg)), materials=cfg.materials,
+                         lesion=cfg.lesion, mechanics=cfg.mechanics, capsule=cfg.seed_capsule,
                          dosimetry=cfg.dosimetry, **options)
 
 
@@ -121,10 +123,11 @@ def test_one_and_two_ranks_agree(plan, cache_dir):
     """The same plan evaluated on 1 rank and on 2 ranks: dose identical (same sample points),
     mechanics to 1e-8 (CG at rtol 1e-11 on an exact factorisation)."""
     from spinefe.geometry.mesh import build_mesh
+    from spinefe.geometry.segment import segment_geometry
 
     records = []
     for comm in (MPI.COMM_SELF, MPI.COMM_WORLD):
-        model = build_mesh(seedless(), comm, cache_dir)
+        model = build_mesh(segment_geometry(seedless()), comm, cache_dir)
         records.append(_evaluator(model, rtol=1e-11).evaluate(plan).record())
     one, two = records
     for key in ("D90_Gy", "V100_percent", "V150_percent"):

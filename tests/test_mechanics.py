@@ -164,6 +164,7 @@ def test_one_and_two_ranks_agree(segment, cache_dir):
     """The same segment solved on 1 rank and on 2 ranks agrees to 1e-8 relative (CG at
     rtol 1e-12, so the partition-dependent AMG only changes the iteration count)."""
     from spinefe.geometry.mesh import build_mesh
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.mechanics.segment import load_bearing
 
     data = coarse().model_dump(mode="json")
@@ -171,7 +172,7 @@ def test_one_and_two_ranks_agree(segment, cache_dir):
     cfg = parse_config(data)
     records = []
     for comm in (MPI.COMM_SELF, MPI.COMM_WORLD):
-        model = load_bearing(build_mesh(coarse(), comm, cache_dir))
+        model = load_bearing(build_mesh(segment_geometry(coarse()), comm, cache_dir))
         records.append(_solve(model, cfg)[1])
     one, two = records
     assert two["mpi_size"] == 2 and one["dofs"] == two["dofs"]
@@ -228,10 +229,11 @@ def test_indicators_converge_on_coarse_meshes(segment, implanted, cache_dir):
     tolerances (5 % and 10 %) leave room for mesher variation. The full 1.0 / 0.8 / 0.6 mm study
     is studies/mesh_convergence.toml (docs/mechanics.md)."""
     from spinefe.geometry.mesh import build_mesh
+    from spinefe.geometry.segment import segment_geometry
     from spinefe.mechanics.segment import load_bearing
 
     cfg = coarse(mesh={"size_mm": 2.0})
-    fine = load_bearing(build_mesh(cfg, MPI.COMM_WORLD, cache_dir))
+    fine = load_bearing(build_mesh(segment_geometry(cfg), MPI.COMM_WORLD, cache_dir))
     record = _solve(fine, cfg)[1]
     for region in ("L4.cortical", "L4.endplate_superior"):
         a, b = implanted[1]["von_mises_MPa"][region], record["von_mises_MPa"][region]

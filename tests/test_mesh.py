@@ -20,6 +20,7 @@ from conftest import analytic_shape, breach_and_envelope, coarse
 from spinefe.common import regions as R
 from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.mesh import build_mesh, mesh_summary
+from spinefe.geometry.segment import segment_geometry
 
 pytestmark = pytest.mark.parallel
 
@@ -70,7 +71,7 @@ def test_all_regions_and_surfaces_present(default_model):
 
 def test_region_volumes_match_closed_forms(analytic_model):
     cfg = analytic_shape()
-    lay = segment_layout(cfg)
+    lay = segment_layout(segment_geometry(cfg))
     vol = {k: v["volume_mm3"] for k, v in mesh_summary(analytic_model)["regions"].items()}
     L4_body = sum(vol[f"L4.{p}"] for p in R.BODY_PARTS) + vol[R.SEEDS]
     assert L4_body == pytest.approx(lay.L4.body.volume(), rel=5e-3)
@@ -101,7 +102,7 @@ def test_seed_volume_within_five_percent(analytic_model):
 
 def test_layer_thickness_measured_on_mesh(analytic_model):
     cfg = analytic_shape()
-    lay = segment_layout(cfg)
+    lay = segment_layout(segment_geometry(cfg))
     sec = lay.L4.body.section
     z_mid = 0.5 * float(lay.L4.body.inferior.z(-sec.b) + lay.L4.body.superior.z(-sec.b))
     # Cortical shell on the anterior mid-line (an ellipse axis: exact thickness there).
@@ -131,10 +132,12 @@ def test_same_mesh_on_one_and_two_ranks(cache_dir):
     """A mesh made on rank 0 and distributed (no cache) equals the serial one read from the
     cache: counts and region volumes."""
     comm = MPI.COMM_WORLD
-    parallel = mesh_summary(build_mesh(analytic_shape(), comm, None))
+    parallel = mesh_summary(build_mesh(segment_geometry(analytic_shape()), comm, None))
     serial = None
     if comm.rank == 0:  # COMM_SELF: no collective across ranks inside this branch
-        serial = mesh_summary(build_mesh(analytic_shape(), MPI.COMM_SELF, cache_dir))
+        serial = mesh_summary(
+            build_mesh(segment_geometry(analytic_shape()), MPI.COMM_SELF, cache_dir)
+        )
     serial = comm.bcast(serial, root=0)
     assert parallel["cells"] == serial["cells"]
     for name, r in serial["regions"].items():
@@ -146,7 +149,7 @@ def test_cache_reproduces_the_mesh(default_model, cache_dir):
     """A cache hit gives the mesh the miss gave (the miss reads its mesh back): the same
     coordinates and cells in the same order, so a run's numbers do not depend on whether the
     cache held the mesh."""
-    again = build_mesh(coarse(), MPI.COMM_WORLD, cache_dir)
+    again = build_mesh(segment_geometry(coarse()), MPI.COMM_WORLD, cache_dir)
     assert again.meta["cache"] == "hit"
     assert np.array_equal(default_model.mesh.geometry.x, again.mesh.geometry.x)
     assert np.array_equal(default_model.mesh.geometry.dofmaps[0], again.mesh.geometry.dofmaps[0])
@@ -163,13 +166,13 @@ def test_cortical_breach_and_envelope(seedless_model, cache_dir):
     """The breach moves a wall sector into the lesion (L4 body volume conserved); the envelope
     wraps the segment without taking the loading surfaces."""
     cfg = breach_and_envelope()
-    model = build_mesh(cfg, MPI.COMM_WORLD, cache_dir)
+    model = build_mesh(segment_geometry(cfg), MPI.COMM_WORLD, cache_dir)
     vol = {k: v["volume_mm3"] for k, v in mesh_summary(model)["regions"].items()}
     ref = {k: v["volume_mm3"] for k, v in mesh_summary(seedless_model)["regions"].items()}
     breached = ref["L4.cortical"] - vol["L4.cortical"]
     assert vol[R.LESION] - ref[R.LESION] == pytest.approx(breached, rel=0.02)
     # Expected: a quarter of the wall, over the lesion's height out of the body's height.
-    lay = segment_layout(cfg)
+    lay = segment_layout(segment_geometry(cfg))
     height = lay.L4.body.height(0.0)
     expected = 0.25 * ref["L4.cortical"] * 2 * cfg.lesion.radii_mm[2] / height
     assert breached == pytest.approx(expected, rel=0.25)  # the wall is thicker at the rims

@@ -14,6 +14,7 @@ from spinefe.config.sections import Config
 from spinefe.config.loading import parse_config
 from spinefe.common.errors import ConfigError
 from spinefe.geometry.layout import segment_layout
+from spinefe.geometry.segment import segment_geometry
 from spinefe.common.errors import PlanningError
 from spinefe.planning.optimisation import (Design, decode, design_seeds, design_values, n_genes,
                                   recommended, support_uniformity)
@@ -21,7 +22,7 @@ from tests.conftest import TEST_H, coarse, spinefe_cmd
 
 CFG = Config()
 OPT = CFG.optimisation
-LAYOUT = segment_layout(CFG)
+LAYOUT = segment_layout(segment_geometry(CFG))
 SITE = (LAYOUT, CFG.lesion, CFG.seed_capsule)  # what a design's seeds are planned in
 N_GENES = n_genes(OPT)
 

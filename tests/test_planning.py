@@ -8,6 +8,7 @@ import pytest
 import spinefe  # noqa: F401  (first: spinefe/__init__ loads the PETSc of DOLFINx)
 from spinefe.config.sections import Config
 from spinefe.geometry.layout import overlapping_capsules, segment_layout
+from spinefe.geometry.segment import segment_geometry
 from spinefe.common.errors import PlanningError
 from spinefe.planning.needles import (
     canal_distance,
@@ -20,7 +21,7 @@ from spinefe.planning.needles import (
 from spinefe.planning.patterns import ACCESS, DENSITY, pattern_needles, seed_count
 
 CFG = Config()
-LAYOUT = segment_layout(CFG)
+LAYOUT = segment_layout(segment_geometry(CFG))
 #: What the planner reads besides the layout: the lesion, the capsule and the dose settings.
 SITE = (LAYOUT, CFG.lesion, CFG.seed_capsule, CFG.dosimetry)
 

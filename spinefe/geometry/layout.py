@@ -1,7 +1,7 @@
-"""Where every part of the L4-L5 segment sits, derived from a Config (numpy only).
+"""Where every part of the L4-L5 segment sits, derived from its geometry record (numpy only).
 
-`segment_layout(cfg)` places the endplate planes, body sections, posterior elements, facet joints,
-canal and ligament landmarks. The gmsh model (`geometry.py`) is built from this layout, and
+`segment_layout(geometry)` places the endplate planes, body sections, posterior elements, facet
+joints, canal and ligament landmarks. The gmsh model (`occ`) is built from this layout, and
 `check_layout` validates a configuration against it before any meshing.
 
 Frame: LPS, origin at the centre of the disc mid-plane; lengths in mm.
@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dosimetry.plan import Plan
 from spinefe.common.errors import ConfigError
-from spinefe.config.sections import Config, Vertebra
+from spinefe.config.sections import Config, Layers, Vertebra
 from spinefe.geometry.anatomy import (
     BodyShape,
     KidneySection,
@@ -24,6 +25,7 @@ from spinefe.geometry.anatomy import (
     plane_through,
     segment_distance,
 )
+from spinefe.geometry.segment import SegmentGeometry, segment_geometry
 
 #: Clearance between the posterior elements of L4 and L5 outside the facet joint (mm).
 POSTERIOR_CLEARANCE_MM = 1.5
@@ -138,11 +140,12 @@ def _box(lo, hi) -> Box:
     return Box(lo, (np.array([d[0], 0, 0]), np.array([0, d[1], 0]), np.array([0, 0, d[2]])))
 
 
-def _vertebra(cfg: Config, name: str, inferior: Plane, superior: Plane) -> VertebraLayout:
-    """Body and the level-independent posterior elements of one vertebra."""
-    v: Vertebra = getattr(cfg, name)
+def _vertebra(
+    v: Vertebra, name: str, layers: Layers, inferior: Plane, superior: Plane
+) -> VertebraLayout:
+    """Body and the level-independent posterior elements of vertebra `name`."""
     sec = _section(v)
-    t_ep, t_c = cfg.layers.bony_endplate_mm, cfg.layers.cortical_shell_mm
+    t_ep, t_c = layers.bony_endplate_mm, layers.cortical_shell_mm
     body = BodyShape(sec, inferior, superior)
     core = BodyShape(sec.inset(t_c), inferior.offset(t_ep), superior.offset(-t_ep))
     lay = VertebraLayout(name, body, core)
@@ -176,7 +179,7 @@ def _vertebra(cfg: Config, name: str, inferior: Plane, superior: Plane) -> Verte
     return lay
 
 
-def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
+def _landmarks(L4: VertebraLayout, L5: VertebraLayout, v4: Vertebra, v5: Vertebra) -> dict:
     """Ligament attachment points (L4 point, L5 point) per fibre, on the bone surfaces (mm)."""
     lm: dict[str, list[list[list[float]]]] = {}
 
@@ -203,8 +206,8 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
     for side in ("left", "right"):
         tp4, tp5 = L4.parts[f"transverse_process.{side}"], L5.parts[f"transverse_process.{side}"]
         s = 1.0 if side == "left" else -1.0
-        x4 = s * (0.5 * cfg.L4.transverse_process_span_mm - 2.0)
-        x5 = s * (0.5 * cfg.L5.transverse_process_span_mm - 2.0)
+        x4 = s * (0.5 * v4.transverse_process_span_mm - 2.0)
+        x5 = s * (0.5 * v5.transverse_process_span_mm - 2.0)
         y4 = tp4.corner[1] + 0.5 * tp4.edges[1][1]
         y5 = tp5.corner[1] + 0.5 * tp5.edges[1][1]
         lm[f"ITL.{side}"] = [
@@ -228,10 +231,11 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, cfg: Config) -> dict:
     return lm
 
 
-def segment_layout(cfg: Config) -> SegmentLayout:
-    """Place all parts of the segment from the configuration."""
-    d = cfg.disc
-    half_depth = 0.5 * cfg.L4.endplate_depth_mm
+def segment_layout(geometry: SegmentGeometry) -> SegmentLayout:
+    """Place all parts of the segment."""
+    g = geometry
+    d = g.disc
+    half_depth = 0.5 * g.L4.endplate_depth_mm
     disc_sup = plane_through(
         -half_depth, 0.5 * d.anterior_height_mm, half_depth, 0.5 * d.posterior_height_mm
     )
@@ -240,29 +244,29 @@ def segment_layout(cfg: Config) -> SegmentLayout:
     )
     L4_sup = plane_through(
         -half_depth,
-        float(disc_sup.z(-half_depth)) + cfg.L4.anterior_height_mm,
+        float(disc_sup.z(-half_depth)) + g.L4.anterior_height_mm,
         half_depth,
-        float(disc_sup.z(half_depth)) + cfg.L4.posterior_height_mm,
+        float(disc_sup.z(half_depth)) + g.L4.posterior_height_mm,
     )
-    h5 = 0.5 * cfg.L5.endplate_depth_mm
+    h5 = 0.5 * g.L5.endplate_depth_mm
     L5_inf = plane_through(
         -h5,
-        float(disc_inf.z(-h5)) - cfg.L5.anterior_height_mm,
+        float(disc_inf.z(-h5)) - g.L5.anterior_height_mm,
         h5,
-        float(disc_inf.z(h5)) - cfg.L5.posterior_height_mm,
+        float(disc_inf.z(h5)) - g.L5.posterior_height_mm,
     )
-    L4 = _vertebra(cfg, "L4", disc_sup, L4_sup)
-    L5 = _vertebra(cfg, "L5", L5_inf, disc_inf)
-    disc = BodyShape(_section(cfg.L4).inset(DISC_INSET_MM), disc_inf, disc_sup)
+    L4 = _vertebra(g.L4, "L4", g.layers, disc_sup, L4_sup)
+    L5 = _vertebra(g.L5, "L5", g.layers, L5_inf, disc_inf)
+    disc = BodyShape(_section(g.L4).inset(DISC_INSET_MM), disc_inf, disc_sup)
 
     # Facet joints at the pedicle-lamina junction, centred on the posterior disc level.
-    f, t_cart = cfg.facets, cfg.layers.cartilage_mm
+    f, t_cart = g.facets, g.layers.cartilage_mm
     alpha = np.radians(f.angle_deg)
     x_f = 0.25 * (
-        cfg.L4.canal_width_mm
-        + cfg.L4.pedicle_width_mm
-        + cfg.L5.canal_width_mm
-        + cfg.L5.pedicle_width_mm
+        g.L4.canal_width_mm
+        + g.L4.pedicle_width_mm
+        + g.L5.canal_width_mm
+        + g.L5.pedicle_width_mm
     )
     y_f = 0.5 * (L4.lamina_y + L5.lamina_y)
     z_f = 0.5 * float(disc_sup.z(half_depth) + disc_inf.z(half_depth))
@@ -281,7 +285,7 @@ def segment_layout(cfg: Config) -> SegmentLayout:
             return Box(corner, ((u1 - u0) * n, f.width_mm * m, (z1 - z0) * w))
 
         z_lo, z_hi = z_f - 0.5 * f.height_mm, z_f + 0.5 * f.height_mm
-        T4, T5 = cfg.L4.articular_process_thickness_mm, cfg.L5.articular_process_thickness_mm
+        T4, T5 = g.L4.articular_process_thickness_mm, g.L5.articular_process_thickness_mm
         L5.parts[f"facet_cartilage.{side}"] = joint_box(-u_bone, -0.5 * f.gap_mm, z_lo, z_hi)
         L4.parts[f"facet_cartilage.{side}"] = joint_box(0.5 * f.gap_mm, u_bone, z_lo, z_hi)
         L5.parts[f"articular_superior.{side}"] = joint_box(
@@ -303,7 +307,7 @@ def segment_layout(cfg: Config) -> SegmentLayout:
             u_bone, u_bone + T5, z5_bot - 4.0, L5.pedicle_centre_z - p5.major - 1.0
         )
 
-    for lay, v in ((L4, cfg.L4), (L5, cfg.L5)):
+    for lay, v in ((L4, g.L4), (L5, g.L5)):
         x_lam = 0.5 * v.canal_width_mm + v.pedicle_width_mm
         ped = lay.parts["pedicle.left"]
         z_top = lay.pedicle_centre_z + ped.major + 3.0
@@ -323,8 +327,8 @@ def segment_layout(cfg: Config) -> SegmentLayout:
         )
 
     y_wall = 0.5 * (L4.body.section.posterior_wall_y + L5.body.section.posterior_wall_y)
-    depth = 0.5 * (cfg.L4.canal_depth_mm + cfg.L5.canal_depth_mm)
-    width = 0.5 * (cfg.L4.canal_width_mm + cfg.L5.canal_width_mm)
+    depth = 0.5 * (g.L4.canal_depth_mm + g.L5.canal_depth_mm)
+    width = 0.5 * (g.L4.canal_width_mm + g.L5.canal_width_mm)
     z_bot, z_top = float(L5_inf.z(y_wall + depth)), float(L4_sup.z(y_wall + depth))
     # The canal ellipse overlaps the bones around it by CANAL_OVERLAP_MM (the bones win), so
     # that no curved surface merely touches another: tangent contacts break the mesher.
@@ -342,8 +346,8 @@ def segment_layout(cfg: Config) -> SegmentLayout:
         facets,
         canal,
         (L5_inf, L4_sup),
-        _landmarks(L4, L5, cfg),
-        _nucleus_scale(disc, cfg.disc.nucleus_fraction),
+        _landmarks(L4, L5, g.L4, g.L5),
+        _nucleus_scale(disc, g.disc.nucleus_fraction),
     )
 
 
@@ -363,12 +367,14 @@ def in_canal(layout: SegmentLayout, p: np.ndarray) -> np.ndarray:
     return inside & ~layout.L4.body.contains(p) & ~layout.L5.body.contains(p)
 
 
-def seed_axis(cfg: Config, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """End points of seed i's capsule axis (mm)."""
-    seed = cfg.seeds[i]
-    half = 0.5 * cfg.seed_capsule.length_mm * seed.unit_direction
-    c = np.asarray(seed.position_mm, float)
-    return c - half, c + half
+def seed_axes(seeds: Plan, length_mm: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """End points of every seed's capsule axis (mm), for capsules `length_mm` long."""
+    axes = []
+    for seed in seeds.seeds:
+        half = 0.5 * length_mm * np.asarray(seed.direction, float)
+        c = np.asarray(seed.position_mm, float)
+        axes.append((c - half, c + half))
+    return axes
 
 
 def overlapping_capsules(axes, diameter_mm: float) -> tuple[int, int, float] | None:
@@ -402,41 +408,42 @@ def check_layout(cfg: Config) -> None:
     Every edge that loads a segment's configuration (a command, a study's cases) calls it before
     any meshing, right after `spinefe.config.loading`."""
     try:
-        _check_layout(cfg)
+        _check_layout(segment_geometry(cfg))
     except ValueError as err:
         raise ConfigError(f"invalid configuration:\n  {err}") from None
 
 
-def _check_layout(cfg: Config) -> None:
+def _check_layout(geometry: SegmentGeometry) -> None:
+    g = geometry
     for key in ("L4", "L5"):
-        v = getattr(cfg, key)
-        t = cfg.layers.cortical_shell_mm
+        v = getattr(g, key)
+        t = g.layers.cortical_shell_mm
         if 2 * t >= min(v.endplate_depth_mm, v.endplate_width_mm):
             raise ValueError(f"layers.cortical_shell_mm: {t} leaves no trabecular core in {key}")
-        if 2 * cfg.layers.bony_endplate_mm >= min(v.anterior_height_mm, v.posterior_height_mm):
+        if 2 * g.layers.bony_endplate_mm >= min(v.anterior_height_mm, v.posterior_height_mm):
             raise ValueError(f"layers.bony_endplate_mm: too thick for the {key} body height")
         if v.posterior_concavity_depth_mm >= v.endplate_depth_mm / 2:
             raise ValueError(f"{key}.posterior_concavity_depth_mm: must be < half the body depth")
-    layout = segment_layout(cfg)
+    layout = segment_layout(g)
     sec, s = layout.disc.section, layout.nucleus_scale
     if s * sec.b > sec.posterior_wall_y - 1.0 or s * sec.a > sec.a - 1.0:
         raise ValueError(
-            f"disc.nucleus_fraction: {cfg.disc.nucleus_fraction} leaves less than 1 mm of "
+            f"disc.nucleus_fraction: {g.disc.nucleus_fraction} leaves less than 1 mm of "
             "annulus around the nucleus; use a value in 0.30-0.40 (paper) or a smaller one"
         )
-    lesion = cfg.lesion
+    lesion = g.lesion
     if lesion.enabled:
         pts = ellipsoid_surface_points(lesion.centre_mm, lesion.radii_mm)
         if not layout.L4.body.contains(pts).all():
             raise ValueError(
                 f"lesion: the ellipsoid centre_mm={list(lesion.centre_mm)}, "
                 f"radii_mm={list(lesion.radii_mm)} reaches outside the L4 vertebral body "
-                f"(body: width {cfg.L4.endplate_width_mm} mm, depth {cfg.L4.endplate_depth_mm} mm, "
+                f"(body: width {g.L4.endplate_width_mm} mm, depth {g.L4.endplate_depth_mm} mm, "
                 f"endplates at z = {layout.L4.body.inferior.z(0):.1f} .. "
                 f"{layout.L4.body.superior.z(0):.1f} mm on the mid-line); move or shrink it"
             )
-    r = 0.5 * cfg.seed_capsule.diameter_mm
-    axes = [seed_axis(cfg, i) for i in range(len(cfg.seeds))]
+    r = 0.5 * g.capsule.diameter_mm
+    axes = seed_axes(g.seeds, g.capsule.length_mm)
     for i, (p0, p1) in enumerate(axes):
         pts = cylinder_sample_points(p0, p1, r)
         if in_canal(layout, pts).any():
@@ -446,7 +453,7 @@ def _check_layout(cfg: Config) -> None:
         )
         if not in_bone.all():
             raise ValueError(
-                f"seeds.{i}.position_mm: seed {i} at {list(cfg.seeds[i].position_mm)} is not "
+                f"seeds.{i}.position_mm: seed {i} at {list(g.seeds.seeds[i].position_mm)} is not "
                 "entirely inside bone (L4 or L5 vertebral body, including the lesion)"
             )
     overlap = overlapping_capsules(axes, 2 * r)

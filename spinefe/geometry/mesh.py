@@ -1,9 +1,9 @@
 """Mesh the segment on rank 0, distribute it over MPI, cache it on disk, and describe it.
 
-`build_mesh(cfg, comm)` returns a `Model`: the dolfinx mesh with cell and facet tags, the name ->
-tag map of the shared vocabulary, and the ligament landmarks and facet contact pairs. Meshes are
-cached as XDMF (with tags) under a key hashed from the geometric sections of the config, so a
-second run with the same geometry reads the mesh instead of remeshing.
+`build_mesh(geometry, comm)` returns a `Model`: the dolfinx mesh with cell and facet tags, the
+name -> tag map of the shared vocabulary, and the ligament landmarks and facet contact pairs.
+Meshes are cached as XDMF (with tags) under a key hashed from the geometric sections of the
+config, so a second run with the same geometry reads the mesh instead of remeshing.
 """
 
 from __future__ import annotations
@@ -26,26 +26,13 @@ from mpi4py import MPI
 from spinefe.common import regions as R
 from spinefe.common.errors import MeshingError
 from spinefe.common.parallel import on_root
-from spinefe.config.sections import Config
 from spinefe.geometry.layout import segment_layout
+from spinefe.geometry.segment import SegmentGeometry
 
 log = logging.getLogger(__name__)
 
 #: Bump when the geometry code changes what a given config produces (invalidates caches).
 GEOMETRY_VERSION = 2
-#: Config sections that determine the mesh.
-GEOMETRY_SECTIONS = (
-    "L4",
-    "L5",
-    "layers",
-    "disc",
-    "facets",
-    "lesion",
-    "seed_capsule",
-    "seeds",
-    "regions",
-    "mesh",
-)
 
 
 @dataclass
@@ -77,8 +64,9 @@ class Model:
         return sorted(n for n, (d, _) in self.names.items() if d == 3)
 
 
-def geometry_key(cfg: Config) -> str:
-    return f"v{GEOMETRY_VERSION}-{cfg.hash(*GEOMETRY_SECTIONS)}"
+def geometry_key(geometry: SegmentGeometry) -> str:
+    """The mesh cache key: the geometry code's version and the hash of the configured sections."""
+    return f"v{GEOMETRY_VERSION}-{geometry.sections_hash}"
 
 
 def default_cache_dir() -> Path:
@@ -105,7 +93,7 @@ def _mesh_volumes(algorithm: str) -> None:
         raise MeshingError(f"mesh.algorithm = {algorithm}: no tetrahedra in volumes {empty}")
 
 
-def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, dict]:
+def _generate(geometry: SegmentGeometry, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, dict]:
     """Build and mesh the gmsh model on rank 0 and distribute it (collective). Where HXT fails
     (it can on closely packed capsules), the model is built again and meshed with Delaunay
     (meshing the failed model again can leave volumes empty); meta['algorithm'] says which
@@ -122,10 +110,10 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
             t0 = time.perf_counter()
             gmsh.clear()
             gmsh.model.add("L4-L5")
-            cad_volumes = build_model(cfg)
+            cad_volumes = build_model(geometry)
             t1 = time.perf_counter()
-            set_mesh_size(cfg)
-            threads = cfg.mesh.threads or max(1, (os.cpu_count() or 1) // comm.size)
+            set_mesh_size(geometry.mesh, geometry.layers)
+            threads = geometry.mesh.threads or max(1, (os.cpu_count() or 1) // comm.size)
             gmsh.option.setNumber("General.NumThreads", threads)
             _mesh_volumes(algorithm)
             return {"algorithm": algorithm, "cad_seconds": round(t1 - t0, 2),
@@ -134,9 +122,9 @@ def _generate(cfg: Config, comm: MPI.Comm) -> tuple[dolfinx.io.gmsh.MeshData, di
 
         def mesh_on_root() -> dict:
             try:
-                return build_and_mesh(cfg.mesh.algorithm)
+                return build_and_mesh(geometry.mesh.algorithm)
             except MeshingError as hxt:
-                if cfg.mesh.algorithm != "hxt":
+                if geometry.mesh.algorithm != "hxt":
                     raise
                 log.warning("gmsh HXT failed (%s); building and meshing again with Delaunay",
                             hxt)
@@ -209,8 +197,10 @@ def _read_cache(comm: MPI.Comm, path: Path) -> Model:
     return Model(mesh, ct, ft, names, stored["landmarks"], pairs, stored["meta"])
 
 
-def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Model:
-    """Mesh `cfg` (or read it from the cache) and distribute it over `comm`.
+def build_mesh(
+    geometry: SegmentGeometry, comm: MPI.Comm, cache_dir: Path | None = None
+) -> Model:
+    """Mesh the segment's `geometry` (or read it from the cache) and distribute it over `comm`.
 
     With a cache, a new mesh is written to it and read back, so that a run gets the same mesh
     (the same numbering of cells and dofs, hence the same numbers to the last bit) whether the
@@ -218,12 +208,12 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
     results agree with the cached mesh's to the solver tolerance only.
 
     Args:
-        cfg: validated configuration.
+        geometry: the segment's geometry (`segment_geometry` of a validated configuration).
         comm: communicator to distribute the mesh over.
         cache_dir: cache root; None disables the cache.
     """
     t0 = time.perf_counter()
-    key = geometry_key(cfg)
+    key = geometry_key(geometry)
     path = cache_dir / key if cache_dir is not None else None
     hit = path is not None and comm.bcast(
         (path / "model.json").exists() if comm.rank == 0 else None, root=0
@@ -233,8 +223,8 @@ def build_mesh(cfg: Config, comm: MPI.Comm, cache_dir: Path | None = None) -> Mo
         model.meta["cache"] = "hit"
         log.info("mesh: read from cache %s", path)
     else:
-        data, meta = _generate(cfg, comm)
-        layout = segment_layout(cfg)  # numpy only and deterministic: computed on every rank
+        data, meta = _generate(geometry, comm)
+        layout = segment_layout(geometry)  # numpy only and deterministic: computed on every rank
         pairs = {
             side: (R.contact_surface(side, "L4"), R.contact_surface(side, "L5")) for side in R.SIDES
         }

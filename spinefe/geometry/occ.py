@@ -1,8 +1,8 @@
 """The L4-L5 segment as one gmsh OpenCASCADE model with named physical groups.
 
-`build_model(cfg)` adds every part as a primitive solid (from `layout.segment_layout`), cuts each
-part by all parts of higher priority, fuses the now disjoint parts with one `occ.fragment` so that
-all interfaces are conforming, and tags volumes and surfaces with the names of `regions.py`.
+`build_model(geometry)` adds every part as a primitive solid (from `layout.segment_layout`), cuts
+each part by all parts of higher priority, fuses the now disjoint parts with one `occ.fragment` so
+that all interfaces are conforming, and tags volumes and surfaces with the names of `regions.py`.
 Call it on one rank only (gmsh is serial); `mesh.py` meshes and distributes.
 """
 
@@ -13,10 +13,12 @@ import logging
 import gmsh
 import numpy as np
 
+from dosimetry.plan import Plan
 from spinefe.common import regions as R
-from spinefe.config.sections import Config
+from spinefe.config.sections import Layers, Lesion, Mesh, SeedCapsule
 from spinefe.geometry.anatomy import BodyShape, KidneySection, Plane
-from spinefe.geometry.layout import Box, Cylinder, SegmentLayout, seed_axis, segment_layout
+from spinefe.geometry.layout import Box, Cylinder, SegmentLayout, seed_axes, segment_layout
+from spinefe.geometry.segment import SegmentGeometry
 
 log = logging.getLogger(__name__)
 occ = gmsh.model.occ
@@ -105,9 +107,8 @@ def _vertebral_body(body: BodyShape, core: BodyShape) -> dict[str, list[int]]:
     return out
 
 
-def _lesion(cfg: Config, layout: SegmentLayout, cortical: list[int]) -> list[int]:
-    """Ellipsoid lesion plus, optionally, the sector of the cortical wall it breaches."""
-    les = cfg.lesion
+def _lesion(les: Lesion, cortical: list[int]) -> list[int]:
+    """Ellipsoid lesion plus, optionally, the sector of the L4 `cortical` wall it breaches."""
     sphere = occ.addSphere(*les.centre_mm, 1.0)
     occ.dilate([(3, sphere)], *les.centre_mm, *les.radii_mm)
     tags = [sphere]
@@ -140,24 +141,22 @@ def _disc(layout: SegmentLayout) -> dict[str, list[int]]:
     return {R.ANNULUS: [annulus], R.NUCLEUS: [nucleus]}
 
 
-def _seed_solids(cfg: Config) -> list[int]:
-    r = 0.5 * cfg.seed_capsule.diameter_mm
-    tags = []
-    for i in range(len(cfg.seeds)):
-        p0, p1 = seed_axis(cfg, i)
-        tags.append(occ.addCylinder(*p0, *(p1 - p0), r))
-    return tags
+def _seed_solids(seeds: Plan, capsule: SeedCapsule) -> list[int]:
+    """One capsule cylinder per seed."""
+    r = 0.5 * capsule.diameter_mm
+    return [occ.addCylinder(*p0, *(p1 - p0), r) for p0, p1 in seed_axes(seeds, capsule.length_mm)]
 
 
-def _envelope(cfg: Config, layout: SegmentLayout, solids: list[int]) -> list[int]:
+def _envelope(margin_mm: float, layout: SegmentLayout, solids: list[int]) -> list[int]:
+    """The elliptic column through the corners of the bounding box of `solids`, its semi-axes
+    `margin_mm` longer, between the canal's end planes (mm)."""
     lo = np.full(3, np.inf)
     hi = np.full(3, -np.inf)
     for t in solids:
         b = np.array(occ.getBoundingBox(3, t))
         lo, hi = np.minimum(lo, b[:3]), np.maximum(hi, b[3:])
-    m = cfg.regions.envelope_margin_mm
     centre = 0.5 * (lo + hi)
-    half = 0.5 * (hi - lo) * np.sqrt(2.0) + m
+    half = 0.5 * (hi - lo) * np.sqrt(2.0) + margin_mm
     col = Cylinder(
         np.array([centre[0], centre[1], -_BIG]),
         np.array([0.0, 0.0, 2 * _BIG]),
@@ -169,7 +168,7 @@ def _envelope(cfg: Config, layout: SegmentLayout, solids: list[int]) -> list[int
     return [_intersect(_add_cylinder(col), _prism(lower, upper))]
 
 
-def _parts(cfg: Config, layout: SegmentLayout) -> list[tuple[str, list[int]]]:
+def _parts(geometry: SegmentGeometry, layout: SegmentLayout) -> list[tuple[str, list[int]]]:
     """All primitive solids, grouped by region name, in priority order (highest first)."""
     by_name: dict[str, list[int]] = {}
     for lay in (layout.L4, layout.L5):
@@ -182,16 +181,17 @@ def _parts(cfg: Config, layout: SegmentLayout) -> list[tuple[str, list[int]]]:
                 by_name[R.cartilage(side, lay.name)] = [add(shape)]
             else:
                 by_name[f"{lay.name}.{part}"] = [add(shape)]
-    if cfg.lesion.enabled:
-        by_name[R.LESION] = _lesion(cfg, layout, by_name["L4.cortical"])
+    g = geometry
+    if g.lesion.enabled:
+        by_name[R.LESION] = _lesion(g.lesion, by_name["L4.cortical"])
     by_name.update(_disc(layout))
-    if cfg.seeds:
-        by_name[R.SEEDS] = _seed_solids(cfg)
-    if cfg.regions.canal:
+    if g.seeds.seeds:
+        by_name[R.SEEDS] = _seed_solids(g.seeds, g.capsule)
+    if g.regions.canal:
         by_name[R.CANAL] = [_intersect(_add_cylinder(layout.canal), _prism(*layout.canal_bounds))]
-    if cfg.regions.envelope:
+    if g.regions.envelope:
         everything = [t for tags in by_name.values() for t in tags]
-        by_name[R.ENVELOPE] = _envelope(cfg, layout, everything)
+        by_name[R.ENVELOPE] = _envelope(g.regions.envelope_margin_mm, layout, everything)
 
     order = [R.SEEDS, R.LESION]
     for level in R.VERTEBRAE:
@@ -260,13 +260,13 @@ def _make_disjoint(parts: list[tuple[str, list[int]]]) -> list[tuple[str, list[i
     return result
 
 
-def build_model(cfg: Config) -> dict[str, float]:
+def build_model(geometry: SegmentGeometry) -> dict[str, float]:
     """Add the segment to the current gmsh model, with physical groups; rank 0 only.
 
     Returns the CAD volume of every region (mm^3), the reference for the meshed volumes.
     """
-    layout = segment_layout(cfg)
-    parts = _make_disjoint(_parts(cfg, layout))
+    layout = segment_layout(geometry)
+    parts = _make_disjoint(_parts(geometry, layout))
     flat = [(3, t) for _, tags in parts for t in tags]
     owner_of_input = [name for name, tags in parts for _ in tags]
     _, pieces_of_input = occ.fragment(flat[:1], flat[1:])
@@ -293,7 +293,7 @@ def build_model(cfg: Config) -> dict[str, float]:
         R.L4_SUPERIOR: _faces_on_plane(layout.L4.body.superior, L4_vols),
         R.L5_INFERIOR: _faces_on_plane(layout.L5.body.inferior, L5_vols),
     }
-    half_gap = 0.5 * cfg.facets.gap_mm
+    half_gap = 0.5 * geometry.facets.gap_mm
     for joint in layout.facets:
         for level, sign in (("L4", 1.0), ("L5", -1.0)):
             vol = groups[R.cartilage(joint.side, level)]
@@ -308,11 +308,11 @@ def build_model(cfg: Config) -> dict[str, float]:
     return volumes
 
 
-def set_mesh_size(cfg: Config) -> None:
-    """Global size h, with finer elements at the seeds, lesion boundary and thin layers."""
-    h = cfg.mesh.size_mm
+def set_mesh_size(mesh: Mesh, layers: Layers) -> None:
+    """Global size h, with finer elements at the seeds, lesion boundary and thin `layers`."""
+    h = mesh.size_mm
     gmsh.option.setNumber("Mesh.MeshSizeMax", h)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", min(cfg.mesh.seed_size_mm, h) * 0.5)
+    gmsh.option.setNumber("Mesh.MeshSizeMin", min(mesh.seed_size_mm, h) * 0.5)
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     # 12 elements per full turn on curved surfaces: resolves the 0.4 mm seed radius (a capsule
@@ -345,12 +345,12 @@ def set_mesh_size(cfg: Config) -> None:
         gmsh.model.mesh.field.setNumber(thr, "DistMax", dist_max)
         fields.append(thr)
 
-    refine(boundary_of([R.SEEDS]), cfg.mesh.seed_size_mm, 3.0)
-    refine(boundary_of([R.LESION]), cfg.mesh.lesion_size_factor * h, 2.0 * h)
+    refine(boundary_of([R.SEEDS]), mesh.seed_size_mm, 3.0)
+    refine(boundary_of([R.LESION]), mesh.lesion_size_factor * h, 2.0 * h)
     cart = [R.cartilage(s, lv) for s in R.SIDES for lv in R.VERTEBRAE]
-    refine(boundary_of(cart), cfg.mesh.layer_aspect * cfg.layers.cartilage_mm, 1.5)
+    refine(boundary_of(cart), mesh.layer_aspect * layers.cartilage_mm, 1.5)
     endplates = [f"{lv}.endplate_{w}" for lv in R.VERTEBRAE for w in ("superior", "inferior")]
-    refine(boundary_of(endplates), cfg.mesh.layer_aspect * cfg.layers.bony_endplate_mm, 1.5)
+    refine(boundary_of(endplates), mesh.layer_aspect * layers.bony_endplate_mm, 1.5)
     if fields:
         fmin = gmsh.model.mesh.field.add("Min")
         gmsh.model.mesh.field.setNumbers(fmin, "FieldsList", fields)

@@ -49,6 +49,7 @@ from spinefe.config.sections import (
 from spinefe.dose.mesh_dose import ORGAN_AT_RISK, TARGET, quadrature_samples
 from spinefe.geometry.layout import SegmentLayout
 from spinefe.geometry.mesh import Model, build_mesh, cell_volumes, marker_tags
+from spinefe.geometry.segment import segment_geometry
 from spinefe.mechanics.elasticity import ElasticSystem, assemble_elasticity
 from spinefe.mechanics.embedded import TitaniumFraction, homogenise
 from spinefe.mechanics.laws import lame, linear_elastic, strain
@@ -407,7 +408,7 @@ def evaluate_conforming(cfg: Config, plan: Plan, comm: MPI.Comm,
     (`conforming_metrics`); remeshes (cached by geometry) and solves twice; collective."""
     t0 = time.perf_counter()
     pcfg = plan_config(cfg, plan)
-    model = load_bearing(build_mesh(pcfg, comm, cache_dir))
+    model = load_bearing(build_mesh(segment_geometry(pcfg), comm, cache_dir))
     t1 = time.perf_counter()
     mech = conforming_metrics(model, pcfg.materials, pcfg.lesion, pcfg.mechanics)
     solver = mech.pop("solver")

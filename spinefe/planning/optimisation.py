@@ -45,6 +45,7 @@ from spinefe.common.provenance import provenance
 from spinefe.config.sections import Config, Dosimetry, Lesion, Optimisation, SeedCapsule
 from spinefe.geometry.layout import SegmentLayout, segment_layout
 from spinefe.geometry.mesh import build_mesh
+from spinefe.geometry.segment import segment_geometry
 from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 from spinefe.planning.needles import Needle, check_seeds, load_seeds
 from spinefe.planning.patterns import ACCESS, capacity, fan_needles
@@ -207,9 +208,9 @@ class PlanSearch:
         self.comm, self.cfg, self.opt = comm, cfg, opt
         self.groups, self.group_id = comm.size // k, comm.rank // k
         self.group = comm.Split(self.group_id, comm.rank)
-        self.seedless = cfg.model_copy(update={
-            "seeds": (), "mesh": cfg.mesh.model_copy(update={"size_mm": opt.mesh_size_mm})})
-        self.layout = segment_layout(cfg)
+        self.seedless = segment_geometry(cfg.model_copy(update={
+            "seeds": (), "mesh": cfg.mesh.model_copy(update={"size_mm": opt.mesh_size_mm})}))
+        self.layout = segment_layout(self.seedless)
         # Mesh once; the groups read the cache. Without a cache (--no-cache) every group meshes
         # the segment itself, all at the same time (the same mesh: gmsh runs single-threaded).
         if cache_dir is not None:

@@ -17,6 +17,7 @@ from spinefe.config.overrides import override
 from spinefe.config.sections import Config
 from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.mesh import build_mesh
+from spinefe.geometry.segment import segment_geometry
 from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming, evaluation_markdown
 from spinefe.planning.needles import Needle
 from spinefe.planning.patterns import plan_pattern
@@ -44,8 +45,9 @@ def write_pattern_plan(cfg: Config, access: str, density: str, out: Path, comm) 
     plan.csv, rtplan.dcm and summary.json (needles, D90 per seed count, provenance)."""
     d = cfg.dosimetry
     activity, rx = d.activity_mCi, d.prescription_Gy
-    plan, needles, coverage = plan_pattern(segment_layout(cfg), cfg.lesion, cfg.seed_capsule, d,
-                                           access, density, activity, rx)
+    layout = segment_layout(segment_geometry(cfg))
+    plan, needles, coverage = plan_pattern(layout, cfg.lesion, cfg.seed_capsule, d, access,
+                                           density, activity, rx)
     summary = {
         "access": access, "density": density, "activity_mCi": activity,
         "prescription_Gy": rx, "seeds": coverage.seeds_needed,
@@ -73,8 +75,9 @@ def evaluate_plan(cfg: Config, plan: Plan, out: Path, comm, cache_dir: Path | No
     cfg = override(cfg, {"seeds": []})
     if comm.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    model = build_mesh(cfg, comm, cache_dir)
-    evaluator = PlanEvaluator(model, segment_layout(cfg), materials=cfg.materials,
+    geometry = segment_geometry(cfg)
+    model = build_mesh(geometry, comm, cache_dir)
+    evaluator = PlanEvaluator(model, segment_layout(geometry), materials=cfg.materials,
                               lesion=cfg.lesion, mechanics=cfg.mechanics,
                               capsule=cfg.seed_capsule, dosimetry=cfg.dosimetry, rule=rule)
     record = {"embedded": evaluator.evaluate(plan).record(),

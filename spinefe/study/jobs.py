@@ -29,6 +29,7 @@ from spinefe.common.provenance import provenance
 from spinefe.config.plans import config_plan, plan_config
 from spinefe.config.sections import SCENARIOS
 from spinefe.geometry.layout import segment_layout
+from spinefe.geometry.segment import segment_geometry
 from spinefe.mechanics.scenarios import change_percent
 from spinefe.planning.optimisation import optimise
 from spinefe.planning.patterns import ACCESS, plan_pattern
@@ -118,8 +119,8 @@ def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
         plan = config_plan(cfg)
     else:  # planned before any meshing: a pattern that cannot cover the lesion fails fast
         d = cfg.dosimetry
-        plan = plan_pattern(segment_layout(cfg), cfg.lesion, cfg.seed_capsule, d, p.access,
-                            p.density, d.activity_mCi, d.prescription_Gy)[0]
+        plan = plan_pattern(segment_layout(segment_geometry(cfg)), cfg.lesion, cfg.seed_capsule,
+                            d, p.access, p.density, d.activity_mCi, d.prescription_Gy)[0]
         cfg = plan_config(cfg, plan)
     result = segment_case(cfg, out, comm, cache_dir, plan=plan, nonlinear=p.nonlinear,
                           fields=p.fields, dose=p.dose and bool(plan.seeds))

@@ -19,6 +19,7 @@ from spinefe.config.plans import config_plan
 from spinefe.config.sections import Config
 from spinefe.dose.mesh_dose import DoseResult, evaluate_dose
 from spinefe.geometry.mesh import Model, build_mesh, mesh_summary, write_mesh_xdmf
+from spinefe.geometry.segment import segment_geometry
 from spinefe.mechanics.rom import run_rom
 from spinefe.mechanics.scenarios import ScenarioRecord, compare_scenarios, run_scenario
 from spinefe.mechanics.segment import load_bearing
@@ -33,7 +34,7 @@ def open_segment(cfg: Config, out: Path, comm, cache_dir: Path | None = None) ->
     mesh cache `cache_dir`; None meshes in memory)."""
     if comm.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    return build_mesh(cfg, comm, cache_dir)
+    return build_mesh(segment_geometry(cfg), comm, cache_dir)
 
 
 def mesh_segment(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
