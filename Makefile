@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 # Meshes are cached in the project (a second `make demo` reads the mesh instead of remeshing).
 export SPINEFE_CACHE ?= $(CURDIR)/.cache/meshes
 # Tests get a per-run JIT cache (one FEniCS JIT cache must not be written by two independent
-# runs at once) and a per-run mesh cache, which the serial and the 2-rank pass share.
-test test-serial test-mpi test-meshes validate: export XDG_CACHE_HOME := $(CURDIR)/.cache/run-$(shell date +%s%N)
+# runs at once) and a per-run mesh cache, which the mesh build, the serial and the 2-rank pass
+# share. The run's directory is named once, here: a target-specific `:=` would be expanded once
+# per target and give each pass a cache of its own (each pass then meshed every segment again).
+RUN_CACHE := $(CURDIR)/.cache/run-$(shell date +%s%N)
+test test-serial test-mpi test-meshes validate: export XDG_CACHE_HOME := $(RUN_CACHE)
 test test-serial test-mpi test-meshes validate: export SPINEFE_TEST_CACHE = $(XDG_CACHE_HOME)/meshes
 MPI_TIMEOUT ?= 1500
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider --durations=25
