@@ -185,11 +185,11 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
     are written; then SolverError is raised (non-zero exit) naming the failed motions.
     """
     motions, failed = {}, {}
+    fields = material_fields(model, materials, lesion, scenario)  # read-only in every solve
     for motion in rom.motions:
         try:
-            motions[motion] = solve_motion(
-                model, motion, material_fields(model, materials, lesion, scenario), rom=rom,
-                mechanics=mechanics, nonlinear=nonlinear)
+            motions[motion] = solve_motion(model, motion, fields, rom=rom, mechanics=mechanics,
+                                           nonlinear=nonlinear)
         except SolverError as err:  # raised on every rank: the SNES reason is collective
             log.error("rom %s: %s", motion, err)
             failed[motion] = str(err)
