@@ -9,6 +9,7 @@ rule to --out and prints the per-plan table of docs/planning.md (the summary tab
 computed from the same JSON lines).
 
     python benchmarks/embedded_seeds.py [--size 1.8] [--ranks 2] [--out FILE] [--plans N]
+        [--toy]  (the 4-seed plan on the test suite's coarse segment, 1 rank; benchmarks/toy.py)
 """
 
 from __future__ import annotations
@@ -51,22 +52,19 @@ def make_plan(cfg, access: str, density: str, activity: float, seeds: int | None
                         name=f"{access} {density} {activity} mCi, {seeds} seeds")
 
 
-def seedless_segment(size: float, comm):
-    """The default segment at element size `size` (mm) without seeds: (config, model), the
-    mesh cached in $SPINEFE_CACHE; collective."""
-    from spinefe.config.sections import Config
+def seedless_segment(size: float, toy: bool, comm):
+    """The default segment at element size `size` (mm), or the toy one, without seeds:
+    (config, model), the mesh cached in $SPINEFE_CACHE; collective."""
     from spinefe.config.loading import parse_config
     from spinefe.geometry.mesh import build_mesh, default_cache_dir
     from spinefe.geometry.segment import segment_geometry
+    from toy import segment_data
 
-    data = Config().model_dump(mode="json")
-    data["mesh"]["size_mm"] = size
-    data["seeds"] = []
-    cfg = parse_config(data)
+    cfg = parse_config(segment_data(size, toy, seedless=True))
     return cfg, build_mesh(segment_geometry(cfg), comm, default_cache_dir())
 
 
-def worker(size: float, out: Path, n_plans: int) -> None:
+def worker(size: float, toy: bool, out: Path, n_plans: int) -> None:
     from mpi4py import MPI
 
     from spinefe.geometry.layout import segment_layout
@@ -75,7 +73,7 @@ def worker(size: float, out: Path, n_plans: int) -> None:
     from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
-    cfg, model = seedless_segment(size, comm)
+    cfg, model = seedless_segment(size, toy, comm)
     layout = segment_layout(segment_geometry(cfg))
     evaluators = {}
     for rule in RULES:
@@ -85,7 +83,8 @@ def worker(size: float, out: Path, n_plans: int) -> None:
             model, layout, materials=cfg.materials, lesion=cfg.lesion,
             mechanics=cfg.mechanics, capsule=cfg.seed_capsule, dosimetry=cfg.dosimetry,
             rule=rule, factorise_each_plan=rule == "voigt")
-    for access, density, activity, seeds in PLANS[:n_plans]:
+    # The toy run takes the plan with the fewest capsules to mesh.
+    for access, density, activity, seeds in PLANS[-1:] if toy else PLANS[:n_plans]:
         plan = make_plan(cfg, access, density, activity, seeds)
         rows = []
         for rule, ev in evaluators.items():
@@ -146,9 +145,12 @@ def main() -> None:
     p.add_argument("--timeout", type=int, default=7200)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tables", action="store_true", help="only print the tables of --out")
+    p.add_argument("--toy", action="store_true", help="the 4-seed plan on the toy segment, 1 rank")
     args = p.parse_args()
+    if args.toy:
+        args.ranks = 1
     if args.worker:
-        worker(args.size, args.out, args.plans)
+        worker(args.size, args.toy, args.out, args.plans)
         return
     if not args.tables:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +159,8 @@ def main() -> None:
         t0 = time.perf_counter()
         subprocess.run(["timeout", "-k", "10", str(args.timeout), mpiexec, "-n", str(args.ranks),
                         sys.executable, __file__, "--worker", "--size", str(args.size),
-                        "--plans", str(args.plans), "--out", str(args.out)], check=True)
+                        "--plans", str(args.plans), "--out", str(args.out)]
+                       + ["--toy"] * args.toy, check=True)
         print(f"total {time.perf_counter() - t0:.0f} s")
     print(tables([json.loads(line) for line in args.out.read_text().splitlines()]))
 

@@ -33,7 +33,7 @@ def worker(size: float, out: Path) -> None:
     from spinefe.planning.evaluation import PlanEvaluator, evaluate_conforming
 
     comm = MPI.COMM_WORLD
-    cfg, model = seedless_segment(size, comm)
+    cfg, model = seedless_segment(size, False, comm)
     plans = [make_plan(cfg, *p) for p in PLANS]
     comm.barrier()
     t0 = time.perf_counter()

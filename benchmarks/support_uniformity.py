@@ -9,6 +9,7 @@ the search) and conforming; rewrites DIR/support_uniformity.json after every pla
 fails to mesh or solve is recorded with its error and the others go on).
 
     mpiexec -n 2 python benchmarks/support_uniformity.py --search DIR [--size 2.2] [--pairs 3]
+        [--toy]  (one pair, meshed at the test suite's coarse size; benchmarks/toy.py)
 """
 
 from __future__ import annotations
@@ -20,24 +21,25 @@ from pathlib import Path
 
 
 def pairs(rows: list[dict], analysis: dict, n: int) -> list[tuple[dict, dict]]:
-    """Per bin (highest V100 first): the dense and sparse plans of closest V100."""
+    """Per bin (highest V100 first, at most `n` bins): the dense and sparse plans of closest
+    V100; bins without both are left out."""
     out = []
-    for b in sorted(analysis["bins"], key=lambda b: -b["V100_percent"][0])[:n]:
+    for b in sorted(analysis["bins"], key=lambda b: -b["V100_percent"][0]):
         lo, hi = b["V100_percent"]
         inside = [r for r in rows if r["valid"] and lo <= r["V100_percent"] <= hi
                   and r["D90_Gy"] >= analysis["prescription_Gy"]
                   and not r.get("hybrid_activity_mCi")]
         dense = [r for r in inside if r["activity_mCi"] <= analysis["low_mCi"]]
         sparse = [r for r in inside if r["activity_mCi"] >= analysis["high_mCi"]]
-        out.append(min(((d, s) for d in dense for s in sparse),
-                       key=lambda p: abs(p[0]["V100_percent"] - p[1]["V100_percent"])))
+        if dense and sparse and len(out) < n:
+            out.append(min(((d, s) for d in dense for s in sparse),
+                           key=lambda p: abs(p[0]["V100_percent"] - p[1]["V100_percent"])))
     return out
 
 
 def main() -> None:
     from mpi4py import MPI
 
-    from spinefe.config.sections import Config
     from spinefe.config.loading import parse_config
     from spinefe.common.errors import SolverError
     from spinefe.planning.evaluation import evaluate_conforming
@@ -47,24 +49,28 @@ def main() -> None:
     from spinefe.geometry.mesh import default_cache_dir
     from spinefe.planning.optimisation import design_plan, evaluation_rows, row_design
     from spinefe.common.parallel import write_json
+    from toy import segment_data
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--search", type=Path, required=True, help="output DIR of a Pareto search")
     p.add_argument("--size", type=float, default=2.2, help="h (mm) of the conforming meshes")
     p.add_argument("--pairs", type=int, default=3)
+    p.add_argument("--toy", action="store_true", help="one pair on the toy segment")
     args = p.parse_args()
+    if args.toy:
+        args.pairs = 1
     comm = MPI.COMM_WORLD
     summary = json.loads((args.search / "summary.json").read_text())
     with open(args.search / "checkpoint.pkl", "rb") as f:
         archive = pickle.load(f)[2]["archive"]  # (key, algorithm, state): spinefe.planning.search
-    data = Config().model_dump(mode="json")
-    data["mesh"]["size_mm"] = args.size
-    data["seeds"] = []
-    cfg = parse_config(data)
+    cfg = parse_config(segment_data(args.size, args.toy, seedless=True))
     analysis = summary["support_uniformity"] | {"prescription_Gy": summary["prescription_Gy"]}
     layout = segment_layout(segment_geometry(cfg))
     results = []
-    for dense, sparse in pairs(evaluation_rows(archive), analysis, args.pairs):
+    chosen = pairs(evaluation_rows(archive), analysis, args.pairs)
+    if comm.rank == 0 and not chosen:
+        print("no V100 bin holds both a dense low-activity and a sparse high-activity plan")
+    for dense, sparse in chosen:
         for family, row in (("dense", dense), ("sparse", sparse)):
             plan = design_plan(layout, cfg.lesion, cfg.seed_capsule, cfg.dosimetry,
                                row_design(row))
@@ -82,7 +88,7 @@ def main() -> None:
                                                     "conforming":
                                                         rel["lesion_apparent_modulus_MPa"]}}
             results.append(result)
-            write_json(comm, {"size_mm": args.size, "plans": results},
+            write_json(comm, {"size_mm": cfg.mesh.size_mm, "plans": results},
                        args.search / "support_uniformity.json")
             if comm.rank == 0:
                 print(line(family, result), flush=True)
