@@ -261,8 +261,8 @@ class _Table:
 
 @cache
 def _table(name: str) -> _Table:
-    """The table of a seed model, built once per process from the numpy formulas (about 0.5 MB
-    per model at the default steps)."""
+    """The table of a seed model, built once per process from the numpy formulas (572 x 181
+    nodes, 0.9 MB and about 50 ms for the shipped models)."""
     m = load_seed_model(name)
     lo, hi = TABLE_R_CM
     inner = [x for x in (*m.g_r_cm, *m.F_r_cm, *(m.phi_r_cm if m.phi_an is not None else ()))
