@@ -207,3 +207,25 @@ def test_formulas_outside_the_table(formalism):
     points = points[(r < 1.0) | (r >= 100.0)]
     ref = assert_matches_reference(points, plan, formalism, rtol=RTOL_FORMULAS)
     assert ref.n_inside > 0 and (~ref.inside_capsule).sum() > 3000
+
+
+def test_capsule_flags_at_the_surface():
+    """Points 1e-12 - 1e-3 mm inside and outside the capsule surfaces (wall and tips) of one seed
+    per model: the same flags as the reference (the capsule test is the reference's arithmetic,
+    run for every point within a capsule's reach)."""
+    rng = np.random.default_rng(23)
+    plan = _plan(builtin_models(), rng)
+    parts = []
+    for s in plan.seeds:
+        m = load_seed_model(s.model)
+        pos, u = np.asarray(s.position_mm), np.asarray(s.direction)
+        half = 10.0 * (0.5 * m.capsule_length_cm - m.capsule_radius_cm)
+        k = _directions(rng, 4000)
+        side = k - np.outer(k @ u, u)
+        side /= np.linalg.norm(side, axis=1)[:, None]
+        offset = rng.choice([-1.0, 1.0], (2, 4000)) * 10.0 ** rng.uniform(-12, -3, (2, 4000))
+        radius = 10.0 * m.capsule_radius_cm + offset
+        parts += [pos + np.outer(rng.uniform(-half, half, 4000), u) + radius[0][:, None] * side,
+                  pos + np.outer(np.sign(k @ u) * half, u) + radius[1][:, None] * k]
+    ref = assert_matches_reference(np.vstack(parts), plan, "2d")
+    assert 0.3 < ref.inside_capsule.mean() < 0.7
