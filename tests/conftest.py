@@ -165,3 +165,24 @@ def require_or_skip(tool: str, package: str) -> str:
             pytest.fail(message + "; SPINEFE_REQUIRE_TOOLS=1")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def asymmetric_seed_file(tmp_path) -> Path:
+    """Model 6711 with F given on 0-180 deg, the back half (90..180 deg) at half the front's
+    values: F(r, 180 - t) = F(r, t) / 2 for t < 90 deg."""
+    import tomllib
+    from importlib import resources
+
+    text = (resources.files("dosimetry") / "data" / "seeds" / "6711.toml").read_text()
+    data = tomllib.loads(text)
+    rows, theta = data["anisotropy"]["F"], data["anisotropy"]["theta_deg"]
+    back = [[v / 2 for v in rows[i]] for i in range(len(rows) - 2, -1, -1)]
+    lines = [f"[{', '.join(map(str, r))}]" for r in rows + back]
+    head = text[: text.index("[anisotropy]")]
+    tail = text[text.index("[anisotropy_factor]"):]
+    angles = theta + [180 - t for t in theta[-2::-1]]
+    path = tmp_path / "asymmetric.toml"
+    path.write_text(f"{head}[anisotropy]\nr_cm = {data['anisotropy']['r_cm']}\n"
+                    f"theta_deg = {angles}\nF = [{', '.join(lines)}]\n\n{tail}")
+    return path
