@@ -19,6 +19,7 @@ from spinefe.mechanics.solvers import (
     SolverOptions,
     ksp_options,
     pushed_options,
+    solve_linear,
 )
 
 pytestmark = pytest.mark.parallel
@@ -140,3 +141,35 @@ def test_config_options_reach_the_solver_options():
     assert options.user_options == {"ksp_rtol": 1e-10, "pc_gamg_threshold": 0.02}
     assert {**ksp_options(options), **options.user_options}["pc_gamg_threshold"] == 0.02
     assert solver_options(coarse().mechanics).petsc == ()
+
+
+#: The built-in CG + GAMG options before issue 21 (GAMG's coarse limit, SOR, V-cycle).
+OLD_GAMG = (("pc_gamg_coarse_eq_limit", 50), ("pc_mg_cycle_type", "v"),
+            ("mg_levels_pc_type", "sor"))
+
+
+def test_default_solver_keeps_the_answer(default_segment):
+    """The implanted segment at test resolution: the default CG + GAMG, the options before
+    issue 21 and MUMPS give the same displacement to 1e-6 relative (rtol 1e-8); the default
+    needs fewer iterations than the old options."""
+    from spinefe.mechanics.materials import material_fields
+    from spinefe.mechanics.segment import segment_load_case
+
+    cfg = coarse()
+    system = assemble_elasticity(
+        material_fields(default_segment, cfg.materials, cfg.lesion, "implanted"),
+        segment_load_case(default_segment, cfg.mechanics), 1,
+        cfg.mechanics.nearly_incompressible_nu)
+    solutions, iterations = [], []
+    for options in (SolverOptions(direct_fallback=False),
+                    SolverOptions(direct_fallback=False, petsc=OLD_GAMG),
+                    SolverOptions(solver="mumps")):
+        x = system.uh.x.petsc_vec.copy()
+        iterations.append(solve_linear(system.A, system.b, x, options).iterations)
+        solutions.append(x)
+    new, old, mumps = solutions
+    for other in (old, mumps):
+        diff = new.copy()
+        diff.axpy(-1.0, other)
+        assert diff.norm() <= 1e-6 * other.norm()
+    assert iterations[0] < iterations[1]

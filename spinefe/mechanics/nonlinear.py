@@ -55,6 +55,12 @@ from spinefe.mechanics.solvers import (
 log = logging.getLogger(__name__)
 
 
+#: Over `ksp_options`: SOR smoothing in the Newton solves. With point-block Jacobi, Newton with
+#: Eisenstat-Walker tolerances stalls at 7e-7 N on a uniform bar (tests/test_solvers.py) while
+#: exact linear solves converge; SOR does not stall.
+NEWTON_KSP = {"mg_levels_pc_type": "sor"}
+
+
 @dataclass(frozen=True)
 class NewtonOptions:
     """Load steps and the Newton tolerances: a step converges when the residual (N) is below
@@ -73,7 +79,7 @@ class NewtonOptions:
     def petsc_options(self) -> dict:
         """The SNES's options: the built-in SNES and KSP ones, then the user's."""
         return {**snes_options(self.line_search, self.max_iterations, self.inexact),
-                **ksp_options(self.linear), **self.linear.user_options}
+                **ksp_options(self.linear), **NEWTON_KSP, **self.linear.user_options}
 
 
 @dataclass

@@ -36,7 +36,7 @@ SNES_REASONS = {v: k for k, v in PETSc.SNES.ConvergedReason.__dict__.items()
 
 @dataclass(frozen=True)
 class SolverOptions:
-    """`cg_gamg` (CG + smoothed-aggregation AMG, rigid-body near-nullspace) or `mumps` (LU).
+    """`cg_gamg` (CG + aggregation AMG, rigid-body near-nullspace; `ksp_options`) or `mumps` (LU).
 
     direct_fallback: where cg_gamg does not converge (e.g. DIVERGED_INDEFINITE_PC on the slivers
     between closely packed capsules), solve again with MUMPS; the solution's converged_reason
@@ -56,6 +56,9 @@ class SolverOptions:
     def user_options(self) -> dict[str, Any]:
         return dict(self.petsc)
 
+
+#: GAMG's coarsest grid: at most this many equations, factorised (docs/mechanics.md).
+COARSE_EQUATIONS = 10000
 
 #: Options that choose the method: the MUMPS fallback keeps its own (a user's pc_type under
 #: preonly would make it return an unsolved system as converged).
@@ -78,13 +81,19 @@ def ksp_options(opts: SolverOptions) -> dict:
         "pc_gamg_type": "agg",
         # Dropping weak couplings (< 5 % of the diagonal) from the aggregation graph keeps the
         # aggregates inside one material despite the 1e5 stiffness contrast of bone, disc and
-        # titanium; SOR smoothing copes with the remaining contrast better than Jacobi. Plain
-        # aggregation (nsmooths 0) by default: smoothing the prolongator saves some iterations
-        # but its dense coarse operators cost more set-up than it saves (docs/mechanics.md).
+        # titanium. Plain aggregation (nsmooths 0) by default: smoothing the prolongator saves
+        # some iterations but its denser coarse operators cost more set-up than it saves.
         "pc_gamg_threshold": 0.05,
         "pc_gamg_agg_nsmooths": opts.prolongator_smoothing_steps,
+        # With the threshold on every level the coarsening stalls below ~1e4 equations (near
+        # single-node aggregates, 14 levels at h = 2 mm): stop there and factorise the coarse
+        # grid (GAMG's coarse solver: LU on one rank), and visit the coarse levels twice per
+        # cycle (W-cycle); point-block (3 x 3 nodal) Jacobi inside Chebyshev is cheaper per
+        # sweep than SOR and parallelises exactly. Measured in docs/mechanics.md (Performance).
+        "pc_gamg_coarse_eq_limit": COARSE_EQUATIONS,
+        "pc_mg_cycle_type": "w",
         "mg_levels_ksp_type": "chebyshev",
-        "mg_levels_pc_type": "sor",
+        "mg_levels_pc_type": "pbjacobi",
     }
 
 
