@@ -179,18 +179,15 @@ class _Solids:
     """The segment's primitive solids before the boolean cuts.
 
     `parts` holds the solids of every region in priority order (highest first). A hull is a
-    separate solid that is the union of the part solids it holds (a vertebral body, the disc);
-    different hulls do not overlap, by the layout's construction. `layers` are solids of one hull
-    built pairwise disjoint (the cortical wall, endplates and core of a body).
+    separate solid that is exactly the union of the part solids it holds: a vertebral body (its
+    cortical wall, endplates and core, which are `layers`, built pairwise disjoint) and the disc
+    (nucleus and annulus). Different hulls only touch (they lie between shared endplate planes).
+    All of this holds by construction; seeds and lesion, placed by the user, belong to no hull.
     """
 
     parts: list[tuple[str, list[int]]]
     hull_of: dict[int, int] = field(default_factory=dict)
     layers: set[int] = field(default_factory=set)
-
-
-def _inside(box: list[float], hull: list[float]) -> bool:
-    return all(hull[i] <= box[i] and box[i + 3] <= hull[i + 3] for i in range(3))
 
 
 def _parts(geometry: SegmentGeometry, layout: SegmentLayout) -> _Solids:
@@ -213,21 +210,11 @@ def _parts(geometry: SegmentGeometry, layout: SegmentLayout) -> _Solids:
     g = geometry
     if g.lesion.enabled:
         by_name[R.LESION] = _lesion(g.lesion, by_name["L4.cortical"])
-        # Validation keeps the lesion inside the L4 body.
-        solids.hull_of.update({t: solids.hull_of[by_name["L4.cortical"][0]]
-                               for t in by_name[R.LESION]})
     disc, hull = _disc(layout)
     by_name.update(disc)
     solids.hull_of.update({t: hull for tags in disc.values() for t in tags})
     if g.seeds.seeds:
         by_name[R.SEEDS] = _seed_solids(g.seeds, g.capsule)
-        # Validation keeps every capsule inside one vertebral body.
-        bodies = {h: occ.getBoundingBox(3, h) for h in set(solids.hull_of.values())}
-        for t in by_name[R.SEEDS]:
-            box = occ.getBoundingBox(3, t)
-            inside = [h for h, hb in bodies.items() if _inside(box, hb)]
-            if inside:
-                solids.hull_of[t] = inside[0]
     if g.regions.canal:
         by_name[R.CANAL] = [_intersect(_add_cylinder(layout.canal), _prism(*layout.canal_bounds))]
     if g.regions.envelope:
@@ -283,8 +270,7 @@ def _make_disjoint(solids: _Solids) -> list[tuple[str, list[int]]]:
     not imprinted inside the bone that overrides it: imprints leave sliver faces and elements.
     Parts of different hulls, and layers of one hull, are disjoint by construction and are not
     cut by each other; a part outside every hull is cut by the hull (one simple solid) instead
-    of the parts it holds. Both only save time: the cut result is the same set of points, and
-    the fragment gives any overlap left to the part of higher priority.
+    of the parts it holds (the same set of points).
     """
     hull_of, layers = dict(solids.hull_of), set(solids.layers)
     boxes = {h: occ.getBoundingBox(3, h) for h in set(hull_of.values())}
