@@ -5,7 +5,8 @@ cells, the minimum radius ratio 3 r_in / r_circ (`mesh.cell_quality`; 1 = regula
 and the region holding it, a histogram of the radius ratio, the CAD and gmsh seconds, and the
 elements across each thin layer (cortical shell, bony endplates, facet cartilage).
 Elements across a layer = thickness / the mean edge length of its tetrahedra.
-Meshing at 0.6 mm takes a few minutes; `--toy` meshes once at h = 3.0 mm.
+Meshing at 0.6 mm takes a few minutes; `--toy` measures the test suite's coarse segment
+(benchmarks/toy.py), read from the mesh cache ($SPINEFE_CACHE) when it holds it.
 
     python benchmarks/mesh_quality.py [--sizes 2.0 1.0 0.6] [--toy] [--out FILE]
 """
@@ -37,21 +38,20 @@ def thin_layers(layers) -> dict[str, float]:
     return out
 
 
-def measure(size: float) -> dict:
-    """Mesh the default segment at `size` (mm) and measure its elements (one rank)."""
+def measure(size: float, toy: bool) -> dict:
+    """Mesh the default segment at `size` (mm) without the cache, or take the toy segment from
+    the cache, and measure its elements (one rank)."""
     import numpy as np
     from mpi4py import MPI
 
     from spinefe.config.loading import parse_config
-    from spinefe.config.sections import Config
-    from spinefe.geometry.mesh import build_mesh, cell_quality
+    from spinefe.geometry.mesh import build_mesh, cell_quality, default_cache_dir
     from spinefe.geometry.segment import segment_geometry
+    from toy import segment_data
 
-    data = Config().model_dump(mode="json")
-    data["mesh"]["size_mm"] = size
-    cfg = parse_config(data)
+    cfg = parse_config(segment_data(size, toy))
     t0 = time.perf_counter()
-    model = build_mesh(segment_geometry(cfg), MPI.COMM_SELF, None)
+    model = build_mesh(segment_geometry(cfg), MPI.COMM_SELF, default_cache_dir() if toy else None)
     wall = time.perf_counter() - t0
     mesh = model.mesh
     n = mesh.topology.index_map(3).size_local
@@ -71,7 +71,7 @@ def measure(size: float) -> dict:
     counts, _ = np.histogram(q, bins=BINS)
     bins = zip(BINS[:-1], BINS[1:], counts, strict=True)
     return {
-        "size_mm": size,
+        "size_mm": cfg.mesh.size_mm,
         "cells": int(n),
         "min_radius_ratio": float(q.min()),
         "worst_region": name_of.get(int(region[worst])),
@@ -90,13 +90,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--sizes", type=float, nargs="+", default=[2.0, 1.0, 0.6])
-    p.add_argument("--toy", action="store_true", help="one coarse mesh (h = 3.0 mm)")
+    p.add_argument("--toy", action="store_true", help="the test suite's coarse segment")
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
     args = p.parse_args()
-    sizes = [3.0] if args.toy else args.sizes
+    sizes = args.sizes[:1] if args.toy else args.sizes
     rows = []
     for h in sizes:
-        rows.append(measure(h))
+        rows.append(measure(h, args.toy))
         print(json.dumps(rows[-1]), flush=True)
     print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print("| h (mm) | cells | min radius ratio (region) | < 0.05 | CAD s | gmsh s |")
