@@ -26,7 +26,7 @@ from mpi4py import MPI  # noqa: E402
 from spinefe.config.loading import parse_config  # noqa: E402
 from spinefe.config.sections import Config, Seed  # noqa: E402
 
-#: Coarse element size for the tests (mm). A segment costs about 1 min of CAD and 0.5-1 min of
+#: Coarse element size for the tests (mm). A segment costs 10-25 s of CAD and 0.5-1 min of
 #: meshing on one core at this size, so the suite builds each geometry once (`SEGMENTS`).
 TEST_H = 2.5
 

@@ -8,6 +8,7 @@ config, so a second run with the same geometry reads the mesh instead of remeshi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import dolfinx
@@ -32,7 +34,10 @@ from spinefe.geometry.segment import SegmentGeometry
 log = logging.getLogger(__name__)
 
 #: Bump when the geometry code changes what a given config produces (invalidates caches).
-GEOMETRY_VERSION = 2
+GEOMETRY_VERSION = 3
+#: gmsh options of the 3D meshing beyond the size field (`occ.set_mesh_size`): the optimisation
+#: passes after the mesher. Part of the cache key, with the gmsh version.
+GMSH_MESH_OPTIONS = {"Mesh.Optimize": 1}
 
 
 @dataclass
@@ -65,8 +70,11 @@ class Model:
 
 
 def geometry_key(geometry: SegmentGeometry) -> str:
-    """The mesh cache key: the geometry code's version and the hash of the configured sections."""
-    return f"v{GEOMETRY_VERSION}-{geometry.sections_hash}"
+    """The mesh cache key: the geometry code's version, a hash of the meshing (gmsh version and
+    `GMSH_MESH_OPTIONS`) and the hash of the configured sections."""
+    meshing = json.dumps([version("gmsh"), GMSH_MESH_OPTIONS], sort_keys=True)
+    return (f"v{GEOMETRY_VERSION}-{hashlib.sha256(meshing.encode()).hexdigest()[:8]}-"
+            f"{geometry.sections_hash}")
 
 
 def default_cache_dir() -> Path:
@@ -83,6 +91,8 @@ def _mesh_volumes(algorithm: str) -> None:
     import gmsh
 
     gmsh.option.setNumber("Mesh.Algorithm3D", 10 if algorithm == "hxt" else 1)
+    for name, value in GMSH_MESH_OPTIONS.items():
+        gmsh.option.setNumber(name, value)
     try:
         gmsh.model.mesh.generate(3)
     except Exception as err:  # gmsh raises a bare Exception
