@@ -10,7 +10,7 @@ process, so the largest set counts), and the speed-up from 1 to 2 ranks per set.
 cached ($SPINEFE_CACHE; the first run meshes: about 5 minutes at 0.6 mm).
 
     python benchmarks/mechanics_solve.py [--size 0.6] [--ranks 1 2] [--options default old]
-    python benchmarks/mechanics_solve.py --toy     # the test segment (h = 2.5 mm), 1 rank, 1 set
+    python benchmarks/mechanics_solve.py --toy  # the toy segment (benchmarks/toy.py), 1 rank
 
 --smoothing N (the former flag) sets `mechanics.prolongator_smoothing_steps` under every set.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -244,19 +243,15 @@ def worker(size: float | None, smoothing: int | None, names: list[str], toy: boo
     from spinefe.mechanics.materials import material_fields
     from spinefe.mechanics.segment import load_bearing, segment_load_case, solver_options
     from spinefe.mechanics.solvers import solve_linear
+    from toy import segment_data
 
     comm = MPI.COMM_WORLD
-    data = Config().model_dump(mode="json")
-    if toy:  # the test suite's segment, prebuilt in $SPINEFE_TEST_CACHE when that is set
-        data["mesh"].update(size_mm=2.5, seed_size_mm=0.5)
-    elif size is not None:
-        data["mesh"]["size_mm"] = size
+    # The toy segment is the test suite's (benchmarks/toy.py), read from $SPINEFE_CACHE.
+    data = segment_data(size if size is not None else Config().mesh.size_mm, toy)
     if smoothing is not None:
         data["mechanics"]["prolongator_smoothing_steps"] = smoothing
     cfg = parse_config(data)
-    cache = os.environ.get("SPINEFE_TEST_CACHE") if toy else None
-    model = load_bearing(build_mesh(segment_geometry(cfg), comm,
-                                    Path(cache) if cache else default_cache_dir()))
+    model = load_bearing(build_mesh(segment_geometry(cfg), comm, default_cache_dir()))
     comm.barrier()
     t0 = time.perf_counter()
     system = assemble_elasticity(material_fields(model, cfg.materials, cfg.lesion, "implanted"),
@@ -329,8 +324,8 @@ def main() -> None:
                    help="option sets (see OPTION_SETS; default: default old, with --toy default)")
     p.add_argument("--smoothing", type=int, nargs="+", default=[None],
                    help="prolongator_smoothing_steps under every set (default: the config's)")
-    p.add_argument("--toy", action="store_true", help="the test suite's segment (h = 2.5 mm; "
-                   "$SPINEFE_TEST_CACHE if set), 1 rank, the default set")
+    p.add_argument("--toy", action="store_true",
+                   help="the test suite's segment (benchmarks/toy.py), 1 rank, the default set")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per mpiexec")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/mechanics.json"))
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -3,6 +3,7 @@
 Prints cells, P1 vector dofs, seconds (CAD, gmsh meshing, distribution, total) and peak memory of
 each run; every size runs in its own process (`spinefe mesh`, no cache) so the peak is its own.
 Usage: python benchmarks/mesh_sizes.py [--sizes 1.0 0.8 0.6] [--ranks 1] [--out DIR]
+       python benchmarks/mesh_sizes.py --toy  (no seeds, the toy size: benchmarks/toy.py)
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from spinefe.config.sections import Config, Seed
 from spinefe.config.loading import parse_config
+from spinefe.config.sections import Seed
 from spinefe.config.toml import config_toml
+from toy import segment_data
 
 
 def seeds_25() -> list[dict]:
@@ -34,14 +36,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 0.8, 0.6])
     ap.add_argument("--ranks", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="spinefe-bench-")))
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--toy", action="store_true", help="no seeds, the toy size, 1 rank")
     args = ap.parse_args()
+    if args.toy:
+        args.sizes, args.ranks = args.sizes[:1], 1
+    out = args.out or Path(tempfile.mkdtemp(prefix="spinefe-bench-"))
     rows = []
     for h in args.sizes:
-        data = Config().model_dump(mode="json")
-        data["seeds"] = seeds_25()
-        data["mesh"]["size_mm"] = h
-        run = args.out / f"h{h}"
+        data = segment_data(h, args.toy, seedless=args.toy)
+        if not args.toy:
+            data["seeds"] = seeds_25()
+        run = out / f"h{data['mesh']['size_mm']}"
         run.mkdir(parents=True, exist_ok=True)
         toml = run / "config.toml"
         toml.write_text(config_toml(parse_config(data)))
@@ -57,14 +63,15 @@ def main() -> None:
             "--no-figure",
         ]
         if args.ranks > 1:
-            cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(args.ranks), *cmd]
+            cmd = ["timeout", "-k", "10", "3600", str(Path(sys.executable).parent / "mpiexec"),
+                   "-n", str(args.ranks), *cmd]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t0
         s = json.loads((run / "summary.json").read_text())
         rows.append(
             (
-                h,
+                data["mesh"]["size_mm"],
                 s["cells"],
                 s["dofs_p1_vector"],
                 s["timing"],
