@@ -225,9 +225,12 @@ def test_solve_rejects_bad_scenario(tmp_path, cli_env):
 @pytest.mark.serial_only
 def test_indicators_converge_on_coarse_meshes(segment, implanted, cache_dir):
     """The paper's indicators (von Mises in the L4 cortical shell and the L4 superior endplate)
-    at h = 2.5 and 2.0 mm. Measured: p99 changes 1-3 %, single-element max up to 6 %; the
-    tolerances (5 % and 10 %) leave room for mesher variation. The full 1.0 / 0.8 / 0.6 mm study
-    is studies/mesh_convergence.toml (docs/mechanics.md)."""
+    at h = 2.5 and 2.0 mm. Measured: p99 changes 1-3 %, single-element max up to 12 %: the max
+    is one element at a sharp CAD edge, and meshing the same CAD in another entity order (issue
+    21's CAD change) moved it from 21.98 to 24.59 MPa at 2.5 mm while p99 moved 1 %
+    (docs/model.md). Tolerances: 5 % on p99 (the paper's criterion), 15 % on max (its mesher
+    variation at these sizes). The full 1.0 / 0.8 / 0.6 mm study is
+    studies/mesh_convergence.toml (docs/mechanics.md)."""
     from spinefe.geometry.mesh import build_mesh
     from spinefe.geometry.segment import segment_geometry
     from spinefe.mechanics.segment import load_bearing
@@ -238,4 +241,4 @@ def test_indicators_converge_on_coarse_meshes(segment, implanted, cache_dir):
     for region in ("L4.cortical", "L4.endplate_superior"):
         a, b = implanted[1]["von_mises_MPa"][region], record["von_mises_MPa"][region]
         assert b["p99"] == pytest.approx(a["p99"], rel=0.05), region
-        assert b["max"] == pytest.approx(a["max"], rel=0.10), region
+        assert b["max"] == pytest.approx(a["max"], rel=0.15), region
