@@ -168,8 +168,8 @@ def test_search_evaluates_on_subcommunicators(cache_dir):
         search = PlanSearch(search_config(ranks_per_evaluation=k), comm, cache_dir)
         evaluated = []  # designs this rank's group evaluated
         evaluate = search._evaluate
-        search._evaluate = (lambda design, seen=evaluated, run=evaluate:
-                            seen.append(design) or run(design))
+        search._evaluate = (lambda designs, seen=evaluated, run=evaluate:
+                            seen.extend(designs) or run(designs))
         F, G = search(POPULATION)
         assert search(POPULATION[::-1])[0].tolist() == F[::-1].tolist()  # from the archive
         by_groups = [d for part in comm.allgather(evaluated if search.group.rank == 0 else [])

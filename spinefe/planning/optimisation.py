@@ -233,18 +233,27 @@ class PlanSearch:
         c = self.cfg
         return design_plan(self.layout, c.lesion, c.seed_capsule, c.dosimetry, design)
 
-    def _evaluate(self, design: Design) -> dict | None:
-        try:
-            return self.evaluator.evaluate(self.plan(design)).record()
-        except PlanningError:
-            return None
+    def _evaluate(self, designs: list[Design]) -> list[dict | None]:
+        """The records of `designs` (None: not a valid plan), evaluated together
+        (PlanEvaluator.evaluate_many); collective over the group."""
+        records: list = [None] * len(designs)
+        plans = {}
+        for i, design in enumerate(designs):
+            try:
+                plans[i] = self.plan(design)
+            except PlanningError:
+                pass
+        evaluated = self.evaluator.evaluate_many(list(plans.values()))
+        for i, result in zip(plans, evaluated, strict=True):
+            records[i] = None if isinstance(result, PlanningError) else result.record()
+        return records
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives and constraints of the population X (same on every rank); collective."""
         designs = [decode(x, self.opt) for x in X]
         new = list(dict.fromkeys(d for d in designs if d not in self.archive))
         mine = new[self.group_id::self.groups]
-        results = [(d, self._evaluate(d)) for d in mine]
+        results = list(zip(mine, self._evaluate(mine), strict=True))
         parts = self.comm.allgather(results if self.group.rank == 0 else [])
         for part in parts:
             self.archive.update(part)
