@@ -257,7 +257,7 @@ class FactorisedCG(LinearSolver):
         if factor is None:
             raise ValueError("solve_many needs CG preconditioned by a fixed factorisation")
         rtol, _, dtol, max_it = self.ksp.getTolerances()
-        P, _ = self.ksp.getOperators()
+        _, P = self.ksp.getOperators()
         comm = b.getComm()
         mpi = comm.tompi4py()
         n, size = b.getLocalSize(), b.getSize()

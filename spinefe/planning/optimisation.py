@@ -324,12 +324,33 @@ def hypervolume(F: np.ndarray) -> float:
     return float(HV(ref_point=np.full(4, 1.1))((np.asarray(F) - lo) / (hi - lo)))
 
 
+def converged(history: list[dict], percent: float, window: int) -> bool:
+    """The stopping rule: the front's hypervolume (positive) grew by less than `percent` % of
+    its value over the last `window` generations of `history` (run_search); never for
+    percent 0."""
+    if percent <= 0.0 or len(history) <= window:
+        return False
+    before, now = history[-1 - window]["hypervolume"], history[-1]["hypervolume"]
+    return before > 0.0 and now - before < percent / 100.0 * before
+
+
+def stopped(history: list[dict], opt: Optimisation) -> dict:
+    """How the search of `history` ended: its last generation and evaluations, and why:
+    "rule" (`converged` before the budget) or "budget" (optimisation.generations)."""
+    last = history[-1] if history else {"generation": 0, "evaluations": 0}
+    rule = last["generation"] < opt.generations and converged(
+        history, opt.stop_hypervolume_percent, opt.stop_window)
+    return {"generation": last["generation"], "evaluations": last["evaluations"],
+            "by": "rule" if rule else "budget"}
+
+
 def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
-    """NSGA-II over the design space (planning.search); returns (algorithm on rank 0, search).
+    """NSGA-II over the design space (planning.search) until the generation budget or the
+    stopping rule (`converged`, optimisation.stop_*); returns (algorithm on rank 0, search).
     The search's state records per generation the distinct plans evaluated, the size and
     hypervolume of the archive's front and the seconds since the set-up. The checkpoint is
-    keyed by the whole configuration but optimisation.generations (a resume may extend the
-    search; any other change is refused with ConfigError); collective."""
+    keyed by the whole configuration but the budget and the stopping rule (a resume may extend
+    the search; any other change is refused with ConfigError); collective."""
     t0 = time.perf_counter()
     search = PlanSearch(cfg, comm, cache_dir)
     setup = time.perf_counter() - t0
@@ -347,13 +368,15 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
             "seconds": round(before["seconds"] + time.perf_counter() - t0 - setup, 2)})
 
     data = cfg.model_dump(mode="json")
-    data["optimisation"].pop("generations")
+    for name in ("generations", "stop_hypervolume_percent", "stop_window"):
+        data["optimisation"].pop(name)
     key = canonical_hash(data)
     o = cfg.optimisation
     problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(o))
     settings = SearchSettings(o.population, o.generations, o.random_seed)
     algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state,
-                      SameDesign(o), key)
+                      SameDesign(o), key, stop=lambda: converged(
+                          search.state["history"], o.stop_hypervolume_percent, o.stop_window))
     search.state["setup_seconds"] = setup
     return algorithm, search
 
@@ -521,6 +544,7 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
             "setup_seconds": round(search.state["setup_seconds"], 1),
             "evaluations_per_second": round(len(search.archive) / history[-1]["seconds"], 3)
             if history and history[-1]["seconds"] > 0 else None,
+            "stopped": stopped(history, cfg.optimisation),
             "history": history, "front": front, "recommended": picks, "verification": {},
             "support_uniformity": support_uniformity(rows, cfg.dosimetry.prescription_Gy),
             "provenance": record,
