@@ -268,6 +268,10 @@ class FactorisedCG(LinearSolver):
         def dots(u: np.ndarray, v: np.ndarray) -> np.ndarray:  # column-wise u_j . v_j
             return mpi.allreduce(np.einsum("ij,ij->j", u, v), op=MPI.SUM)
 
+        def dense(M: np.ndarray) -> PETSc.Mat:  # a PETSc view of local rows, F-contiguous
+            return PETSc.Mat().createDense(((n, size), (PETSc.DECIDE, M.shape[1])), array=M,
+                                           comm=comm)
+
         X = np.empty((n, k), order="F")  # the solutions, filled as the systems converge
         x = x0.getArray(readonly=True)
         r = b.getArray(readonly=True) - _mult(P, x0, size, comm)  # b - P x0
@@ -294,18 +298,20 @@ class FactorisedCG(LinearSolver):
                                   f"after {max_it} iterations (residual norm "
                                   f"{norm[ids[0]]:.3e}, rtol {rtol})")
             Z = np.empty_like(R)
-            rhs, out = (PETSc.Mat().createDense(((n, size), (PETSc.DECIDE, ids.size)),
-                                                array=M, comm=comm) for M in (R, Z))
+            rhs, out = (dense(M) for M in (R, Z))
             factor.matSolve(rhs, out)  # Z = P^-1 R, the factor read once for all columns
-            rhs.destroy()
-            out.destroy()
             rz = dots(R, Z)
             _check(rz < 0.0, ids, what, "DIVERGED_INDEFINITE_PC")
             Da *= rz / beta
             Da += Z
             beta = rz
-            W = np.asfortranarray(np.stack([_mult(P, Da[:, j], size, comm) + _mult(
-                changes[i], Da[:, j], size, comm) for j, i in enumerate(ids)], 1))
+            directions = dense(Da)
+            product = P.matMult(directions)  # P Da, P read once for all columns
+            W = np.array(product.getDenseArray(), order="F")
+            for j, i in enumerate(ids):
+                W[:, j] += _mult(changes[i], Da[:, j], size, comm)
+            for M in (rhs, out, directions, product):
+                M.destroy()
             dw = dots(Da, W)
             _check(dw <= 0.0, ids, what, "DIVERGED_INDEFINITE_MAT")
             alpha = rz / dw
