@@ -71,10 +71,23 @@ def plot_convergence(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from spinefe.config.sections import Optimisation
+    from spinefe.planning.optimisation import converged
+
     h = json.loads((out / "summary.json").read_text())["history"]
+    rule = Optimisation()
     n = [g["evaluations"] for g in h]
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=150)
     ax.plot(n, [g["hypervolume"] for g in h], "k.-", label="hypervolume")
+    # Where the default stopping rule stops (or would have, in a run without it).
+    percent, window = rule.stop_hypervolume_percent, rule.stop_window
+    stop = next((g for i, g in enumerate(h) if converged(h[:i + 1], percent, window)), None)
+    if stop is not None:
+        ax.axvline(stop["evaluations"], color="0.5", ls="--", lw=0.8)
+        ax.annotate(f"stopping rule ({percent:g} % over {window} generations): generation "
+                    f"{stop['generation']}", (stop["evaluations"], 0.02),
+                    xycoords=("data", "axes fraction"), rotation=90, fontsize=6, color="0.4",
+                    ha="right")
     ax.set_xlabel("plans evaluated")
     ax.set_ylabel("hypervolume of the front (HV_BOUNDS)")
     twin = ax.twinx()
