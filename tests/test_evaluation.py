@@ -136,6 +136,12 @@ def test_plans_evaluated_together_equal_plans_evaluated_alone(seedless_model, pl
     one_by_one = [ev.evaluate(p) for p in plans[:2] + plans[3:]]  # first: leaves A = A_p
     together = ev.evaluate_many(plans)
     assert isinstance(together[2], PlanningError)
+    ev.block = 2  # in blocks of two plans: the same records
+    blocks = ev.evaluate_many(plans)
+    assert isinstance(blocks[2], PlanningError)
+    for j in (0, 1, 3):
+        np.testing.assert_allclose(_leaves(blocks[j].mechanics), _leaves(together[j].mechanics),
+                                   rtol=1e-9)
     for alone, record in zip(one_by_one, together[:2] + together[3:], strict=True):
         assert record.dose == alone.dose and record.seeds == alone.seeds
         assert record.solver["iterations"] == alone.solver["iterations"] > 0
