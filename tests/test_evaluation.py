@@ -118,6 +118,42 @@ def test_evaluation_record(seedless_model, plan):
                                                             rel=1e-12)
 
 
+@pytest.mark.parallel
+def test_plans_evaluated_together_equal_plans_evaluated_alone(seedless_model, plan):
+    """evaluate_many (the plans' CG solves in lockstep on one factorisation) gives every plan
+    the record `evaluate` gives it, whatever was evaluated before: the same dose, the same CG
+    iterations, the mechanics to 1e-9 (round-off in the CG iterates; the search's objectives
+    are these metrics); a plan the planner refuses takes its PlanningError's place without
+    stopping the others."""
+    from spinefe.common.errors import PlanningError
+
+    ev = _evaluator(seedless_model)
+    seeds = list(plan.seeds)
+    outside = seeds[2].__class__(position_mm=(0.0, 0.0, -20.0), direction=(0.0, 1.0, 0.0),
+                                 strength_U=seeds[2].strength_U)
+    plans = [plan, Plan(tuple(seeds[:4]), name="four"), Plan((*seeds[:2], outside)),
+             Plan(tuple(seeds[::2]), name="every other")]
+    one_by_one = [ev.evaluate(p) for p in plans[:2] + plans[3:]]  # first: leaves A = A_p
+    together = ev.evaluate_many(plans)
+    assert isinstance(together[2], PlanningError)
+    ev.block = 2  # in blocks of two plans: the same records
+    blocks = ev.evaluate_many(plans)
+    assert isinstance(blocks[2], PlanningError)
+    for j in (0, 1, 3):
+        np.testing.assert_allclose(_leaves(blocks[j].mechanics), _leaves(together[j].mechanics),
+                                   rtol=1e-9)
+    for alone, record in zip(one_by_one, together[:2] + together[3:], strict=True):
+        assert record.dose == alone.dose and record.seeds == alone.seeds
+        assert record.solver["iterations"] == alone.solver["iterations"] > 0
+        a, b = _leaves(alone.mechanics), _leaves(record.mechanics)
+        np.testing.assert_allclose(b, a, rtol=1e-9)
+
+
+def _leaves(d: dict) -> list[float]:
+    """The numbers of a nested metrics record, in order."""
+    return [x for v in d.values() for x in (_leaves(v) if isinstance(v, dict) else [float(v)])]
+
+
 @pytest.mark.mpi_only
 def test_one_and_two_ranks_agree(plan, cache_dir):
     """The same plan evaluated on 1 rank and on 2 ranks: dose identical (same sample points),

@@ -16,8 +16,8 @@ from spinefe.common.errors import ConfigError
 from spinefe.geometry.layout import segment_layout
 from spinefe.geometry.segment import segment_geometry
 from spinefe.common.errors import PlanningError
-from spinefe.planning.optimisation import (Design, decode, design_seeds, design_values, n_genes,
-                                  recommended, support_uniformity)
+from spinefe.planning.optimisation import (Design, converged, decode, design_seeds, design_values,
+                                  n_genes, recommended, stopped, support_uniformity)
 from tests.conftest import TEST_H, coarse, spinefe_cmd
 
 CFG = Config()
@@ -119,6 +119,29 @@ def test_the_front_holds_every_feasible_non_dominated_plan():
     assert archive_front(values) == [b, a]  # sorted by -V100
 
 
+def test_the_stopping_rule_on_the_hypervolume():
+    """The search stops once the front's hypervolume grew by less than 1 % over 10
+    generations: not while it is 0 (no feasible front) or has fewer generations than the
+    window, not on 1 % or more; percent 0 never stops; `stopped` tells the rule from the
+    budget."""
+    def history(values):
+        return [{"generation": g + 1, "evaluations": 44 * (g + 1), "hypervolume": v}
+                for g, v in enumerate(values)]
+
+    rising = history([0.0] * 5 + [0.05 * (1 + 0.002 * g) for g in range(11)])  # +2 % over 10
+    flat = history([0.0] * 5 + [0.05 * (1 + 0.0008 * g) for g in range(11)])  # +0.8 % over 10
+    assert not converged(rising, 1.0, 10) and converged(flat, 1.0, 10)
+    assert not converged(flat[:10], 1.0, 10) and not converged(history([0.0] * 20), 1.0, 10)
+    assert not converged(flat, 0.0, 10) and converged(rising, 2.5, 10)
+    assert converged(rising, 1.0, 3)  # +0.6 % over the last 3
+    opt = OPT.model_copy(update={"generations": 50})
+    assert stopped(flat, opt) == {"generation": 16, "evaluations": 704, "by": "rule"}
+    assert stopped(rising, opt)["by"] == "budget"  # stopped by the budget
+    assert stopped(flat, opt.model_copy(update={"generations": 16}))["by"] == "budget"
+    assert stopped(flat, opt.model_copy(update={"stop_hypervolume_percent": 0.0}))["by"] == \
+        "budget"
+
+
 def _row(activity, v100, cov, seeds):
     return {"valid": True, "D90_Gy": 160.0, "V100_percent": v100, "activity_mCi": activity,
             "lesion_bone_sed_cov_ratio": cov, "lesion_modulus_ratio": 1.0 + seeds / 1000,
@@ -168,8 +191,8 @@ def test_search_evaluates_on_subcommunicators(cache_dir):
         search = PlanSearch(search_config(ranks_per_evaluation=k), comm, cache_dir)
         evaluated = []  # designs this rank's group evaluated
         evaluate = search._evaluate
-        search._evaluate = (lambda design, seen=evaluated, run=evaluate:
-                            seen.append(design) or run(design))
+        search._evaluate = (lambda designs, seen=evaluated, run=evaluate:
+                            seen.extend(designs) or run(designs))
         F, G = search(POPULATION)
         assert search(POPULATION[::-1])[0].tolist() == F[::-1].tolist()  # from the archive
         by_groups = [d for part in comm.allgather(evaluated if search.group.rank == 0 else [])
@@ -212,6 +235,8 @@ def test_optimise_command(tmp_path, cli_env):
                  "plans/recommended_mechanical.toml", "plans/front_00.dcm"):
         assert (out / name).is_file(), name
     assert summary["ranks"] == 2 and len(summary["history"]) == 2 and summary["front"]
+    assert summary["stopped"] == {"generation": 2, "evaluations": summary["evaluations"],
+                                  "by": "budget"}
     rerun = subprocess.run(spinefe_cmd(*args, ranks=2), env=cli_env, capture_output=True,
                            text=True)
     assert rerun.returncode == 0, rerun.stderr

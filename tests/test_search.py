@@ -33,11 +33,11 @@ def pareto_front(algorithm) -> tuple[np.ndarray, np.ndarray]:
     return X[order], F[order]
 
 
-def run(settings, constrained=False, checkpoint=None, key=None):
+def run(settings, constrained=False, checkpoint=None, key=None, stop=None):
     comm = MPI.COMM_WORLD
     problem = UnitBoxProblem(2, 2, 1 if constrained else 0)
     algorithm = nsga2(problem, lambda X: zdt1(X, constrained), settings, comm, checkpoint,
-                      key=key)
+                      key=key, stop=stop)
     front = pareto_front(algorithm) if comm.rank == 0 else None
     return comm.bcast(front, root=0)
 
@@ -81,3 +81,31 @@ def test_checkpoint_resumes_to_the_same_result(tmp_path_factory):
     np.testing.assert_array_equal(straight[1], resumed[1])
     with pytest.raises(ConfigError, match="belongs to another search"):
         run(SearchSettings(population=20, generations=12, seed=5), checkpoint=path, key="other")
+
+
+
+def test_a_stopping_rule_ends_the_search_before_its_budget(tmp_path_factory):
+    """`stop` (asked on rank 0 before every generation, here on the checkpointed state) ends
+    the search at the first generation where it holds, before the budget; a resume of the
+    stopped search evaluates nothing."""
+    from pathlib import Path
+
+    comm = MPI.COMM_WORLD
+    path = Path(comm.bcast(str(tmp_path_factory.mktemp("stop") / "search.pkl")
+                           if comm.rank == 0 else None, root=0))
+    problem = UnitBoxProblem(2, 2)
+    settings = SearchSettings(population=10, generations=20, seed=2)
+    evaluated = []
+
+    def evaluate(X):
+        evaluated.append(len(X))
+        return zdt1(X)
+
+    for _ in range(2):  # the second call resumes from the checkpoint
+        state = {"generations": 0}
+        algorithm = nsga2(problem, evaluate, settings, comm, path,
+                          lambda a, s=state: s.update(generations=a.n_gen - 1), state,
+                          stop=lambda s=state: s["generations"] >= 4)
+        assert len(evaluated) == 4 and comm.bcast(state["generations"], root=0) == 4
+        if comm.rank == 0:
+            assert algorithm.n_gen - 1 == 4 and algorithm.has_next()  # not the budget

@@ -133,6 +133,38 @@ def test_factorised_cg():
         obj.destroy()
 
 
+def test_factorised_cg_solves_many_systems_together():
+    """solve_many: each system P + D_j solved in lockstep (one factorisation applied to every
+    residual at once) has the solution and the iteration count of FactorisedCG.solve on it;
+    a system that needs more iterations than allowed is named."""
+    mats, load = bar()
+    system = assemble_elasticity(mats, load)
+    mesh = mats.E.function_space.mesh
+    systems, changes = [], []
+    for where, E in ((lambda x: x < 5.0, 5000.0), (lambda x: x > 7.0, 2000.0),
+                     (lambda x: np.abs(x - 3.0) < 1.5, 50.0)):
+        A = assemble_elasticity(materials(mesh, lambda m, where=where, E=E: np.where(
+            where(m[:, 0]), E, 500.0), 0.25), load).A
+        change = A.copy()
+        change.axpy(-1.0, system.A)
+        systems.append(A)
+        changes.append(change)
+    x0 = system.uh.x.petsc_vec.copy()
+    solver = FactorisedCG(systems[0], system.A, 1e-10, 50)  # the operator plays no part
+    X, iterations = solver.solve_many(changes, system.b, x0)
+    for j, A in enumerate(systems):
+        one = FactorisedCG(A, system.A, 1e-10, 50)
+        x = x0.copy()
+        assert one.solve(system.b, x) == iterations[j] > 1
+        np.testing.assert_allclose(X[:, j], x.getArray(), rtol=1e-12, atol=1e-12 * abs(X).max())
+        one.destroy()
+    limited = FactorisedCG(system.A, system.A, 1e-10, 2)
+    with pytest.raises(SolverError, match=r"CG \(system 0\) did not converge: DIVERGED_MAX_IT"):
+        limited.solve_many(changes, system.b, x0)
+    for obj in (solver, limited):
+        obj.destroy()
+
+
 def test_config_options_reach_the_solver_options():
     from spinefe.mechanics.segment import solver_options
 

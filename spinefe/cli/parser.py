@@ -162,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     _override(opt, "--population", "optimisation.population", type=int,
               help="overrides optimisation.population (44)")
     _override(opt, "--generations", "optimisation.generations", type=int,
-              help="overrides optimisation.generations (50)")
+              help="overrides optimisation.generations (50), the budget")
+    _override(opt, "--stop-hypervolume-percent", "optimisation.stop_hypervolume_percent",
+              type=float, help="stopping rule: end once the front's hypervolume grew by less "
+              "than this %% over --stop-window generations (1; 0: the whole budget)")
+    _override(opt, "--stop-window", "optimisation.stop_window", type=int,
+              help="overrides optimisation.stop_window (10)")
     _override(opt, "--seed", "optimisation.random_seed", type=int,
               help="overrides optimisation.random_seed (1)")
     _override(opt, "--mesh-size-mm", "optimisation.mesh_size_mm", type=float,

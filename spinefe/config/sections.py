@@ -477,7 +477,19 @@ class Optimisation(_Section):
     )
     max_seeds_per_needle: int = Field(6, ge=1, le=12, description="most seeds on one needle")
     population: int = Field(44, ge=4, description="NSGA-II population")
-    generations: int = Field(50, ge=1, description="NSGA-II generations")
+    generations: int = Field(
+        50, ge=1, description="NSGA-II generations: the budget, an upper bound when the stopping "
+        "rule (stop_hypervolume_percent) ends the search earlier"
+    )
+    stop_hypervolume_percent: float = Field(
+        1.0, ge=0.0, description="stopping rule: the search ends before the budget once the "
+        "hypervolume of the archive's front has grown by less than this share (%) of its value "
+        "over the last stop_window generations; 0: always run the whole budget"
+    )
+    stop_window: int = Field(
+        10, ge=1, description="generations over which the stopping rule measures the "
+        "hypervolume's change"
+    )
     random_seed: int = Field(
         1, ge=0, description="random seed of the search (same seed, same front)"
     )

@@ -233,18 +233,27 @@ class PlanSearch:
         c = self.cfg
         return design_plan(self.layout, c.lesion, c.seed_capsule, c.dosimetry, design)
 
-    def _evaluate(self, design: Design) -> dict | None:
-        try:
-            return self.evaluator.evaluate(self.plan(design)).record()
-        except PlanningError:
-            return None
+    def _evaluate(self, designs: list[Design]) -> list[dict | None]:
+        """The records of `designs` (None: not a valid plan), evaluated together
+        (PlanEvaluator.evaluate_many); collective over the group."""
+        records: list = [None] * len(designs)
+        plans = {}
+        for i, design in enumerate(designs):
+            try:
+                plans[i] = self.plan(design)
+            except PlanningError:
+                pass
+        evaluated = self.evaluator.evaluate_many(list(plans.values()))
+        for i, result in zip(plans, evaluated, strict=True):
+            records[i] = None if isinstance(result, PlanningError) else result.record()
+        return records
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives and constraints of the population X (same on every rank); collective."""
         designs = [decode(x, self.opt) for x in X]
         new = list(dict.fromkeys(d for d in designs if d not in self.archive))
         mine = new[self.group_id::self.groups]
-        results = [(d, self._evaluate(d)) for d in mine]
+        results = list(zip(mine, self._evaluate(mine), strict=True))
         parts = self.comm.allgather(results if self.group.rank == 0 else [])
         for part in parts:
             self.archive.update(part)
@@ -315,12 +324,33 @@ def hypervolume(F: np.ndarray) -> float:
     return float(HV(ref_point=np.full(4, 1.1))((np.asarray(F) - lo) / (hi - lo)))
 
 
+def converged(history: list[dict], percent: float, window: int) -> bool:
+    """The stopping rule: the front's hypervolume (positive) grew by less than `percent` % of
+    its value over the last `window` generations of `history` (run_search); never for
+    percent 0."""
+    if percent <= 0.0 or len(history) <= window:
+        return False
+    before, now = history[-1 - window]["hypervolume"], history[-1]["hypervolume"]
+    return before > 0.0 and now - before < percent / 100.0 * before
+
+
+def stopped(history: list[dict], opt: Optimisation) -> dict:
+    """How the search of `history` ended: its last generation and evaluations, and why:
+    "rule" (`converged` before the budget) or "budget" (optimisation.generations)."""
+    last = history[-1] if history else {"generation": 0, "evaluations": 0}
+    rule = last["generation"] < opt.generations and converged(
+        history, opt.stop_hypervolume_percent, opt.stop_window)
+    return {"generation": last["generation"], "evaluations": last["evaluations"],
+            "by": "rule" if rule else "budget"}
+
+
 def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
-    """NSGA-II over the design space (planning.search); returns (algorithm on rank 0, search).
+    """NSGA-II over the design space (planning.search) until the generation budget or the
+    stopping rule (`converged`, optimisation.stop_*); returns (algorithm on rank 0, search).
     The search's state records per generation the distinct plans evaluated, the size and
     hypervolume of the archive's front and the seconds since the set-up. The checkpoint is
-    keyed by the whole configuration but optimisation.generations (a resume may extend the
-    search; any other change is refused with ConfigError); collective."""
+    keyed by the whole configuration but the budget and the stopping rule (a resume may extend
+    the search; any other change is refused with ConfigError); collective."""
     t0 = time.perf_counter()
     search = PlanSearch(cfg, comm, cache_dir)
     setup = time.perf_counter() - t0
@@ -338,13 +368,15 @@ def run_search(cfg: Config, comm, checkpoint=None, cache_dir=None):
             "seconds": round(before["seconds"] + time.perf_counter() - t0 - setup, 2)})
 
     data = cfg.model_dump(mode="json")
-    data["optimisation"].pop("generations")
+    for name in ("generations", "stop_hypervolume_percent", "stop_window"):
+        data["optimisation"].pop(name)
     key = canonical_hash(data)
     o = cfg.optimisation
     problem = UnitBoxProblem(n_genes(o), len(OBJECTIVES), constraints(o))
     settings = SearchSettings(o.population, o.generations, o.random_seed)
     algorithm = nsga2(problem, search, settings, comm, checkpoint, on_generation, search.state,
-                      SameDesign(o), key)
+                      SameDesign(o), key, stop=lambda: converged(
+                          search.state["history"], o.stop_hypervolume_percent, o.stop_window))
     search.state["setup_seconds"] = setup
     return algorithm, search
 
@@ -480,9 +512,11 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
     out = Path(out)
     if comm.rank == 0:
         (out / "plans").mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     _, search = run_search(cfg, comm, out / "checkpoint.pkl", cache_dir)
     seconds = time.perf_counter() - t0
+    # CPU seconds of each rank: on a shared machine they show the work the wall clock hides.
+    cpu = comm.allgather(round(time.process_time() - cpu0, 1))
     front_designs = archive_front(search.values())
     front = evaluation_rows({d: search.archive[d] for d in front_designs})
     plans = [search.plan(d) for d in front_designs]  # every rank: the verification needs them
@@ -508,10 +542,11 @@ def optimise(cfg: Config, out, comm, cache_dir=None, verify: bool = True) -> dic
             "prescription_Gy": cfg.dosimetry.prescription_Gy, "objectives": list(OBJECTIVES),
             "ranks": comm.size, "dofs": search.evaluator.dofs,
             "evaluations": len(search.archive), "valid_designs": sum(r["valid"] for r in rows),
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 1), "cpu_seconds": cpu,
             "setup_seconds": round(search.state["setup_seconds"], 1),
             "evaluations_per_second": round(len(search.archive) / history[-1]["seconds"], 3)
             if history and history[-1]["seconds"] > 0 else None,
+            "stopped": stopped(history, cfg.optimisation),
             "history": history, "front": front, "recommended": picks, "verification": {},
             "support_uniformity": support_uniformity(rows, cfg.dosimetry.prescription_Gy),
             "provenance": record,

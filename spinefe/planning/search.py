@@ -50,9 +50,10 @@ class UnitBoxProblem(Problem):
 def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
           settings: SearchSettings, comm: MPI.Comm, checkpoint: Path | None = None,
           on_generation: Callable[[NSGA2], None] | None = None, state: dict | None = None,
-          duplicates=True, key: str | None = None):
-    """Run NSGA-II to `settings.generations`, resuming from `checkpoint` when it exists; returns
-    the algorithm on rank 0 (None elsewhere). Collective: every rank calls `evaluate`.
+          duplicates=True, key: str | None = None, stop: Callable[[], bool] | None = None):
+    """Run NSGA-II to `settings.generations`, or until `stop()` (rank 0, before each
+    generation) is True, resuming from `checkpoint` when it exists; returns the algorithm on
+    rank 0 (None elsewhere). Collective: every rank calls `evaluate`.
 
     The checkpoint (the algorithm, the caller's `state` dict, e.g. an archive of evaluations,
     and `key`, naming what was searched) is rewritten atomically after every generation; on
@@ -96,7 +97,8 @@ def nsga2(problem: Problem, evaluate: Callable[[np.ndarray], tuple[np.ndarray, n
             write_bytes_atomic(checkpoint, pickle.dumps((key, algorithm, state)))
 
     while True:
-        pop = algorithm.ask() if comm.rank == 0 and algorithm.has_next() else None
+        go = comm.rank == 0 and algorithm.has_next() and not (stop is not None and stop())
+        pop = algorithm.ask() if go else None
         X = comm.bcast(None if pop is None else pop.get("X"), root=0)
         if X is None:
             return algorithm
