@@ -33,6 +33,8 @@ _OLD = {"pc_gamg_threshold": 0.05, "pc_gamg_coarse_eq_limit": 50, "mg_levels_pc_
 _SA = {"pc_gamg_threshold": 0.05, "pc_gamg_agg_nsmooths": 1, "pc_mg_cycle_type": "v"}
 OPTION_SETS: dict[str, dict | None] = {
     "default": {},
+    "default_3sweeps": {"mg_levels_ksp_max_it": 3},
+    "default_4sweeps": {"mg_levels_ksp_max_it": 4},
     # The default before issue 21: plain aggregation, threshold 0.05, SOR, GAMG's coarse limit.
     "old": _OLD,
     "old_coarse10k": {**_OLD, "pc_gamg_coarse_eq_limit": 10000},
