@@ -2,7 +2,8 @@
 
 The toy segment is the suite's coarse segment (tests/conftest.py `coarse`: h = 2.5 mm, capsules
 at 0.5 mm), whose meshes `make test` has already built into $SPINEFE_TEST_CACHE; the harness
-(tests/test_benchmarks.py) points $SPINEFE_CACHE there, so no toy run pays for a gmsh build.
+(tests/test_benchmarks.py) points $SPINEFE_CACHE there, so toy runs mesh only what they measure
+(mesh_sizes.py meshes, and the conforming checks mesh a plan's capsules).
 A toy run checks that the script still runs against the library, not its figures.
 """
 

@@ -30,7 +30,7 @@ def run_toy(name: str, cwd: Path, cache_dir, *args: str) -> subprocess.Completed
 
 
 def test_toy_segment_is_the_suites():
-    """The toy segment is the one `make test` has meshed (no toy run builds a mesh)."""
+    """The toy segment is the one `make test` has meshed (toy runs read it from the cache)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import toy
