@@ -102,10 +102,10 @@ def test_layout_is_a_stacked_segment():
 
 def test_posterior_parts_meet_cleanly():
     """The rules that keep posterior surfaces apart (issue 21, element quality): each pedicle
-    ends on its lamina's mid-plane, with its end section inside the lamina by the margin; the
+    ends on its lamina's front face, with its end section inside the lamina by the margin; the
     L5 superior articular processes stand on the transverse processes' top, which is also the
     L5 lamina's top; the transverse processes' front face is set back."""
-    from spinefe.geometry.layout import LAMINA_MARGIN_MM, TP_SETBACK_MM
+    from spinefe.geometry.layout import LAMINA_MARGIN_MM, TP_SETBACK_MM, pedicle_end_half_width
 
     cfg = Config()
     lay = segment_layout(segment_geometry(cfg))
@@ -115,13 +115,13 @@ def test_posterior_parts_meet_cleanly():
         assert y1 - y0 == pytest.approx(level.lamina_thickness_mm)
         for side in ("left", "right"):
             ped = v.parts[f"pedicle.{side}"]
-            assert ped.base[1] == pytest.approx(0.5 * (y0 + y1))
-            # The end section in the mid-plane: outermost points of the tilted ellipse.
-            cos = abs(ped.axis[1]) / np.linalg.norm(ped.axis)
-            assert abs(ped.base[0]) + ped.minor / cos == pytest.approx(x1 - LAMINA_MARGIN_MM)
-            # Points behind the end plane are not in the pedicle, points just in front are.
-            behind = ped.base + np.array([0.0, 0.01, 0.0])
-            ahead = ped.base + 0.01 * ped.axis / np.linalg.norm(ped.axis)
+            assert ped.base[1] == pytest.approx(0.5 * (y0 + y1))  # the needles' entry
+            assert ped.end[0][1] == pytest.approx(y0)
+            assert pedicle_end_half_width(ped) == pytest.approx(x1 - LAMINA_MARGIN_MM)
+            # Behind the end plane (in the lamina) is not pedicle, just in front of it is.
+            unit = ped.axis / np.linalg.norm(ped.axis)
+            on_axis = ped.base + (y0 - ped.base[1]) / unit[1] * unit
+            behind, ahead = on_axis + [0.0, 0.01, 0.0], on_axis - [0.0, 0.01, 0.0]
             assert not ped.contains(behind)[0] and ped.contains(ahead)[0]
             tp = v.parts[f"transverse_process.{side}"]
             assert tp.corner[1] == pytest.approx(y0 - level.lamina_thickness_mm + TP_SETBACK_MM)

@@ -68,9 +68,9 @@ class Box:
 class Cylinder:
     """Elliptic cylinder: base centre, axis vector (its length is the height), semi-axes (mm).
 
-    `major` lies along `major_dir` (perpendicular to the axis), `minor` across. With
-    `base_normal`, the cylinder ends at the base on the plane through `base` with that unit normal
-    (pointing into the cylinder) instead of on its perpendicular section.
+    `major` lies along `major_dir` (perpendicular to the axis), `minor` across. With `end`
+    (a point and a unit normal pointing into the cylinder), the cylinder ends on that plane
+    instead of on its perpendicular section at the base.
     """
 
     base: np.ndarray
@@ -78,7 +78,7 @@ class Cylinder:
     major: float
     minor: float
     major_dir: np.ndarray
-    base_normal: np.ndarray | None = None
+    end: tuple[np.ndarray, np.ndarray] | None = None
 
     def contains(self, p: np.ndarray) -> np.ndarray:
         """True for points (n, 3) inside the cylinder."""
@@ -87,7 +87,11 @@ class Cylinder:
         rel = np.atleast_2d(p) - self.base
         t = rel @ a
         u, v = rel @ self.major_dir, rel @ np.cross(a, self.major_dir)
-        after_base = t >= 0.0 if self.base_normal is None else rel @ self.base_normal >= 0.0
+        if self.end is None:
+            after_base = t >= 0.0
+        else:
+            point, normal = self.end
+            after_base = (np.atleast_2d(p) - point) @ normal >= 0.0
         return after_base & (t <= length) & ((u / self.major) ** 2 + (v / self.minor) ** 2 <= 1.0)
 
 
@@ -175,16 +179,17 @@ def _vertebra(
         rear = np.array([s * x_ped, y_lam + 0.5 * v.lamina_thickness_mm, z_ped])
         d = np.array([-s * np.sin(theta), -np.cos(theta), 0.0])
         length = (rear[1] - (y_wall - 5.0)) / np.cos(theta)
-        # The pedicle ends on the lamina's mid-plane: its tilted perpendicular end would reach
-        # width/2 * sin(angle) (3.2 mm at L5) to either side of it and poke out of a 6 mm lamina,
-        # leaving sliver faces and elements.
+        # The pedicle ends on the lamina's front face: its tilted perpendicular end in the
+        # lamina would reach width/2 * sin(angle) (3.2 mm at L5) to either side of the mid-plane
+        # and poke out of a 6 mm lamina, and at L5, where the pedicle rises above the lamina,
+        # any end inside the lamina leaves sliver faces and elements.
         lay.parts[f"pedicle.{side}"] = Cylinder(
             base=rear,
             axis=d * length,
             major=0.5 * v.pedicle_height_mm,
             minor=0.5 * v.pedicle_width_mm,
             major_dir=np.array([0.0, 0.0, 1.0]),
-            base_normal=np.array([0.0, -1.0, 0.0]),
+            end=(np.array([0.0, y_lam, 0.0]), np.array([0.0, -1.0, 0.0])),
         )
         x_tp0 = s * x_ped
         x_tp1 = s * 0.5 * v.transverse_process_span_mm
@@ -194,6 +199,16 @@ def _vertebra(
             (max(x_tp0, x_tp1), y_lam, z_ped + h),
         )
     return lay
+
+
+def pedicle_end_half_width(pedicle: Cylinder) -> float:
+    """|x| of the lateral-most point of a pedicle's end section (mm): its end plane is y =
+    const and its major axis vertical, so the section is an ellipse of half-width
+    minor / cos(angle to the y axis) about the axis's crossing of the plane."""
+    point, _ = pedicle.end
+    a = pedicle.axis / np.linalg.norm(pedicle.axis)
+    centre = pedicle.base + (point[1] - pedicle.base[1]) / a[1] * a
+    return abs(centre[0]) + pedicle.minor / abs(a[1])
 
 
 def _landmarks(L4: VertebraLayout, L5: VertebraLayout, v4: Vertebra, v5: Vertebra) -> dict:
@@ -327,10 +342,9 @@ def segment_layout(geometry: SegmentGeometry) -> SegmentLayout:
 
     for lay, v in ((L4, g.L4), (L5, g.L5)):
         ped = lay.parts["pedicle.left"]
-        # Wide enough that the pedicle's section in the lamina's mid-plane (its end) lies
+        # Wide enough that the pedicle's end (its section in the lamina's front face) lies
         # LAMINA_MARGIN_MM inside the lamina's lateral faces.
-        cos = abs(ped.axis[1]) / np.linalg.norm(ped.axis)
-        x_lam = abs(ped.base[0]) + ped.minor / cos + LAMINA_MARGIN_MM
+        x_lam = pedicle_end_half_width(ped) + LAMINA_MARGIN_MM
         z_top = lay.pedicle_centre_z + ped.major + 3.0
         if lay is L4:
             z_bot = z4_lam_bot

@@ -49,18 +49,18 @@ def _add_cylinder(c: Cylinder) -> int:
         major, minor = minor, major
         xdir = np.cross(unit, xdir)
     base = np.asarray(c.base, float)
-    if c.base_normal is not None:  # start behind the end plane, then keep its inner side
-        cos = abs(unit @ c.base_normal)
-        behind = major * np.sqrt(max(0.0, 1.0 - cos**2)) / cos + 1.0
+    if c.end is not None:  # start the solid wholly behind the end plane, then clip it there
+        point, normal = (np.asarray(v, float) for v in c.end)
+        cos = unit @ normal
+        behind = max(0.0, ((base - point) @ normal + major * np.sqrt(1.0 - cos**2)) / cos) + 1.0
         base, axis = base - behind * unit, axis + behind * unit
     disk = occ.addDisk(*base, major, minor, zAxis=axis.tolist(), xAxis=xdir.tolist())
     out = occ.extrude([(2, disk)], *axis)
     tag = next(t for d, t in out if d == 3)
-    if c.base_normal is None:
+    if c.end is None:
         return tag
     ends = np.array([base, base + axis])
-    return _intersect(tag, _add_box(_clip_box(np.asarray(c.base, float), c.base_normal, ends,
-                                              major + 1.0)))
+    return _intersect(tag, _add_box(_clip_box(point, normal, ends, major + 1.0)))
 
 
 def _clip_box(point: np.ndarray, normal: np.ndarray, ends: np.ndarray, r: float) -> Box:
