@@ -100,6 +100,56 @@ def test_layout_is_a_stacked_segment():
         assert joint.normal[1] > 0 and joint.normal[0] * joint.centre[0] < 0
 
 
+def test_posterior_parts_meet_cleanly():
+    """The rules that keep posterior surfaces apart (issue 21, element quality): each pedicle
+    ends on its lamina's front face, with its end section inside the lamina by the margin; the
+    L5 superior articular processes stand on the transverse processes' top, which is also the
+    L5 lamina's top; the transverse processes' front face is set back."""
+    from spinefe.geometry.layout import LAMINA_MARGIN_MM, TP_SETBACK_MM, pedicle_end_half_width
+
+    cfg = Config()
+    lay = segment_layout(segment_geometry(cfg))
+    for v, level in ((lay.L4, cfg.L4), (lay.L5, cfg.L5)):
+        lam = v.parts["lamina"]
+        (_, y0, _), (x1, y1, _) = lam.corner, lam.corner + sum(lam.edges)
+        assert y1 - y0 == pytest.approx(level.lamina_thickness_mm)
+        for side in ("left", "right"):
+            ped = v.parts[f"pedicle.{side}"]
+            assert ped.base[1] == pytest.approx(0.5 * (y0 + y1))  # the needles' entry
+            assert ped.end[0][1] == pytest.approx(y0)
+            assert pedicle_end_half_width(ped) == pytest.approx(x1 - LAMINA_MARGIN_MM)
+            # Behind the end plane (in the lamina) is not pedicle, just in front of it is.
+            unit = ped.axis / np.linalg.norm(ped.axis)
+            on_axis = ped.base + (y0 - ped.base[1]) / unit[1] * unit
+            behind, ahead = on_axis + [0.0, 0.01, 0.0], on_axis - [0.0, 0.01, 0.0]
+            assert not ped.contains(behind)[0] and ped.contains(ahead)[0]
+            tp = v.parts[f"transverse_process.{side}"]
+            assert tp.corner[1] == pytest.approx(y0 - level.lamina_thickness_mm + TP_SETBACK_MM)
+    tp_top = lay.L5.parts["transverse_process.left"].corner[2] + cfg.L5.transverse_process_height_mm
+    lam5 = lay.L5.parts["lamina"]
+    assert lam5.corner[2] + lam5.edges[2][2] == pytest.approx(tp_top)
+    for side in ("left", "right"):
+        assert lay.L5.parts[f"articular_superior.{side}"].corner[2] == pytest.approx(tp_top)
+
+
+def test_a_capsule_grazing_the_lesion_is_reported(caplog):
+    """A capsule whose end comes 6 um short of the lesion surface (the default plan before
+    issue 21) is named in a warning; the default plan is clear of every surface."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="spinefe.geometry.layout"):
+        check_layout(Config())
+    assert not caplog.records
+    direction = np.array([-np.sin(np.radians(10.0)), -np.cos(np.radians(10.0)), 0.0])
+    centre = np.array([5.0, 8.0, 21.0]) + 3.0 * direction
+    data = {"seeds": [{"position_mm": np.round(centre, 3).tolist(),
+                       "direction": np.round(direction, 6).tolist()}]}
+    with caplog.at_level(logging.WARNING, logger="spinefe.geometry.layout"):
+        check_layout(parse_config(data))
+    assert "seeds.0: the capsule comes within mesh.seed_size_mm = 0.3 mm of the lesion" in (
+        caplog.text)
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [

@@ -87,6 +87,15 @@ def test_region_volumes_match_closed_forms(analytic_model):
             assert vol[R.cartilage(side, level)] == pytest.approx(box, rel=1e-9)
 
 
+def test_no_sliver_elements(default_model, analytic_model):
+    """The suite's segments at h = 2.5 mm have no sliver: minimum radius ratio above 0.03. Before
+    the posterior rules of issue 21 it was 2.4e-4 (default) where three posterior surfaces met
+    nearly on one line; 0.05, the goal from 2.0 mm down (benchmarks/mesh_quality.py), is missed
+    by one corner at this coarser size (0.046, docs/model.md)."""
+    for model in (default_model, analytic_model):
+        assert mesh_summary(model)["min_quality"] > 0.03
+
+
 def test_nucleus_fraction_within_one_percent(default_model, analytic_model):
     for model in (default_model, analytic_model):
         fraction = mesh_summary(model)["nucleus_fraction"]

@@ -9,6 +9,7 @@ Frame: LPS, origin at the centre of the disc mid-plane; lengths in mm.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,12 +28,20 @@ from spinefe.geometry.anatomy import (
 )
 from spinefe.geometry.segment import SegmentGeometry, segment_geometry
 
+log = logging.getLogger(__name__)
+
 #: Clearance between the posterior elements of L4 and L5 outside the facet joint (mm).
 POSTERIOR_CLEARANCE_MM = 1.5
 #: Smallest gap between two seed capsules, so the mesher can place an element between them (mm).
 SEED_CLEARANCE_MM = 0.1
 #: How far the canal's ellipse reaches into the surrounding bone before the bone cuts it (mm).
 CANAL_OVERLAP_MM = 2.0
+#: The transverse processes' front face lies this far behind the lamina's front face plus one
+#: lamina thickness: there it would pass through the line where the L5 superior articular
+#: process's face meets the pedicle (mm).
+TP_SETBACK_MM = 2.0
+#: Lateral margin of the lamina beyond the end of the pedicles (mm).
+LAMINA_MARGIN_MM = 2.0
 #: The disc section is the L4 section inset by this much, so that its rim never touches the rim of
 #: either body tangentially (tangent contacts give degenerate elements) (mm).
 DISC_INSET_MM = 0.5
@@ -59,7 +68,9 @@ class Box:
 class Cylinder:
     """Elliptic cylinder: base centre, axis vector (its length is the height), semi-axes (mm).
 
-    `major` lies along `major_dir` (perpendicular to the axis), `minor` across.
+    `major` lies along `major_dir` (perpendicular to the axis), `minor` across. With `end`
+    (a point and a unit normal pointing into the cylinder), the cylinder ends on that plane
+    instead of on its perpendicular section at the base.
     """
 
     base: np.ndarray
@@ -67,6 +78,7 @@ class Cylinder:
     major: float
     minor: float
     major_dir: np.ndarray
+    end: tuple[np.ndarray, np.ndarray] | None = None
 
     def contains(self, p: np.ndarray) -> np.ndarray:
         """True for points (n, 3) inside the cylinder."""
@@ -75,7 +87,12 @@ class Cylinder:
         rel = np.atleast_2d(p) - self.base
         t = rel @ a
         u, v = rel @ self.major_dir, rel @ np.cross(a, self.major_dir)
-        return (t >= 0.0) & (t <= length) & ((u / self.major) ** 2 + (v / self.minor) ** 2 <= 1.0)
+        if self.end is None:
+            after_base = t >= 0.0
+        else:
+            point, normal = self.end
+            after_base = (np.atleast_2d(p) - point) @ normal >= 0.0
+        return after_base & (t <= length) & ((u / self.major) ** 2 + (v / self.minor) ** 2 <= 1.0)
 
 
 @dataclass(frozen=True)
@@ -162,21 +179,36 @@ def _vertebra(
         rear = np.array([s * x_ped, y_lam + 0.5 * v.lamina_thickness_mm, z_ped])
         d = np.array([-s * np.sin(theta), -np.cos(theta), 0.0])
         length = (rear[1] - (y_wall - 5.0)) / np.cos(theta)
+        # The pedicle ends on the lamina's front face: its tilted perpendicular end in the
+        # lamina would reach width/2 * sin(angle) (3.2 mm at L5) to either side of the mid-plane
+        # and poke out of a 6 mm lamina, and at L5, where the pedicle rises above the lamina,
+        # any end inside the lamina leaves sliver faces and elements.
         lay.parts[f"pedicle.{side}"] = Cylinder(
             base=rear,
             axis=d * length,
             major=0.5 * v.pedicle_height_mm,
             minor=0.5 * v.pedicle_width_mm,
             major_dir=np.array([0.0, 0.0, 1.0]),
+            end=(np.array([0.0, y_lam, 0.0]), np.array([0.0, -1.0, 0.0])),
         )
         x_tp0 = s * x_ped
         x_tp1 = s * 0.5 * v.transverse_process_span_mm
         h = 0.5 * v.transverse_process_height_mm
         lay.parts[f"transverse_process.{side}"] = _box(
-            (min(x_tp0, x_tp1), y_lam - v.lamina_thickness_mm, z_ped - h),
+            (min(x_tp0, x_tp1), y_lam - v.lamina_thickness_mm + TP_SETBACK_MM, z_ped - h),
             (max(x_tp0, x_tp1), y_lam, z_ped + h),
         )
     return lay
+
+
+def pedicle_end_half_width(pedicle: Cylinder) -> float:
+    """|x| of the lateral-most point of a pedicle's end section (mm): its end plane is y =
+    const and its major axis vertical, so the section is an ellipse of half-width
+    minor / cos(angle to the y axis) about the axis's crossing of the plane."""
+    point, _ = pedicle.end
+    a = pedicle.axis / np.linalg.norm(pedicle.axis)
+    centre = pedicle.base + (point[1] - pedicle.base[1]) / a[1] * a
+    return abs(centre[0]) + pedicle.minor / abs(a[1])
 
 
 def _landmarks(L4: VertebraLayout, L5: VertebraLayout, v4: Vertebra, v5: Vertebra) -> dict:
@@ -272,6 +304,7 @@ def segment_layout(geometry: SegmentGeometry) -> SegmentLayout:
     z_f = 0.5 * float(disc_sup.z(half_depth) + disc_inf.z(half_depth))
     facets = []
     u_bone = 0.5 * f.gap_mm + t_cart
+    z5_tp_top = L5.pedicle_centre_z + 0.5 * g.L5.transverse_process_height_mm
     z4_lam_bot = z_f + 0.5 * f.height_mm + POSTERIOR_CLEARANCE_MM
     for side, s in (("left", 1.0), ("right", -1.0)):
         n = np.array([-s * np.cos(alpha), np.sin(alpha), 0.0])
@@ -288,9 +321,9 @@ def segment_layout(geometry: SegmentGeometry) -> SegmentLayout:
         T4, T5 = g.L4.articular_process_thickness_mm, g.L5.articular_process_thickness_mm
         L5.parts[f"facet_cartilage.{side}"] = joint_box(-u_bone, -0.5 * f.gap_mm, z_lo, z_hi)
         L4.parts[f"facet_cartilage.{side}"] = joint_box(0.5 * f.gap_mm, u_bone, z_lo, z_hi)
-        L5.parts[f"articular_superior.{side}"] = joint_box(
-            -u_bone - T5, -u_bone, L5.pedicle_centre_z, z_hi
-        )
+        # It stands on the transverse process: where its faces crossed the process and the
+        # pedicle, three surfaces met nearly on one line and left sliver elements.
+        L5.parts[f"articular_superior.{side}"] = joint_box(-u_bone - T5, -u_bone, z5_tp_top, z_hi)
         L4.parts[f"articular_inferior.{side}"] = joint_box(
             u_bone, u_bone + T4, z_lo, z4_lam_bot + 3.0
         )
@@ -308,14 +341,18 @@ def segment_layout(geometry: SegmentGeometry) -> SegmentLayout:
         )
 
     for lay, v in ((L4, g.L4), (L5, g.L5)):
-        x_lam = 0.5 * v.canal_width_mm + v.pedicle_width_mm
         ped = lay.parts["pedicle.left"]
+        # Wide enough that the pedicle's end (its section in the lamina's front face) lies
+        # LAMINA_MARGIN_MM inside the lamina's lateral faces.
+        x_lam = pedicle_end_half_width(ped) + LAMINA_MARGIN_MM
         z_top = lay.pedicle_centre_z + ped.major + 3.0
         if lay is L4:
             z_bot = z4_lam_bot
         else:
             z_bot = lay.pedicle_centre_z - v.pedicle_height_mm - 6.0
-            z_top = min(z_top, z_f - 0.5 * f.height_mm - POSTERIOR_CLEARANCE_MM)
+            # Its top is the plane the superior articular processes stand on (the transverse
+            # processes' top): a top just under the pedicle's left a sliver of pedicle above it.
+            z_top = min(z_top, z_f - 0.5 * f.height_mm - POSTERIOR_CLEARANCE_MM, z5_tp_top)
         lay.parts["lamina"] = _box(
             (-x_lam, lay.lamina_y, z_bot), (x_lam, lay.lamina_y + v.lamina_thickness_mm, z_top)
         )
@@ -401,6 +438,34 @@ def overlapping_capsules(axes, diameter_mm: float) -> tuple[int, int, float] | N
     return None
 
 
+def grazing_capsules(
+    axes, radius_mm: float, surfaces: dict, clearance_mm: float
+) -> list[tuple[int, str]]:
+    """(seed index, surface name) of every capsule that comes within `clearance_mm` of a
+    surface without crossing it by as much on both sides. `surfaces` maps a name to a
+    containment test `contains(points, margin)` (margin in mm, positive inwards). Such a capsule
+    leaves a gap or lip thinner than the clearance, which the mesher fills with sliver elements.
+    """
+    c = clearance_mm
+    found = []
+    for i, (p0, p1) in enumerate(axes):
+        pts = cylinder_sample_points(p0, p1, radius_mm, n_axial=17, n_around=24)
+        for name, contains in surfaces.items():
+            deep, near = contains(pts, c), contains(pts, -c)
+            crosses = deep.any() and not near.all()
+            if near.any() and not deep.all() and not crosses:
+                found.append((i, name))
+    return found
+
+
+def _ellipsoid_contains(centre, radii):
+    """Containment test (points, margin) of an axis-aligned ellipsoid (margin approximate)."""
+    def contains(p: np.ndarray, margin: float) -> np.ndarray:
+        q = (np.atleast_2d(p) - np.asarray(centre)) / (np.asarray(radii) - margin)
+        return (q**2).sum(axis=1) <= 1.0
+    return contains
+
+
 def check_layout(cfg: Config) -> None:
     """Raise ConfigError naming the key when the geometry of `cfg` is inconsistent (a lesion
     outside L4, a seed outside bone, in the canal or overlapping another, layers too thick).
@@ -456,6 +521,15 @@ def _check_layout(geometry: SegmentGeometry) -> None:
                 f"seeds.{i}.position_mm: seed {i} at {list(g.seeds.seeds[i].position_mm)} is not "
                 "entirely inside bone (L4 or L5 vertebral body, including the lesion)"
             )
+    surfaces = {f"{lay.name} cortical shell and endplates (inner surface)": lay.core.contains
+                for lay in (layout.L4, layout.L5)}
+    if lesion.enabled:
+        surfaces["lesion"] = _ellipsoid_contains(lesion.centre_mm, lesion.radii_mm)
+    for i, name in grazing_capsules(axes, r, surfaces, g.mesh.seed_size_mm):
+        log.warning("seeds.%d: the capsule comes within mesh.seed_size_mm = %s mm of the %s "
+                    "surface without crossing it by as much; the mesh may get sliver elements "
+                    "there (moving the seed by a few tenths of a mm avoids them)",
+                    i, g.mesh.seed_size_mm, name)
     overlap = overlapping_capsules(axes, 2 * r)
     if overlap is not None:
         i, j, gap = overlap

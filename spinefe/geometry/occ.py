@@ -43,13 +43,40 @@ def _add_box(b: Box) -> int:
 
 def _add_cylinder(c: Cylinder) -> int:
     axis = np.asarray(c.axis, float)
+    unit = axis / np.linalg.norm(axis)
     major, minor, xdir = c.major, c.minor, np.asarray(c.major_dir, float)
     if major < minor:  # OCC wants rx >= ry: turn the section by 90 degrees
         major, minor = minor, major
-        xdir = np.cross(axis / np.linalg.norm(axis), xdir)
-    disk = occ.addDisk(*c.base, major, minor, zAxis=axis.tolist(), xAxis=xdir.tolist())
+        xdir = np.cross(unit, xdir)
+    base = np.asarray(c.base, float)
+    if c.end is not None:  # start the solid wholly behind the end plane, then clip it there
+        point, normal = (np.asarray(v, float) for v in c.end)
+        cos = unit @ normal
+        behind = max(0.0, ((base - point) @ normal + major * np.sqrt(1.0 - cos**2)) / cos) + 1.0
+        base, axis = base - behind * unit, axis + behind * unit
+    disk = occ.addDisk(*base, major, minor, zAxis=axis.tolist(), xAxis=xdir.tolist())
     out = occ.extrude([(2, disk)], *axis)
-    return next(t for d, t in out if d == 3)
+    tag = next(t for d, t in out if d == 3)
+    if c.end is None:
+        return tag
+    ends = np.array([base, base + axis])
+    return _intersect(tag, _add_box(_clip_box(point, normal, ends, major + 1.0)))
+
+
+def _clip_box(point: np.ndarray, normal: np.ndarray, ends: np.ndarray, r: float) -> Box:
+    """The side of the plane through `point` that `normal` points to, as a box around the
+    cylinder between the centres `ends` of radius at most `r` (mm). Tight, because OCC's
+    bounding box of a solid clipped by a larger box grows to that box's, and `_make_disjoint`
+    selects its tools by bounding boxes."""
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    e1 = np.cross(n, [1.0, 0.0, 0.0] if abs(n[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(n, e1)
+    frame = np.array([e1, e2, n])
+    local = (ends - point) @ frame.T
+    lo = np.array([*(local[:, :2].min(axis=0) - r), 0.0])
+    hi = local.max(axis=0) + r
+    return Box(point + lo @ frame, tuple((hi[k] - lo[k]) * frame[k] for k in range(3)))
 
 
 def _prism(lower: Plane, upper: Plane) -> int:
@@ -368,7 +395,8 @@ def build_model(geometry: SegmentGeometry) -> dict[str, float]:
 
 
 def set_mesh_size(mesh: Mesh, layers: Layers) -> None:
-    """Global size h, with finer elements at the seeds, lesion boundary and thin `layers`."""
+    """Global size h, with finer elements at the seeds, lesion boundary and thin `layers`, and
+    `mesh.layer_divisions` elements across the cortical shell once h resolves it."""
     h = mesh.size_mm
     gmsh.option.setNumber("Mesh.MeshSizeMax", h)
     gmsh.option.setNumber("Mesh.MeshSizeMin", min(mesh.seed_size_mm, h) * 0.5)
@@ -410,6 +438,15 @@ def set_mesh_size(mesh: Mesh, layers: Layers) -> None:
     refine(boundary_of(cart), mesh.layer_aspect * layers.cartilage_mm, 1.5)
     endplates = [f"{lv}.endplate_{w}" for lv in R.VERTEBRAE for w in ("superior", "inferior")]
     refine(boundary_of(endplates), mesh.layer_aspect * layers.bony_endplate_mm, 1.5)
+    if layers.cortical_shell_mm >= h:  # resolved: the size that puts 2 elements across it
+        shells = [v for lv in R.VERTEBRAE if f"{lv}.cortical" in groups
+                  for v in gmsh.model.getEntitiesForPhysicalGroup(*groups[f"{lv}.cortical"])]
+        inside = gmsh.model.mesh.field.add("Constant")
+        gmsh.model.mesh.field.setNumbers(inside, "VolumesList", shells)
+        size = layers.cortical_shell_mm / mesh.layer_divisions
+        gmsh.model.mesh.field.setNumber(inside, "VIn", size)
+        gmsh.model.mesh.field.setNumber(inside, "VOut", h)
+        fields.append(inside)
     if fields:
         fmin = gmsh.model.mesh.field.add("Min")
         gmsh.model.mesh.field.setNumbers(fmin, "FieldsList", fields)
