@@ -156,8 +156,9 @@ def read_plan(path: str | Path) -> Plan:
                             f"{', '.join(sorted(_SEED_KEYS))}")
         if ("strength_U" in row) == ("activity_mCi" in row):
             raise PlanError(f"seeds[{i}]: give exactly one of strength_U, activity_mCi")
-        if "position_mm" not in row:
-            raise PlanError(f"seeds[{i}].position_mm: missing")
+        for key in ("position_mm", "direction"):  # no default axis: the dose is anisotropic
+            if key not in row:
+                raise PlanError(f"seeds[{i}].{key}: missing (three numbers)")
         kwargs = {k: row[k] for k in ("position_mm", "direction", "model") if k in row}
         if "activity_mCi" in row:
             try:

@@ -38,7 +38,8 @@ def test_config_default_is_valid_toml(cli_env, tmp_path):
 BAD = {
     "unknown key": ("[layers]\ncortical_shel_mm = 1.0\n", "layers.cortical_shel_mm"),
     "zero thickness": ("[layers]\nbony_endplate_mm = 0\n", "layers.bony_endplate_mm"),
-    "seed in canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\n", "seeds.0.position_mm"),
+    "seed in canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\ndirection = [0, 0, 1]\n",
+                      "seeds.0.position_mm"),
 }
 
 

@@ -273,12 +273,18 @@ def test_plan_round_trip(tmp_path):
     for suffix in (".toml", ".csv"):
         back = read_plan(write_plan(plan, tmp_path / f"plan{suffix}"))
         assert back.seeds == plan.seeds
-    (tmp_path / "a.toml").write_text('[[seeds]]\nposition_mm = [0, 0, 0]\nactivity_mCi = 0.5\n')
+    axis = "direction = [0, 0, 1]\n"
+    (tmp_path / "a.toml").write_text(f"[[seeds]]\nposition_mm = [0, 0, 0]\n{axis}"
+                                     "activity_mCi = 0.5\n")
     assert read_plan(tmp_path / "a.toml").seeds[0].strength_U == pytest.approx(0.635)
-    (tmp_path / "b.toml").write_text('[[seeds]]\nposition_mm = [0, 0, 0]\nstrength_U = 0.5\n'
-                                     '[[seeds]]\nposition_mm = [1, 0, 0]\nstrength_U = -2\n')
+    (tmp_path / "b.toml").write_text(f"[[seeds]]\nposition_mm = [0, 0, 0]\n{axis}strength_U = 0.5\n"
+                                     f"[[seeds]]\nposition_mm = [1, 0, 0]\n{axis}strength_U = -2\n")
     with pytest.raises(PlanError, match=r"seeds\[1\].strength_U"):
         read_plan(tmp_path / "b.toml")
+    # No default axis (issue 25): the dose of a seed is anisotropic about it.
+    (tmp_path / "c.toml").write_text("[[seeds]]\nposition_mm = [0, 0, 0]\nstrength_U = 0.5\n")
+    with pytest.raises(PlanError, match=r"seeds\[0\].direction: missing"):
+        read_plan(tmp_path / "c.toml")
 
 
 def test_dvh_statistics_on_a_known_distribution():

@@ -49,7 +49,12 @@ from spinefe.common.hashing import canonical_hash
 from spinefe.common.parallel import on_root, write_csv
 from spinefe.common.progress import Progress
 from spinefe.common.provenance import provenance
-from spinefe.config.loading import format_validation_error, parse_config, read_toml
+from spinefe.config.loading import (
+    format_validation_error,
+    parse_config,
+    read_toml,
+    validate_strict,
+)
 from spinefe.config.overrides import apply, flatten, merge
 from spinefe.config.sections import Config
 from spinefe.geometry.layout import check_layout
@@ -60,7 +65,7 @@ log = logging.getLogger(__name__)
 class AxisRange(BaseModel):
     """`num` values from `start` to `stop`, both included (numpy.linspace)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     start: float
     stop: float
     num: int = Field(ge=1, le=1000)
@@ -72,7 +77,7 @@ class AxisRange(BaseModel):
 
 
 class StudySection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     job: str = Field(description="what every case runs (spinefe.study.jobs.JOBS)")
     question: str = Field("", description="what the study asks")
 
@@ -80,7 +85,7 @@ class StudySection(BaseModel):
 class StudyFile(BaseModel):
     """The TOML file as written; `load_study` expands it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     study: StudySection
     base: dict[str, Any] = Field(default_factory=dict)
     job: dict[str, Any] = Field(default_factory=dict)
@@ -144,7 +149,7 @@ class Study:
 def _job_parameters(name: str, model: type[BaseModel], data: dict, where: str) -> BaseModel:
     """The job's parameters validated by its model; ConfigError naming `where` and the key."""
     try:
-        return model.model_validate(data)
+        return validate_strict(model, data)
     except ValidationError as err:
         keys = f"the job {name!r} takes {', '.join(model.model_fields)}"
         raise ConfigError(format_validation_error(err, f"{where}: invalid job parameters",
@@ -167,7 +172,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     path = Path(path)
     raw = read_toml(path, "study file")
     try:
-        spec = StudyFile.model_validate(raw)
+        spec = validate_strict(StudyFile, raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(
             err, f"{path}: invalid study file",
