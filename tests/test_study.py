@@ -136,6 +136,11 @@ job = "segment"
     ("[study]\njob = 'clinical_vas'\n[job]\ntimes = ['pre', 'post']\n",
      "one entry per time point each"),
     ("[study]\njob = 'clinical_vas'\n[job]\nn = [1, 30]\n", "at least 2 patients"),
+    # Strict types (issue 25): a quoted number or a number as a flag is refused, naming the key.
+    ("[study]\njob = 'segment'\n[axes]\n'mesh.size_mm' = ['2.0']\n",
+     "mesh.size_mm: Input should be a valid number, got '2.0'"),
+    ("[study]\njob = 'segment'\n[job]\ndose = 1\n", "job.dose: Input should be a valid "
+     "boolean, got 1"),
 ])
 def test_bad_study_files_are_refused_naming_the_key(tmp_path, text, message):
     from spinefe.study.runner import load_study
