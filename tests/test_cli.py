@@ -64,6 +64,53 @@ def test_bad_input_ends_both_ranks(cli_env, tmp_path):
     _bad_input_fails_cleanly(cli_env, tmp_path, ranks=2)
 
 
+#: Plans that cannot be implanted (issue 25, family 1), and the message naming the problem.
+BAD_PLANS = {
+    "in the canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\ndirection = [0, 0, 1]\n"
+                     "strength_U = 0.5\n", "seed 0 lies in the spinal canal"),
+    "in the disc": ("[[seeds]]\nposition_mm = [0.0, 0.0, 0.0]\ndirection = [0, 0, 1]\n"
+                    "strength_U = 0.5\n", "seed 0 at [0.0, 0.0, 0.0] is not entirely inside bone"),
+    "two at one point": ("[[seeds]]\nposition_mm = [0.0, 0.0, 18.0]\ndirection = [0, 0, 1]\n"
+                         "strength_U = 0.5\n" * 2, "seeds.0 and seeds.1 overlap"),
+}
+
+
+def _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks):
+    for label, (text, message) in BAD_PLANS.items():
+        plan = tmp_path / "plan.toml"
+        plan.write_text(text)
+        for command in ("dose", "evaluate"):
+            out_dir = tmp_path / f"{command}-{ranks}"
+            res = run([command, "--plan", str(plan), "--out", str(out_dir)], cli_env, ranks)
+            assert res.returncode == 2, (label, command, res.stderr)
+            assert f"{plan}: the plan cannot be implanted" in res.stderr, (label, command)
+            assert message in res.stderr, (label, command, res.stderr)
+            assert "Traceback" not in res.stderr and not out_dir.exists(), (label, command)
+
+
+def test_a_plan_that_cannot_be_implanted_is_refused(cli_env, tmp_path):
+    _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks=1)
+
+
+def test_a_plan_that_cannot_be_implanted_is_refused_on_two_ranks(cli_env, tmp_path):
+    _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks=2)
+
+
+def test_any_plan_doses_an_unimplantable_plan_with_a_warning(tmp_path, caplog):
+    """--any-plan (research) skips the implant checks and says so; it needs --plan."""
+    import logging
+    from argparse import Namespace
+
+    from spinefe.cli.commands import _implantable_plan
+    from spinefe.config.sections import Config
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(BAD_PLANS["in the disc"][0])
+    with caplog.at_level(logging.WARNING):
+        given = _implantable_plan(Namespace(plan=plan), Config(), unchecked=True)
+    assert len(given.seeds) == 1 and "--any-plan" in caplog.text
+
+
 def test_nucleus_too_large_fails_on_both_ranks(cli_env, tmp_path):
     """A geometric check that needs the disc volume still fails before any CAD, on all ranks."""
     path = tmp_path / "nucleus.toml"

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     _override(dose, "--prescription-Gy", "dosimetry.prescription_Gy", type=float,
               help="overrides dosimetry.prescription_Gy")
     dose.add_argument("--no-figure", action="store_true", help="skip the PNGs")
+    dose.add_argument("--any-plan", action="store_true",
+                      help="dose --plan without checking that it can be implanted (seeds in "
+                      "bone, not in the canal, not overlapping): for research only")
 
     plan = sub.add_parser(
         "plan",
