@@ -96,6 +96,27 @@ def test_a_plan_that_cannot_be_implanted_is_refused_on_two_ranks(cli_env, tmp_pa
     _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks=2)
 
 
+def test_unusable_files_are_named_without_a_traceback(cli_env, tmp_path):
+    """Issue 25, family 4: a config or study file that is a directory or binary, an --out that
+    is an existing file: exit 2, the file named, no traceback, nothing written."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "garbage.toml").write_bytes(bytes(range(256)))
+    out = tmp_path / "out"
+    cases = [
+        (["mesh", str(tmp_path / "a_dir"), "--out", str(out)], "a_dir: a directory, not a TOML"),
+        (["mesh", str(tmp_path / "garbage.toml"), "--out", str(out)], "garbage.toml: not a text"),
+        (["study", "run", str(tmp_path / "a_dir"), "--out", str(out)], "study file"),
+        (["mesh", "--out", str(tmp_path / "a_file")], "a_file exists and is not a directory"),
+        (["mesh", "--out", str(tmp_path / "a_file" / "sub")], "a_file is not a directory"),
+    ]
+    for args, message in cases:
+        res = run(args, cli_env)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        assert not out.exists(), args
+
+
 def test_any_plan_doses_an_unimplantable_plan_with_a_warning(tmp_path, caplog):
     """--any-plan (research) skips the implant checks and says so; it needs --plan."""
     import logging

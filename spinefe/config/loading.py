@@ -65,6 +65,12 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path}: a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path}: not a text (UTF-8) file, so not TOML") from None
+    except OSError as err:
+        raise ConfigError(f"{what} {path}: cannot be read ({err.strerror})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
 
