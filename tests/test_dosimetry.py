@@ -6,6 +6,7 @@ checked to the digits they are published with.
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -269,7 +270,9 @@ def test_user_seed_model_file(tmp_path):
 
 
 def test_plan_round_trip(tmp_path):
-    plan = random_plan(np.random.default_rng(4))
+    # Random seeds, spread 8 mm apart in x so that no capsules overlap (read_plan refuses that).
+    plan = Plan(tuple(replace(s, position_mm=(8.0 * i, *s.position_mm[1:]))
+                      for i, s in enumerate(random_plan(np.random.default_rng(4)).seeds)))
     for suffix in (".toml", ".csv"):
         back = read_plan(write_plan(plan, tmp_path / f"plan{suffix}"))
         assert back.seeds == plan.seeds
@@ -346,6 +349,34 @@ def test_cli_bad_input(tmp_path, args, message):
     pts.write_text("10,0,0\n")
     out = run_cli("points", *args, *([] if "--points" in args else ["--points", str(pts)]))
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_a_plan_with_overlapping_capsules_is_refused(tmp_path):
+    """Issue 25, family 1: two seeds at one point (which would double the dose) or capsules
+    that cross are refused by every reader of plan files, naming the file and the seeds;
+    capsules (6711: 4.55 mm x 0.8 mm) end to end at 4.6 mm or side by side at 0.8 mm do not
+    overlap."""
+    def plan_file(name, positions, directions=((0.0, 0.0, 1.0),) * 2):
+        seeds = "".join(f"[[seeds]]\nposition_mm = {list(p)}\ndirection = {list(d)}\n"
+                        "strength_U = 0.5\n" for p, d in zip(positions, directions, strict=True))
+        path = tmp_path / f"{name}.toml"
+        path.write_text(seeds)
+        return path
+
+    for name, positions, directions in [
+        ("same point", ((1.0, 2.0, 3.0), (1.0, 2.0, 3.0)), ((0, 0, 1), (0, 0, 1))),
+        ("crossing", ((0.0, 0.0, 0.0), (0.0, 0.0, 1.0)), ((0, 0, 1), (1, 0, 0))),
+    ]:
+        with pytest.raises(PlanError, match=r"seeds\[0\] and seeds\[1\]: their capsules "
+                           "overlap"):
+            read_plan(plan_file(name.replace(" ", "_"), positions, directions))
+    for name, positions in [("end_to_end", ((0, 0, 0), (0, 0, 4.6))),
+                            ("side_by_side", ((0, 0, 0), (0.8, 0, 0)))]:
+        assert len(read_plan(plan_file(name, positions)).seeds) == 2
+    out = run_cli("points", "--plan", str(tmp_path / "same_point.toml"), "--points",
+                  str(plan_file("p", ((5, 0, 0), (0, 5, 0)))), "--out", str(tmp_path / "d.csv"))
+    assert out.returncode == 2 and "their capsules overlap" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "d.csv").exists()
 
 
 def test_seeds_needed_falls_as_activity_rises():
