@@ -271,8 +271,12 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no temporary file left behind
+        raise
     return path
 
 

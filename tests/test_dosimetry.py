@@ -342,6 +342,7 @@ def test_cli_points(tmp_path):
         (["--model", "IAI-125A", "--strength-U", "1", "--formalism", "1d"], "no phi_an"),
         (["--model", "6711"], "--strength-U or --activity-mCi"),
         (["--model", "6711", "--strength-U", "1", "--points", "."], "--points: cannot read"),
+        (["--model", "6711", "--strength-U", "1", "--out", "."], "--out: . is a directory"),
     ],
 )
 def test_cli_bad_input(tmp_path, args, message):
@@ -377,6 +378,15 @@ def test_a_plan_with_overlapping_capsules_is_refused(tmp_path):
                   str(plan_file("p", ((5, 0, 0), (0, 5, 0)))), "--out", str(tmp_path / "d.csv"))
     assert out.returncode == 2 and "their capsules overlap" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "d.csv").exists()
+
+
+def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path):
+    from dosimetry.plan import write_text_atomic
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_text_atomic(tmp_path / "d", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
 def test_seeds_needed_falls_as_activity_rises():
