@@ -117,6 +117,26 @@ def test_unusable_files_are_named_without_a_traceback(cli_env, tmp_path):
         assert not out.exists(), args
 
 
+def test_provenance_of_unreadable_files_names_the_file(cli_env, tmp_path):
+    """Issue 25, family 4: spinefe provenance on a JSON list, garbage .xdmf or .dcm, an .h5
+    without its .xdmf: a message naming the file, exit 2, no traceback."""
+    from spinefe.common.provenance import read_provenance
+
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for name in ("garbage.xdmf", "garbage.dcm"):
+        (tmp_path / name).write_bytes(bytes(range(256)))
+    (tmp_path / "lone.h5").write_bytes(b"")
+    for name, message in [("list.json", "a JSON list, not a results summary"),
+                          ("garbage.xdmf", "not a readable .xdmf file"),
+                          ("garbage.dcm", "not a readable .dcm file"),
+                          ("lone.h5", "its record is in")]:
+        with pytest.raises(ValueError, match=message):
+            read_provenance(tmp_path / name)
+    res = run(["provenance", str(tmp_path / "list.json")], cli_env)
+    assert res.returncode == 2 and "list.json" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_any_plan_doses_an_unimplantable_plan_with_a_warning(tmp_path, caplog):
     """--any-plan (research) skips the implant checks and says so; it needs --plan."""
     import logging
