@@ -102,6 +102,28 @@ dosimetry.activity_mCi = 0.8
         load_study(tmp_path / "s.toml", {"dosimetry.activity_mCi": 0.4})
 
 
+def test_a_truncated_case_summary_is_named(tmp_path, caplog):
+    """Issue 25, family 4: `study table` counts a case whose summary.json is truncated as
+    pending and names the file in a warning; `spinefe report` refuses naming it, writing
+    nothing."""
+    import logging
+
+    from spinefe.report.study_report import write_report
+    from spinefe.study.runner import load_study, run_study, write_table
+
+    study = load_study(write(tmp_path / "c.toml", CLINICAL))
+    out = tmp_path / "out"
+    run_study(study, out, MPI.COMM_SELF)
+    summary = out / study.cases[0].id / "summary.json"
+    summary.write_text(summary.read_text()[:40])
+    with pytest.raises(ConfigError, match="summary.json: not a readable case summary"):
+        write_report(out)
+    assert not (out / "report.md").exists() and not (out / "report_files").exists()
+    with caplog.at_level(logging.WARNING):
+        counts = write_table(study, out)
+    assert counts["pending"] == 1 and f"{summary}: not a readable summary" in caplog.text
+
+
 def test_explicit_cases_and_ranges(tmp_path):
     from spinefe.study.runner import load_study
 

@@ -228,9 +228,14 @@ class StudyRun:
 
 
 def _read_summary(path: Path) -> dict | None:
+    """A case's summary.json, None where there is none yet or it is unreadable (a warning names
+    the file: the case counts as pending, and a run does it again)."""
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        log.warning("%s: not a readable summary (%s); the case counts as pending", path, err)
         return None
 
 
