@@ -200,6 +200,33 @@ def failing_for(monkeypatch, n: tuple[int, int], error=ValueError):
     monkeypatch.setitem(jobs.JOBS, "clinical_vas", jobs.Job(real.parameters, run, "failing"))
 
 
+def test_a_case_another_runner_claimed_is_left_to_it(tmp_path, caplog):
+    """Issue 25, family 6: two runners of one study into one directory share the cases. A case
+    whose directory holds the claim of a live process is left to it, with a warning; the claim
+    of a process that has ended is taken over; a run leaves no claim behind."""
+    import logging
+    import socket
+    import subprocess
+
+    from spinefe.study.runner import CLAIM, load_study, run_study
+
+    study = load_study(write(tmp_path / "vas.toml", RUNNER))
+    out = tmp_path / "out"
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    for case, pid in ((study.cases[0], os.getppid()), (study.cases[1], ended.pid)):
+        (out / case.id).mkdir(parents=True)
+        (out / case.id / CLAIM).write_text(json.dumps(
+            {"host": socket.gethostname(), "pid": pid, "utc": "2026-12-07T00:00:00Z"}))
+    with caplog.at_level(logging.WARNING):
+        run = run_study(study, out, MPI.COMM_SELF)
+    assert (run.ran, run.claimed) == (2, 1)
+    assert f"case {study.cases[0].id}: being run by" in caplog.text
+    assert not (out / study.cases[0].id / "summary.json").exists()
+    assert not (out / study.cases[1].id / CLAIM).exists()
+    assert (out / study.cases[1].id / "summary.json").exists()
+
+
 def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_path, monkeypatch):
     """A case whose job fails is recorded while the others run, and tried again by a rerun,
     which skips the completed ones; a changed case gets a new id and runs; --force reruns all

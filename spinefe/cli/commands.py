@@ -244,8 +244,9 @@ def _study_run(args: Namespace, comm, study: Study, out: Path) -> None:
     except KeyboardInterrupt:
         raise Interrupted(f"completed cases are in {out} and a rerun resumes") from None
     if comm.rank == 0:
+        claimed = f", {run.claimed} left to another runner" if run.claimed else ""
         print(f"study {study.name}: {run.ran} ran, {run.skipped} already done, {run.failed} "
-              f"failed -> {run.table}")
+              f"failed{claimed} -> {run.table}")
     if run.failed:
         raise CasesFailed(run.failed)
 
