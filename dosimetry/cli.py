@@ -101,6 +101,8 @@ def _plan(args) -> Plan:
 
 
 def _points_command(args) -> None:
+    if args.out is not None and args.out.is_dir():
+        raise ValueError(f"--out: {args.out} is a directory; give a file name")
     plan = _plan(args)
     points = _read_points(args.points)
     dose = dose_rate(points, plan, args.formalism)

@@ -103,6 +103,41 @@ class Plan:
         )
 
 
+def segment_distance(p0, p1, q0, q1) -> float:
+    """Shortest distance between segments p0-p1 and q0-q1 (mm)."""
+    p0, p1, q0, q1 = (np.asarray(v, float) for v in (p0, p1, q0, q1))
+    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
+    a, e, f = d1 @ d1, d2 @ d2, d2 @ r
+    c, b = d1 @ r, d1 @ d2
+    denom = a * e - b * b
+    s = np.clip((b * f - c * e) / denom, 0.0, 1.0) if denom > 1e-12 else 0.0
+    t = (b * s + f) / e
+    if t < 0.0:
+        t, s = 0.0, np.clip(-c / a, 0.0, 1.0)
+    elif t > 1.0:
+        t, s = 1.0, np.clip((b - c) / a, 0.0, 1.0)
+    return float(np.linalg.norm((p0 + s * d1) - (q0 + t * d2)))
+
+
+def overlapping_seeds(plan: Plan) -> tuple[int, int, float] | None:
+    """The first pair (i, j, distance of their centres in mm) of seeds whose capsules overlap;
+    None when none do. A capsule is the model's: a cylinder with hemispherical ends (tg43's
+    inside test), so two overlap where their core segments come closer than the sum of radii."""
+    cores = []
+    for s in plan.seeds:
+        m = load_seed_model(s.model)
+        half, r = 5.0 * m.capsule_length_cm - 10.0 * m.capsule_radius_cm, 10.0 * m.capsule_radius_cm
+        p, d = np.asarray(s.position_mm), np.asarray(s.direction)
+        cores.append((p - half * d, p + half * d, r))
+    for i in range(len(cores)):
+        for j in range(i + 1, len(cores)):
+            (a0, a1, ra), (b0, b1, rb) = cores[i], cores[j]
+            if segment_distance(a0, a1, b0, b1) < ra + rb - 1e-6:  # touching is allowed
+                centres = np.subtract(plan.seeds[i].position_mm, plan.seeds[j].position_mm)
+                return i, j, float(np.linalg.norm(centres))
+    return None
+
+
 def _is_number(v) -> bool:
     return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) \
         and bool(np.isfinite(v))
@@ -133,7 +168,7 @@ def read_plan(path: str | Path) -> Plan:
     if not path.exists():
         raise PlanError(f"plan file not found: {path}")
     if path.suffix == ".csv":
-        return _plan_from_csv(path.read_text(), path.stem)
+        return _physical(_plan_from_csv(path.read_text(), path.stem), path)
     if path.suffix != ".toml":
         raise PlanError(f"{path}: plan files are .toml or .csv")
     try:
@@ -156,8 +191,9 @@ def read_plan(path: str | Path) -> Plan:
                             f"{', '.join(sorted(_SEED_KEYS))}")
         if ("strength_U" in row) == ("activity_mCi" in row):
             raise PlanError(f"seeds[{i}]: give exactly one of strength_U, activity_mCi")
-        if "position_mm" not in row:
-            raise PlanError(f"seeds[{i}].position_mm: missing")
+        for key in ("position_mm", "direction"):  # no default axis: the dose is anisotropic
+            if key not in row:
+                raise PlanError(f"seeds[{i}].{key}: missing (three numbers)")
         kwargs = {k: row[k] for k in ("position_mm", "direction", "model") if k in row}
         if "activity_mCi" in row:
             try:
@@ -168,7 +204,17 @@ def read_plan(path: str | Path) -> Plan:
         else:
             kwargs["strength_U"] = row["strength_U"]
         seeds.append(_seed(i, **kwargs))
-    return Plan(tuple(seeds), name=str(data.get("name", path.stem)))
+    return _physical(Plan(tuple(seeds), name=str(data.get("name", path.stem))), path)
+
+
+def _physical(plan: Plan, path: Path) -> Plan:
+    """`plan`, or PlanError naming the file and two seeds whose capsules overlap."""
+    overlap = overlapping_seeds(plan)
+    if overlap is not None:
+        i, j, d = overlap
+        raise PlanError(f"{path}: seeds[{i}] and seeds[{j}]: their capsules overlap (centres "
+                        f"{d:.2f} mm apart); a plan's seeds are physical capsules")
+    return plan
 
 
 _CSV_COLUMNS = ["x_mm", "y_mm", "z_mm", "dx", "dy", "dz", "strength_U", "model"]
@@ -225,8 +271,12 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no temporary file left behind
+        raise
     return path
 
 

@@ -38,7 +38,8 @@ def test_config_default_is_valid_toml(cli_env, tmp_path):
 BAD = {
     "unknown key": ("[layers]\ncortical_shel_mm = 1.0\n", "layers.cortical_shel_mm"),
     "zero thickness": ("[layers]\nbony_endplate_mm = 0\n", "layers.bony_endplate_mm"),
-    "seed in canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\n", "seeds.0.position_mm"),
+    "seed in canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\ndirection = [0, 0, 1]\n",
+                      "seeds.0.position_mm"),
 }
 
 
@@ -61,6 +62,95 @@ def test_bad_input_exit_2_serial(cli_env, tmp_path):
 
 def test_bad_input_ends_both_ranks(cli_env, tmp_path):
     _bad_input_fails_cleanly(cli_env, tmp_path, ranks=2)
+
+
+#: Plans that cannot be implanted (issue 25, family 1), and the message naming the problem.
+BAD_PLANS = {
+    "in the canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\ndirection = [0, 0, 1]\n"
+                     "strength_U = 0.5\n", "seed 0 lies in the spinal canal"),
+    "in the disc": ("[[seeds]]\nposition_mm = [0.0, 0.0, 0.0]\ndirection = [0, 0, 1]\n"
+                    "strength_U = 0.5\n", "seed 0 at [0.0, 0.0, 0.0] is not entirely inside bone"),
+    "two at one point": ("[[seeds]]\nposition_mm = [0.0, 0.0, 18.0]\ndirection = [0, 0, 1]\n"
+                         "strength_U = 0.5\n" * 2, "seeds[0] and seeds[1]: their capsules "
+                         "overlap"),  # refused by read_plan: physically impossible
+}
+
+
+def _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks):
+    for label, (text, message) in BAD_PLANS.items():
+        plan = tmp_path / "plan.toml"
+        plan.write_text(text)
+        for command in ("dose", "evaluate"):
+            out_dir = tmp_path / f"{command}-{ranks}"
+            res = run([command, "--plan", str(plan), "--out", str(out_dir)], cli_env, ranks)
+            assert res.returncode == 2, (label, command, res.stderr)
+            assert f"{plan}: " in res.stderr, (label, command)
+            assert message in res.stderr, (label, command, res.stderr)
+            assert "Traceback" not in res.stderr and not out_dir.exists(), (label, command)
+
+
+def test_a_plan_that_cannot_be_implanted_is_refused(cli_env, tmp_path):
+    _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks=1)
+
+
+def test_a_plan_that_cannot_be_implanted_is_refused_on_two_ranks(cli_env, tmp_path):
+    _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks=2)
+
+
+def test_unusable_files_are_named_without_a_traceback(cli_env, tmp_path):
+    """Issue 25, family 4: a config or study file that is a directory or binary, an --out that
+    is an existing file: exit 2, the file named, no traceback, nothing written."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "garbage.toml").write_bytes(bytes(range(256)))
+    out = tmp_path / "out"
+    cases = [
+        (["mesh", str(tmp_path / "a_dir"), "--out", str(out)], "a_dir: a directory, not a TOML"),
+        (["mesh", str(tmp_path / "garbage.toml"), "--out", str(out)], "garbage.toml: not a text"),
+        (["study", "run", str(tmp_path / "a_dir"), "--out", str(out)], "study file"),
+        (["mesh", "--out", str(tmp_path / "a_file")], "a_file exists and is not a directory"),
+        (["mesh", "--out", str(tmp_path / "a_file" / "sub")], "a_file is not a directory"),
+    ]
+    for args, message in cases:
+        res = run(args, cli_env)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        assert not out.exists(), args
+
+
+def test_provenance_of_unreadable_files_names_the_file(cli_env, tmp_path):
+    """Issue 25, family 4: spinefe provenance on a JSON list, garbage .xdmf or .dcm, an .h5
+    without its .xdmf: a message naming the file, exit 2, no traceback."""
+    from spinefe.common.provenance import read_provenance
+
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for name in ("garbage.xdmf", "garbage.dcm"):
+        (tmp_path / name).write_bytes(bytes(range(256)))
+    (tmp_path / "lone.h5").write_bytes(b"")
+    for name, message in [("list.json", "a JSON list, not a results summary"),
+                          ("garbage.xdmf", "not a readable .xdmf file"),
+                          ("garbage.dcm", "not a readable .dcm file"),
+                          ("lone.h5", "its record is in")]:
+        with pytest.raises(ValueError, match=message):
+            read_provenance(tmp_path / name)
+    res = run(["provenance", str(tmp_path / "list.json")], cli_env)
+    assert res.returncode == 2 and "list.json" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_any_plan_doses_an_unimplantable_plan_with_a_warning(tmp_path, caplog):
+    """--any-plan (research) skips the implant checks and says so; it needs --plan."""
+    import logging
+    from argparse import Namespace
+
+    from spinefe.cli.commands import _implantable_plan
+    from spinefe.config.sections import Config
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(BAD_PLANS["in the disc"][0])
+    with caplog.at_level(logging.WARNING):
+        given = _implantable_plan(Namespace(plan=plan), Config(), unchecked=True)
+    assert len(given.seeds) == 1 and "--any-plan" in caplog.text
 
 
 def test_nucleus_too_large_fails_on_both_ranks(cli_env, tmp_path):

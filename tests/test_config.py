@@ -68,12 +68,33 @@ def test_hash_is_stable_and_sensitive():
         ("seeds.0.position_mm", [0.0, 25.0, 18.0], "seed 0 lies in the spinal canal"),
         ("seeds.1.position_mm", [9.0, 3.0, 15.3], "seeds.0 and seeds.1 overlap"),
         ("seeds.2.direction", [0.0, 0.0, 0.0], "seeds.2.direction: must be a non-zero vector"),
+        # Strict types (issue 25): no coercion of strings or booleans, numbers are finite.
+        ("layers.cortical_shell_mm", True, "layers.cortical_shell_mm: Input should be a valid "
+         "number, got True"),
+        ("mesh.size_mm", "3.0", "mesh.size_mm: Input should be a valid number, got '3.0'"),
+        ("mesh.size_mm", float("nan"), "mesh.size_mm: Input should be a finite number, got nan"),
+        ("lesion.radii_mm", [12.0, float("inf"), 8.0], "lesion.radii_mm.1: Input should be a "
+         "finite number"),
+        ("regions.canal", 1, "regions.canal: Input should be a valid boolean, got 1"),
+        ("mesh.algorithm", 3, "mesh.algorithm: Input should be 'hxt' or 'delaunay'"),
     ],
 )
 def test_bad_input_names_the_key(path, value, expected):
     with pytest.raises(ConfigError) as err:
         _load(_with(path, value))
     assert expected in str(err.value)
+
+
+def test_a_seed_needs_its_direction():
+    """No silent +z axis (issue 25): the dose of a seed is anisotropic about its axis."""
+    data = _with("seeds.0.position_mm", [9.479, 5.046, 15.0])
+    del data["seeds"][0]["direction"]
+    with pytest.raises(ConfigError, match="seeds.0.direction: missing"):
+        parse_config(data)
+
+
+def test_an_integer_is_a_number():
+    assert parse_config(_with("mesh.size_mm", 2)).mesh.size_mm == 2.0
 
 
 def test_seed_outside_bone_in_disc_is_rejected():

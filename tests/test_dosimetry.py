@@ -6,6 +6,7 @@ checked to the digits they are published with.
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -269,16 +270,24 @@ def test_user_seed_model_file(tmp_path):
 
 
 def test_plan_round_trip(tmp_path):
-    plan = random_plan(np.random.default_rng(4))
+    # Random seeds, spread 8 mm apart in x so that no capsules overlap (read_plan refuses that).
+    plan = Plan(tuple(replace(s, position_mm=(8.0 * i, *s.position_mm[1:]))
+                      for i, s in enumerate(random_plan(np.random.default_rng(4)).seeds)))
     for suffix in (".toml", ".csv"):
         back = read_plan(write_plan(plan, tmp_path / f"plan{suffix}"))
         assert back.seeds == plan.seeds
-    (tmp_path / "a.toml").write_text('[[seeds]]\nposition_mm = [0, 0, 0]\nactivity_mCi = 0.5\n')
+    axis = "direction = [0, 0, 1]\n"
+    (tmp_path / "a.toml").write_text(f"[[seeds]]\nposition_mm = [0, 0, 0]\n{axis}"
+                                     "activity_mCi = 0.5\n")
     assert read_plan(tmp_path / "a.toml").seeds[0].strength_U == pytest.approx(0.635)
-    (tmp_path / "b.toml").write_text('[[seeds]]\nposition_mm = [0, 0, 0]\nstrength_U = 0.5\n'
-                                     '[[seeds]]\nposition_mm = [1, 0, 0]\nstrength_U = -2\n')
+    (tmp_path / "b.toml").write_text(f"[[seeds]]\nposition_mm = [0, 0, 0]\n{axis}strength_U = 0.5\n"
+                                     f"[[seeds]]\nposition_mm = [1, 0, 0]\n{axis}strength_U = -2\n")
     with pytest.raises(PlanError, match=r"seeds\[1\].strength_U"):
         read_plan(tmp_path / "b.toml")
+    # No default axis (issue 25): the dose of a seed is anisotropic about it.
+    (tmp_path / "c.toml").write_text("[[seeds]]\nposition_mm = [0, 0, 0]\nstrength_U = 0.5\n")
+    with pytest.raises(PlanError, match=r"seeds\[0\].direction: missing"):
+        read_plan(tmp_path / "c.toml")
 
 
 def test_dvh_statistics_on_a_known_distribution():
@@ -333,6 +342,7 @@ def test_cli_points(tmp_path):
         (["--model", "IAI-125A", "--strength-U", "1", "--formalism", "1d"], "no phi_an"),
         (["--model", "6711"], "--strength-U or --activity-mCi"),
         (["--model", "6711", "--strength-U", "1", "--points", "."], "--points: cannot read"),
+        (["--model", "6711", "--strength-U", "1", "--out", "."], "--out: . is a directory"),
     ],
 )
 def test_cli_bad_input(tmp_path, args, message):
@@ -340,6 +350,43 @@ def test_cli_bad_input(tmp_path, args, message):
     pts.write_text("10,0,0\n")
     out = run_cli("points", *args, *([] if "--points" in args else ["--points", str(pts)]))
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_a_plan_with_overlapping_capsules_is_refused(tmp_path):
+    """Issue 25, family 1: two seeds at one point (which would double the dose) or capsules
+    that cross are refused by every reader of plan files, naming the file and the seeds;
+    capsules (6711: 4.55 mm x 0.8 mm) end to end at 4.6 mm or side by side at 0.8 mm do not
+    overlap."""
+    def plan_file(name, positions, directions=((0.0, 0.0, 1.0),) * 2):
+        seeds = "".join(f"[[seeds]]\nposition_mm = {list(p)}\ndirection = {list(d)}\n"
+                        "strength_U = 0.5\n" for p, d in zip(positions, directions, strict=True))
+        path = tmp_path / f"{name}.toml"
+        path.write_text(seeds)
+        return path
+
+    for name, positions, directions in [
+        ("same point", ((1.0, 2.0, 3.0), (1.0, 2.0, 3.0)), ((0, 0, 1), (0, 0, 1))),
+        ("crossing", ((0.0, 0.0, 0.0), (0.0, 0.0, 1.0)), ((0, 0, 1), (1, 0, 0))),
+    ]:
+        with pytest.raises(PlanError, match=r"seeds\[0\] and seeds\[1\]: their capsules "
+                           "overlap"):
+            read_plan(plan_file(name.replace(" ", "_"), positions, directions))
+    for name, positions in [("end_to_end", ((0, 0, 0), (0, 0, 4.6))),
+                            ("side_by_side", ((0, 0, 0), (0.8, 0, 0)))]:
+        assert len(read_plan(plan_file(name, positions)).seeds) == 2
+    out = run_cli("points", "--plan", str(tmp_path / "same_point.toml"), "--points",
+                  str(plan_file("p", ((5, 0, 0), (0, 5, 0)))), "--out", str(tmp_path / "d.csv"))
+    assert out.returncode == 2 and "their capsules overlap" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "d.csv").exists()
+
+
+def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path):
+    from dosimetry.plan import write_text_atomic
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_text_atomic(tmp_path / "d", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
 def test_seeds_needed_falls_as_activity_rises():

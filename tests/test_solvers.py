@@ -136,7 +136,7 @@ def test_factorised_cg():
 def test_factorised_cg_solves_many_systems_together():
     """solve_many: each system P + D_j solved in lockstep (one factorisation applied to every
     residual at once) has the solution and the iteration count of FactorisedCG.solve on it;
-    a system that needs more iterations than allowed is named."""
+    the systems that need more iterations than allowed are returned as not converged."""
     mats, load = bar()
     system = assemble_elasticity(mats, load)
     mesh = mats.E.function_space.mesh
@@ -151,7 +151,8 @@ def test_factorised_cg_solves_many_systems_together():
         changes.append(change)
     x0 = system.uh.x.petsc_vec.copy()
     solver = FactorisedCG(systems[0], system.A, 1e-10, 50)  # the operator plays no part
-    X, iterations = solver.solve_many(changes, system.b, x0)
+    X, iterations, failed = solver.solve_many(changes, system.b, x0)
+    assert failed == []
     for j, A in enumerate(systems):
         one = FactorisedCG(A, system.A, 1e-10, 50)
         x = x0.copy()
@@ -159,8 +160,8 @@ def test_factorised_cg_solves_many_systems_together():
         np.testing.assert_allclose(X[:, j], x.getArray(), rtol=1e-12, atol=1e-12 * abs(X).max())
         one.destroy()
     limited = FactorisedCG(system.A, system.A, 1e-10, 2)
-    with pytest.raises(SolverError, match=r"CG \(system 0\) did not converge: DIVERGED_MAX_IT"):
-        limited.solve_many(changes, system.b, x0)
+    _, iterations, failed = limited.solve_many(changes, system.b, x0)
+    assert failed == [0, 1, 2] and iterations == [2, 2, 2]
     for obj in (solver, limited):
         obj.destroy()
 

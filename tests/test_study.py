@@ -102,6 +102,28 @@ dosimetry.activity_mCi = 0.8
         load_study(tmp_path / "s.toml", {"dosimetry.activity_mCi": 0.4})
 
 
+def test_a_truncated_case_summary_is_named(tmp_path, caplog):
+    """Issue 25, family 4: `study table` counts a case whose summary.json is truncated as
+    pending and names the file in a warning; `spinefe report` refuses naming it, writing
+    nothing."""
+    import logging
+
+    from spinefe.report.study_report import write_report
+    from spinefe.study.runner import load_study, run_study, write_table
+
+    study = load_study(write(tmp_path / "c.toml", CLINICAL))
+    out = tmp_path / "out"
+    run_study(study, out, MPI.COMM_SELF)
+    summary = out / study.cases[0].id / "summary.json"
+    summary.write_text(summary.read_text()[:40])
+    with pytest.raises(ConfigError, match="summary.json: not a readable case summary"):
+        write_report(out)
+    assert not (out / "report.md").exists() and not (out / "report_files").exists()
+    with caplog.at_level(logging.WARNING):
+        counts = write_table(study, out)
+    assert counts["pending"] == 1 and f"{summary}: not a readable summary" in caplog.text
+
+
 def test_explicit_cases_and_ranges(tmp_path):
     from spinefe.study.runner import load_study
 
@@ -136,6 +158,11 @@ job = "segment"
     ("[study]\njob = 'clinical_vas'\n[job]\ntimes = ['pre', 'post']\n",
      "one entry per time point each"),
     ("[study]\njob = 'clinical_vas'\n[job]\nn = [1, 30]\n", "at least 2 patients"),
+    # Strict types (issue 25): a quoted number or a number as a flag is refused, naming the key.
+    ("[study]\njob = 'segment'\n[axes]\n'mesh.size_mm' = ['2.0']\n",
+     "mesh.size_mm: Input should be a valid number, got '2.0'"),
+    ("[study]\njob = 'segment'\n[job]\ndose = 1\n", "job.dose: Input should be a valid "
+     "boolean, got 1"),
 ])
 def test_bad_study_files_are_refused_naming_the_key(tmp_path, text, message):
     from spinefe.study.runner import load_study
@@ -171,6 +198,33 @@ def failing_for(monkeypatch, n: tuple[int, int], error=ValueError):
         return real.run(case, out, comm, cache_dir)
 
     monkeypatch.setitem(jobs.JOBS, "clinical_vas", jobs.Job(real.parameters, run, "failing"))
+
+
+def test_a_case_another_runner_claimed_is_left_to_it(tmp_path, caplog):
+    """Issue 25, family 6: two runners of one study into one directory share the cases. A case
+    whose directory holds the claim of a live process is left to it, with a warning; the claim
+    of a process that has ended is taken over; a run leaves no claim behind."""
+    import logging
+    import socket
+    import subprocess
+
+    from spinefe.study.runner import CLAIM, load_study, run_study
+
+    study = load_study(write(tmp_path / "vas.toml", RUNNER))
+    out = tmp_path / "out"
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    for case, pid in ((study.cases[0], os.getppid()), (study.cases[1], ended.pid)):
+        (out / case.id).mkdir(parents=True)
+        (out / case.id / CLAIM).write_text(json.dumps(
+            {"host": socket.gethostname(), "pid": pid, "utc": "2026-12-07T00:00:00Z"}))
+    with caplog.at_level(logging.WARNING):
+        run = run_study(study, out, MPI.COMM_SELF)
+    assert (run.ran, run.claimed) == (2, 1)
+    assert f"case {study.cases[0].id}: being run by" in caplog.text
+    assert not (out / study.cases[0].id / "summary.json").exists()
+    assert not (out / study.cases[1].id / CLAIM).exists()
+    assert (out / study.cases[1].id / "summary.json").exists()
 
 
 def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_path, monkeypatch):

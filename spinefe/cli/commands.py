@@ -19,6 +19,7 @@ from spinefe.common.parallel import on_root
 from spinefe.common.provenance import provenance_text, read_provenance
 from spinefe.config.loading import load_config
 from spinefe.config.overrides import override, parse_pairs, petsc_overrides
+from spinefe.config.plans import plan_config
 from spinefe.config.sections import Config
 from spinefe.config.toml import default_toml
 from spinefe.geometry.layout import check_layout
@@ -136,14 +137,35 @@ def rom(args: Namespace, comm) -> None:
     _print_file(comm, args.out / "rom.md")
 
 
+def _implantable_plan(args: Namespace, cfg: Config, unchecked: bool = False):
+    """The plan of --plan, refused before any meshing unless it can be implanted in the segment
+    of `cfg` (every capsule inside bone, none in the canal, none overlapping another: the checks
+    of a config's seeds); `unchecked` doses it anyway, with a warning (research: a seed in the
+    disc, say). Every rank reads and checks: a bad plan fails on all ranks."""
+    given = read_plan(args.plan)
+    if unchecked:
+        log.warning("%s: --any-plan: the plan is dosed without checking that it can be "
+                    "implanted (seeds in bone, not in the canal, not overlapping)", args.plan)
+        return given
+    try:
+        check_layout(plan_config(cfg, given))
+    except ConfigError as err:
+        problems = str(err).split("\n", 1)[-1]
+        raise ConfigError(f"{args.plan}: the plan cannot be implanted in the configured "
+                          f"segment:\n{problems}") from None
+    return given
+
+
 def dose(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
     if args.plan and "dosimetry.activity_mCi" in overrides(args):
         raise ConfigError("--activity-mCi: not with --plan (the plan gives each seed's strength)")
-    given = read_plan(args.plan) if args.plan else None  # bad input fails before meshing
-    pipelines.seed_dose(_config(args), args.out, comm, _cache(args), given,
-                        figures=not args.no_figure)
+    if args.any_plan and not args.plan:
+        raise ConfigError("--any-plan: only with --plan")
+    cfg = _config(args)
+    given = _implantable_plan(args, cfg, args.any_plan) if args.plan else None
+    pipelines.seed_dose(cfg, args.out, comm, _cache(args), given, figures=not args.no_figure)
     _print_file(comm, args.out / "metrics.md")
 
 
@@ -159,9 +181,9 @@ def plan(args: Namespace, comm) -> None:
 def evaluate(args: Namespace, comm) -> None:
     from spinefe.planning import pipelines
 
-    given = read_plan(args.plan)  # every rank reads: a bad plan fails on all ranks
-    pipelines.evaluate_plan(_config(args), given, args.out, comm, _cache(args), args.rule,
-                            args.conforming)
+    cfg = _config(args)
+    pipelines.evaluate_plan(cfg, _implantable_plan(args, cfg), args.out, comm, _cache(args),
+                            args.rule, args.conforming)
     _print_file(comm, args.out / "evaluation.md")
 
 
@@ -222,8 +244,9 @@ def _study_run(args: Namespace, comm, study: Study, out: Path) -> None:
     except KeyboardInterrupt:
         raise Interrupted(f"completed cases are in {out} and a rerun resumes") from None
     if comm.rank == 0:
+        claimed = f", {run.claimed} left to another runner" if run.claimed else ""
         print(f"study {study.name}: {run.ran} ran, {run.skipped} already done, {run.failed} "
-              f"failed -> {run.table}")
+              f"failed{claimed} -> {run.table}")
     if run.failed:
         raise CasesFailed(run.failed)
 

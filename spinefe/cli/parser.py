@@ -8,9 +8,24 @@ spinefe.config.overrides, as `--petsc KEY=VALUE` (mechanics.petsc.KEY) and `--se
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from spinefe.config.sections import SCENARIOS
+
+
+def output_dir(text: str) -> Path:
+    """An --out directory: new or an existing directory, and creatable, so that a bad one is
+    refused before any work (argparse's exit 2 on every rank), not after a run as a traceback."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} exists and is not a directory")
+    parent = next(p for p in (path, *path.parents) if p.exists())  # "." or "/" at the latest
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{path}: {parent} is not writable")
+    return path
 
 _EPILOG = """\
 examples:
@@ -114,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     _override(dose, "--prescription-Gy", "dosimetry.prescription_Gy", type=float,
               help="overrides dosimetry.prescription_Gy")
     dose.add_argument("--no-figure", action="store_true", help="skip the PNGs")
+    dose.add_argument("--any-plan", action="store_true",
+                      help="dose --plan without checking that it can be implanted (seeds in "
+                      "bone, not in the canal, not overlapping): for research only")
 
     plan = sub.add_parser(
         "plan",
@@ -124,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("config", type=Path, nargs="?", metavar="CONFIG.toml",
                       help="segment configuration (default: built-in default segment)")
-    plan.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    plan.add_argument("--out", type=output_dir, required=True, metavar="DIR",
+                      help="output directory")
     plan.add_argument("--access", required=True,
                       help="unilateral_left, unilateral_right or bilateral")
     plan.add_argument("--density", required=True, help="dense or sparse")
@@ -206,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     slurm = study_sub.add_parser("slurm", help="write a Slurm job-array script for the study")
     for q in (run, list_, table, slurm):
         q.add_argument("study", type=Path, metavar="STUDY.toml")
-        q.add_argument("--out", type=Path, metavar="DIR", help="default: results/NAME")
+        q.add_argument("--out", type=output_dir, metavar="DIR", help="default: results/NAME")
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a base or job value in every case (dotted key, TOML "
                        "value; e.g. mesh.size_mm=2.0); repeatable")
@@ -242,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json. Exit status: 0 when every scalar matches bit for bit, 3 when some "
         "differ (listed), 2 for an invalid RESULT.")
     rerun.add_argument("result", type=Path, metavar="RESULT")
-    rerun.add_argument("--out", type=Path, metavar="DIR",
+    rerun.add_argument("--out", type=output_dir, metavar="DIR",
                        help="where the rerun goes (default: RESULT/rerun)")
     rerun.add_argument("--cache-dir", type=Path, metavar="DIR",
                        help="mesh cache, as for study run (default: $SPINEFE_CACHE or "
@@ -266,7 +285,8 @@ def _model_args(p: argparse.ArgumentParser, solver: bool = False, petsc: bool = 
         metavar="CONFIG.toml",
         help="segment configuration (default: built-in default segment)",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR",
+                   help="output directory")
     p.add_argument(
         "--cache-dir",
         type=Path,

@@ -118,25 +118,39 @@ def read_provenance(path: Path) -> dict:
     if not path.is_file():
         raise ValueError(f"{path}: no such file or directory")
     suffix = path.suffix.lower()
-    record = None
+    if suffix not in (".json", ".xdmf", ".h5", ".dcm"):
+        raise ValueError(f"{path}: a results directory, .json, .xdmf, .h5 or .dcm file "
+                         "expected")
+    try:
+        record = _record_of(path, suffix)
+    except FileNotFoundError as err:  # an .h5 without the .xdmf that describes it
+        raise ValueError(f"{path}: its record is in {err.filename}, which is missing") from None
+    except Exception as err:  # a file of the right name that is not what it says
+        raise ValueError(f"{path}: not a readable {suffix} file ({type(err).__name__}: "
+                         f"{err})") from None
+    if not isinstance(record, dict | None):
+        raise ValueError(f"{path}: its provenance is not a record (a JSON object)")
+    if record is None:
+        raise ValueError(f"{path}: records no provenance (written before spinefe recorded it?)")
+    return record
+
+
+def _record_of(path: Path, suffix: str) -> dict | None:
+    """The provenance record in `path` (a file of the given kind), None where it has none."""
     if suffix == ".json":
-        record = json.loads(path.read_text()).get("provenance")
-    elif suffix in (".xdmf", ".h5"):  # the heavy data's record is in its XDMF file
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not a results summary (an object)")
+        return data.get("provenance")
+    if suffix in (".xdmf", ".h5"):  # the heavy data's record is in its XDMF file
         import xml.etree.ElementTree as ET
 
         element = ET.parse(path.with_suffix(".xdmf")).find(
             "Domain/Information[@Name='provenance']")
-        record = json.loads(element.get("Value")) if element is not None else None
-    elif suffix == ".dcm":
-        from dosimetry.dicom import read_provenance as read_dicom
+        return json.loads(element.get("Value")) if element is not None else None
+    from dosimetry.dicom import read_provenance as read_dicom
 
-        record = read_dicom(path)
-    else:
-        raise ValueError(f"{path}: a results directory, .json, .xdmf, .h5 or .dcm file "
-                         "expected")
-    if record is None:
-        raise ValueError(f"{path}: records no provenance (written before spinefe recorded it?)")
-    return record
+    return read_dicom(path)
 
 
 def provenance_text(record: dict) -> str:

@@ -8,10 +8,11 @@ above this one: the edge that loads a segment's config also calls
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from spinefe.common.errors import ConfigError
 from spinefe.config.sections import Config
@@ -30,15 +31,28 @@ def format_validation_error(err: ValidationError, heading: str = "invalid config
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = f"unknown key (check the spelling; {keys})"
+        elif e["type"] == "missing":
+            msg = "missing (a required key)"
+        elif e["type"].endswith("_type") or e["type"] == "finite_number":
+            # Strict types: say what was given, e.g. a quoted number or true for a length.
+            msg = f"{msg}, got {e['input']!r}"
         # Checks of a whole section have no location; their message starts with the key.
         lines.append(f"{prefix}{key}: {msg}" if key else msg)
     return f"{heading}:\n  " + "\n  ".join(lines)
 
 
+def validate_strict[M: BaseModel](model: type[M], data: dict) -> M:
+    """`model` from a mapping read from TOML, without coercion: a number must be a number (not
+    a string or a boolean; an integer is a number), a flag a boolean, and a number finite.
+    Validated as JSON in pydantic's strict mode, which takes arrays for tuples; a TOML date or
+    time becomes its text there and is refused as the wrong type, naming its key."""
+    return model.model_validate_json(json.dumps(data, default=str), strict=True)
+
+
 def parse_config(data: dict) -> Config:
     """Validate a plain mapping; raises ConfigError naming every bad key."""
     try:
-        return Config.model_validate(data)
+        return validate_strict(Config, data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
 
@@ -51,6 +65,12 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path}: a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path}: not a text (UTF-8) file, so not TOML") from None
+    except OSError as err:
+        raise ConfigError(f"{what} {path}: cannot be read ({err.strerror})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
 

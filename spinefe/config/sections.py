@@ -30,7 +30,7 @@ Positive = Annotated[float, Field(gt=0.0)]
 Vec3 = tuple[float, float, float]
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 _OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -198,7 +198,8 @@ class Seed(_Section):
     """One implanted seed: capsule centre and axis direction (LPS, mm)."""
 
     position_mm: Vec3
-    direction: Vec3 = (0.0, 0.0, 1.0)
+    #: No default: the dose of a seed is anisotropic about its axis.
+    direction: Vec3
 
     @field_validator("direction")
     @classmethod

@@ -151,19 +151,3 @@ def cylinder_sample_points(p0, p1, radius: float, n_axial: int = 9, n_around: in
     ring = radius * (np.cos(phi)[:, None] * e1 + np.sin(phi)[:, None] * e2)
     centres = p0 + s * axis
     return np.vstack([centres, (centres[:, None, :] + ring[None]).reshape(-1, 3)])
-
-
-def segment_distance(p0, p1, q0, q1) -> float:
-    """Shortest distance between segments p0-p1 and q0-q1 (mm)."""
-    p0, p1, q0, q1 = (np.asarray(v, float) for v in (p0, p1, q0, q1))
-    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
-    a, e, f = d1 @ d1, d2 @ d2, d2 @ r
-    c, b = d1 @ r, d1 @ d2
-    denom = a * e - b * b
-    s = np.clip((b * f - c * e) / denom, 0.0, 1.0) if denom > 1e-12 else 0.0
-    t = (b * s + f) / e
-    if t < 0.0:
-        t, s = 0.0, np.clip(-c / a, 0.0, 1.0)
-    elif t > 1.0:
-        t, s = 1.0, np.clip((b - c) / a, 0.0, 1.0)
-    return float(np.linalg.norm((p0 + s * d1) - (q0 + t * d2)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dosimetry.plan import Plan
+from dosimetry.plan import Plan, segment_distance
 from spinefe.common.errors import ConfigError
 from spinefe.config.sections import Config, Layers, Vertebra
 from spinefe.geometry.anatomy import (
@@ -24,7 +24,6 @@ from spinefe.geometry.anatomy import (
     cylinder_sample_points,
     ellipsoid_surface_points,
     plane_through,
-    segment_distance,
 )
 from spinefe.geometry.segment import SegmentGeometry, segment_geometry
 

@@ -274,7 +274,7 @@ class PlanEvaluator:
         self.solver = FactorisedCG(self.A, self.system.A, rtol, max_iterations,
                                    self.petsc_options)
         self.tumour_u = self.system.uh.copy()
-        self._solve(self.tumour_u)
+        self._solve(self.tumour_u)  # A = P: converges at once
         if factorise_each_plan:
             self.solver.factorise_each_solve(self.A)
         self.u = self.tumour_u.copy()
@@ -316,13 +316,37 @@ class PlanEvaluator:
         self.setup_seconds = time.perf_counter() - t0
         self.dofs = 3 * V.dofmap.index_map.size_global
 
-    def _solve(self, u: fem.Function) -> None:
+    def _solve(self, u: fem.Function) -> bool:
+        """Solve the current plan's system (self.A) into u from its value; True when CG on the
+        tumour's factorisation did not converge and the plan's own factorisation solved it
+        (`_solve_own`). SolverError for the tumour's own solve, or where neither converges."""
+        what = f"plan evaluation ({self.rule}): CG"
         try:
-            self.solver.solve(self.system.b, u.x.petsc_vec, f"plan evaluation ({self.rule}): CG")
+            self.solver.solve(self.system.b, u.x.petsc_vec, what)
+            return False
         except SolverError as err:
-            raise SolverError(f"{err}; for a rule that stiffens cells far beyond the tumour use "
-                              "factorise_each_plan") from None
+            if self.solver.fixed_factor is None:
+                raise SolverError(f"{err}; for a rule that stiffens cells far beyond the tumour "
+                                  "use factorise_each_plan") from None
+            self._solve_own(u, str(err))
+            return True
         finally:
+            u.x.scatter_forward()
+
+    def _solve_own(self, u: fem.Function, why: str) -> None:
+        """Solve self.A u = b with self.A's own factorisation (a direct solve, then CG to the
+        tolerance; a plan whose titanium changes the operator too much for the tumour's
+        factorisation to precondition it, e.g. many capsules on a fine mesh), from the tumour's
+        displacement; collective."""
+        if self.comm.rank == 0:
+            log.warning("%s: solving this plan with its own factorisation", why)
+        u.x.array[:] = self.tumour_u.x.array
+        own = FactorisedCG(self.A, self.A, self.rtol, 10, self.petsc_options, "own_factor")
+        try:
+            own.solve(self.system.b, u.x.petsc_vec,
+                      f"plan evaluation ({self.rule}), own factorisation: CG")
+        finally:
+            own.destroy()
             u.x.scatter_forward()
 
     def moduli(self, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -379,9 +403,18 @@ class PlanEvaluator:
         mech["relative_to_tumour"] = relative_to(mech, reference)
         return mech
 
-    def _record(self, iterations: int, seconds: dict) -> dict:
+    def _record(self, iterations: int, seconds: dict, own_factor: bool = False) -> dict:
+        """The solver's record of one plan; own_factor: CG on the tumour's factorisation did
+        not converge and the plan's own factorisation solved it (`_solve_own`)."""
         return {"model": f"embedded ({self.rule})", "dofs": self.dofs, "iterations": iterations,
-                "petsc_options": self.petsc_options, "seconds": seconds}
+                "own_factorisation": own_factor, "petsc_options": self.petsc_options,
+                "seconds": seconds}
+
+    def _assemble(self, phi: np.ndarray) -> None:
+        """self.A = the tumour operator + the stiffness change of the current materials."""
+        self.system.A.copy(self.A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        dolfinx.fem.petsc.assemble_matrix(self.A, self._change(phi))  # adds dK to A_t
+        self.A.assemble()
 
     def solve(self, plan: Plan) -> dict:
         """Embed `plan`, solve, and return the mechanical metrics (self.u holds the
@@ -389,17 +422,15 @@ class PlanEvaluator:
         t0 = time.perf_counter()
         phi = self.embed(plan)
         t1 = time.perf_counter()
-        self.system.A.copy(self.A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
-        dolfinx.fem.petsc.assemble_matrix(self.A, self._change(phi))  # adds dK to A_t
-        self.A.assemble()
+        self._assemble(phi)
         t2 = time.perf_counter()
         self.u.x.array[:] = self.tumour_u.x.array
-        self._solve(self.u)
+        own = self._solve(self.u)
         t3 = time.perf_counter()
         mech = self._metrics(phi)
         mech["solver"] = self._record(self.solver.iterations, {
             "embed": t1 - t0, "assemble": t2 - t1, "solve": t3 - t2,
-            "metrics": time.perf_counter() - t3})
+            "metrics": time.perf_counter() - t3}, own)
         return mech
 
     def evaluate(self, plan: Plan) -> PlanEvaluation:
@@ -447,24 +478,33 @@ class PlanEvaluator:
             embedded.append((i, phi, E, nu, change,
                              {"embed": t1 - t0, "assemble": time.perf_counter() - t1}))
         t0 = time.perf_counter()
-        X, iterations = self.solver.solve_many(
-            [e[4] for e in embedded], self.system.b, self.tumour_u.x.petsc_vec,
-            f"plan evaluation ({self.rule}): CG")
+        what = f"plan evaluation ({self.rule}): CG"
+        X, iterations, failed = self.solver.solve_many(
+            [e[4] for e in embedded], self.system.b, self.tumour_u.x.petsc_vec, what)
         share = (time.perf_counter() - t0) / max(len(embedded), 1)
         u = self.u.x.petsc_vec
         for column, (i, phi, E, nu, change, seconds) in enumerate(embedded):
             change.destroy()
             t0 = time.perf_counter()
             self._set_moduli(E, nu)
-            u.array[:] = X[:, column]
-            self.u.x.scatter_forward()
+            own = column in failed  # never lose a plan to the shared preconditioner
+            if own:
+                self._assemble(phi)
+                self._solve_own(self.u, f"{what} (plan {plans[i].name!r}) did not converge in "
+                                        f"{iterations[column]} iterations")
+                seconds["solve"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+            else:
+                u.array[:] = X[:, column]
+                self.u.x.scatter_forward()
             mech = self._metrics(phi)
             t1 = time.perf_counter()
             dose = self.dose(plans[i])
-            seconds |= {"solve": share, "metrics": t1 - t0, "dose": time.perf_counter() - t1}
+            seconds |= {"solve": seconds.get("solve", 0.0) + share, "metrics": t1 - t0,
+                        "dose": time.perf_counter() - t1}
             seconds["total"] = sum(seconds.values())
             out[i] = PlanEvaluation(plans[i].name, len(plans[i].seeds), dose, mech,
-                                    self._record(iterations[column], seconds))
+                                    self._record(iterations[column], seconds, own))
         return out
 
 

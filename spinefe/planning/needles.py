@@ -23,7 +23,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from spinefe.common.errors import PlanningError
-from spinefe.geometry.anatomy import cylinder_sample_points, segment_distance
+from dosimetry.plan import segment_distance
+from spinefe.geometry.anatomy import cylinder_sample_points
 from spinefe.geometry.layout import (
     SEED_CLEARANCE_MM,
     Cylinder,

@@ -215,6 +215,15 @@ def provenance_section(summaries: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _summary(path: Path) -> dict:
+    """A case's summary.json; ConfigError naming it when it is not valid JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not a readable case summary ({err}); `spinefe study run` "
+                          "runs the case again") from None
+
+
 def write_report(results: Path) -> tuple[Path, Path]:
     """results/report.md and results/report.html (figures in results/report_files/)."""
     import markdown
@@ -227,7 +236,7 @@ def write_report(results: Path) -> tuple[Path, Path]:
         raise ConfigError(f"{results}: not a study's results ({err.filename} missing; run "
                           "`spinefe study run` first)") from None
     varied, job = study["varied"], study["job"]
-    summaries = [json.loads(p.read_text()) for r in rows
+    summaries = [_summary(p) for r in rows
                  if (p := results / r["case"] / "summary.json").is_file()]
     files = results / "report_files"
     files.mkdir(exist_ok=True)
@@ -243,7 +252,7 @@ def write_report(results: Path) -> tuple[Path, Path]:
     columns = ["case", "status", *varied, *[k for k in key_metrics if any(k in r for r in rows)]]
     md.append(markdown_table(rows, columns))
     for r in failed:
-        summary = json.loads((results / r["case"] / "summary.json").read_text())
+        summary = _summary(results / r["case"] / "summary.json")
         md.append(f"- case {r['case']} failed: {summary['error']}")
     if plot_metrics(rows, varied, key_metrics, files / "metrics.png"):
         md += ["", "## Key metrics", "", "![key metrics](report_files/metrics.png)", ""]

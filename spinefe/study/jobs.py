@@ -54,7 +54,7 @@ COLLECTIVE_ERRORS = (ConfigError, PlanError, PlanningError, SeedModelError, Mesh
 
 
 class _Parameters(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SegmentJob(_Parameters):

@@ -30,8 +30,10 @@ import copy
 import itertools
 import json
 import logging
+import os
 import shutil
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -49,7 +51,12 @@ from spinefe.common.hashing import canonical_hash
 from spinefe.common.parallel import on_root, write_csv
 from spinefe.common.progress import Progress
 from spinefe.common.provenance import provenance
-from spinefe.config.loading import format_validation_error, parse_config, read_toml
+from spinefe.config.loading import (
+    format_validation_error,
+    parse_config,
+    read_toml,
+    validate_strict,
+)
 from spinefe.config.overrides import apply, flatten, merge
 from spinefe.config.sections import Config
 from spinefe.geometry.layout import check_layout
@@ -60,7 +67,7 @@ log = logging.getLogger(__name__)
 class AxisRange(BaseModel):
     """`num` values from `start` to `stop`, both included (numpy.linspace)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     start: float
     stop: float
     num: int = Field(ge=1, le=1000)
@@ -72,7 +79,7 @@ class AxisRange(BaseModel):
 
 
 class StudySection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     job: str = Field(description="what every case runs (spinefe.study.jobs.JOBS)")
     question: str = Field("", description="what the study asks")
 
@@ -80,7 +87,7 @@ class StudySection(BaseModel):
 class StudyFile(BaseModel):
     """The TOML file as written; `load_study` expands it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     study: StudySection
     base: dict[str, Any] = Field(default_factory=dict)
     job: dict[str, Any] = Field(default_factory=dict)
@@ -144,7 +151,7 @@ class Study:
 def _job_parameters(name: str, model: type[BaseModel], data: dict, where: str) -> BaseModel:
     """The job's parameters validated by its model; ConfigError naming `where` and the key."""
     try:
-        return model.model_validate(data)
+        return validate_strict(model, data)
     except ValidationError as err:
         keys = f"the job {name!r} takes {', '.join(model.model_fields)}"
         raise ConfigError(format_validation_error(err, f"{where}: invalid job parameters",
@@ -167,7 +174,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     path = Path(path)
     raw = read_toml(path, "study file")
     try:
-        spec = StudyFile.model_validate(raw)
+        spec = validate_strict(StudyFile, raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(
             err, f"{path}: invalid study file",
@@ -214,32 +221,82 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
 
 @dataclass(frozen=True)
 class StudyRun:
-    """What a run did: counts of cases run, skipped (already done) and failed, and where."""
+    """What a run did: counts of cases run, skipped (already done), failed and claimed (being
+    run by another runner: left to it), and where."""
 
     ran: int
     skipped: int
     failed: int
     table: Path
+    claimed: int = 0
+
+
+#: A case directory's claim: which runner (host, pid) runs the case, made exclusively before
+#: the case runs and removed after its summary is written.
+CLAIM = "claim.json"
+
+
+def _claim(directory: Path) -> str | None:
+    """Claim the case `directory` for this process; None when it got the claim, else who holds
+    it. Two runners of one study into one directory (two Slurm array tasks by mistake) so share
+    the cases instead of computing each twice. A claim of a process that no longer runs on this
+    host is taken over; one of another host is held until removed by hand (its runner cannot be
+    checked from here). Root of a case's group only."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CLAIM
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+                host, pid = holder["host"], int(holder["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return f"a runner writing {path}"
+            if host == socket.gethostname() and not _alive(pid):
+                path.unlink(missing_ok=True)  # its runner died: take the case over
+                continue
+            return f"{host} pid {pid} (since {holder.get('utc')}; {path})"
+        with os.fdopen(fd, "w") as f:
+            json.dump({"host": socket.gethostname(), "pid": os.getpid(),
+                       "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, f)
+        return None
+    return f"another runner ({path})"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _read_summary(path: Path) -> dict | None:
+    """A case's summary.json, None where there is none yet or it is unreadable (a warning names
+    the file: the case counts as pending, and a run does it again)."""
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        log.warning("%s: not a readable summary (%s); the case counts as pending", path, err)
         return None
 
 
 def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -> str:
     """Run one case on `comm` into out/<id>/ unless its summary.json holds a successful run of
-    the same configuration (`force` reruns); returns 'ok', 'skipped' or 'failed'; collective.
+    the same configuration (`force` reruns) or another runner has claimed it (`_claim`); returns
+    'ok', 'skipped', 'failed' or 'claimed'; collective.
 
     A failure is recorded in the summary (status 'failed', the error) and returned, not raised;
     the errors the library raises together on every rank are caught on a group of several ranks
     (another error there ends the run, as a rank alone cannot be caught up with), any error on
     a group of one. The summary is written atomically: an interrupted case leaves none.
     """
-    from spinefe.study.jobs import COLLECTIVE_ERRORS, JOBS  # (see load_study)
-
     path = out / case.id / "summary.json"
 
     def completed() -> bool:
@@ -252,6 +309,22 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
 
     if comm.bcast(on_root(comm, completed), root=0):
         return "skipped"
+    holder = comm.bcast(_claim(out / case.id) if comm.rank == 0 else None, root=0)
+    if holder is not None:
+        if comm.rank == 0:
+            log.warning("case %s: being run by %s; left to it", case.id, holder)
+        return "claimed"
+    try:
+        return _run_claimed(case, out, comm, cache_dir)
+    finally:
+        if comm.rank == 0:
+            (out / case.id / CLAIM).unlink(missing_ok=True)
+
+
+def _run_claimed(case: Case, out: Path, comm, cache_dir) -> str:
+    """Run the claimed case and write its summary (`run_case`); the status; collective."""
+    from spinefe.study.jobs import COLLECTIVE_ERRORS, JOBS  # (see load_study)
+
     catch = Exception if comm.size == 1 else COLLECTIVE_ERRORS
     t0 = time.perf_counter()
     scalars, error, trace = {}, None, None
@@ -270,7 +343,8 @@ def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -
         "config": case.record, "provenance": provenance(comm, case.config.hash()),
     }
     if comm.rank == 0:
-        write_text_atomic(path, json.dumps(summary, indent=1, default=float))
+        write_text_atomic(out / case.id / "summary.json",
+                          json.dumps(summary, indent=1, default=float))
     return summary["status"]
 
 
@@ -412,7 +486,7 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     groups, group_id = comm.size // ranks_per_case, comm.rank // ranks_per_case
     group = comm.Split(group_id, comm.rank)
     chosen = [study.cases[i] for i in (cases if cases is not None else range(len(study.cases)))]
-    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    counts = {"ok": 0, "skipped": 0, "failed": 0, "claimed": 0}
 
     def terminate(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -436,4 +510,5 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
         group.Free()
     comm.Barrier()  # every group's summaries are written
     on_root(comm, lambda: write_table(study, out))
-    return StudyRun(counts["ok"], counts["skipped"], counts["failed"], out / "summary.csv")
+    return StudyRun(counts["ok"], counts["skipped"], counts["failed"], out / "summary.csv",
+                    counts["claimed"])
