@@ -7,6 +7,7 @@ import logging
 import subprocess
 import tomllib
 
+import numpy as np
 import pytest
 
 from conftest import TEST_H, spinefe_cmd
@@ -151,6 +152,27 @@ def test_any_plan_doses_an_unimplantable_plan_with_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         given = _implantable_plan(Namespace(plan=plan), Config(), unchecked=True)
     assert len(given.seeds) == 1 and "--any-plan" in caplog.text
+
+
+def test_the_grazing_warning_is_for_meshed_capsules_only(tmp_path, caplog):
+    """A plan checked for implanting only (evaluate embeds its capsules, dose --plan keeps the
+    config's mesh) gets no warning about sliver elements; with its capsules meshed it does."""
+    import logging
+    from argparse import Namespace
+
+    from spinefe.cli.commands import _implantable_plan
+    from spinefe.config.sections import Config
+
+    direction = np.array([-np.sin(np.radians(10.0)), -np.cos(np.radians(10.0)), 0.0])
+    centre = np.round(np.array([5.0, 8.0, 21.0]) + 3.0 * direction, 3)  # 6 um from the lesion
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f"[[seeds]]\nposition_mm = {centre.tolist()}\n"
+                    f"direction = {np.round(direction, 6).tolist()}\nstrength_U = 0.5\n")
+    with caplog.at_level(logging.WARNING, logger="spinefe.geometry.layout"):
+        _implantable_plan(Namespace(plan=plan), Config())
+        assert not caplog.records
+        _implantable_plan(Namespace(plan=plan), Config(), meshed=True)
+    assert "seeds.0: the capsule comes within" in caplog.text
 
 
 def test_nucleus_too_large_fails_on_both_ranks(cli_env, tmp_path):

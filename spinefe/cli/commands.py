@@ -137,18 +137,20 @@ def rom(args: Namespace, comm) -> None:
     _print_file(comm, args.out / "rom.md")
 
 
-def _implantable_plan(args: Namespace, cfg: Config, unchecked: bool = False):
+def _implantable_plan(args: Namespace, cfg: Config, unchecked: bool = False,
+                      meshed: bool = False):
     """The plan of --plan, refused before any meshing unless it can be implanted in the segment
     of `cfg` (every capsule inside bone, none in the canal, none overlapping another: the checks
     of a config's seeds); `unchecked` doses it anyway, with a warning (research: a seed in the
-    disc, say). Every rank reads and checks: a bad plan fails on all ranks."""
+    disc, say); `meshed`: its capsules will be meshed (check_layout's grazing warning). Every
+    rank reads and checks: a bad plan fails on all ranks."""
     given = read_plan(args.plan)
     if unchecked:
         log.warning("%s: --any-plan: the plan is dosed without checking that it can be "
                     "implanted (seeds in bone, not in the canal, not overlapping)", args.plan)
         return given
     try:
-        check_layout(plan_config(cfg, given))
+        check_layout(plan_config(cfg, given), meshed_seeds=meshed)
     except ConfigError as err:
         problems = str(err).split("\n", 1)[-1]
         raise ConfigError(f"{args.plan}: the plan cannot be implanted in the configured "
@@ -182,8 +184,8 @@ def evaluate(args: Namespace, comm) -> None:
     from spinefe.planning import pipelines
 
     cfg = _config(args)
-    pipelines.evaluate_plan(cfg, _implantable_plan(args, cfg), args.out, comm, _cache(args),
-                            args.rule, args.conforming)
+    given = _implantable_plan(args, cfg, meshed=args.conforming)
+    pipelines.evaluate_plan(cfg, given, args.out, comm, _cache(args), args.rule, args.conforming)
     _print_file(comm, args.out / "evaluation.md")
 
 

@@ -465,19 +465,21 @@ def _ellipsoid_contains(centre, radii):
     return contains
 
 
-def check_layout(cfg: Config) -> None:
+def check_layout(cfg: Config, meshed_seeds: bool = True) -> None:
     """Raise ConfigError naming the key when the geometry of `cfg` is inconsistent (a lesion
     outside L4, a seed outside bone, in the canal or overlapping another, layers too thick).
 
     Every edge that loads a segment's configuration (a command, a study's cases) calls it before
-    any meshing, right after `spinefe.config.loading`."""
+    any meshing, right after `spinefe.config.loading`. With `meshed_seeds` (the seeds will be
+    meshed as capsules) it also warns about capsules that graze a surface (`grazing_capsules`);
+    a plan checked for implanting only (embedded, or dosed on another mesh) passes False."""
     try:
-        _check_layout(segment_geometry(cfg))
+        _check_layout(segment_geometry(cfg), meshed_seeds)
     except ValueError as err:
         raise ConfigError(f"invalid configuration:\n  {err}") from None
 
 
-def _check_layout(geometry: SegmentGeometry) -> None:
+def _check_layout(geometry: SegmentGeometry, meshed_seeds: bool = True) -> None:
     g = geometry
     for key in ("L4", "L5"):
         v = getattr(g, key)
@@ -524,7 +526,8 @@ def _check_layout(geometry: SegmentGeometry) -> None:
                 for lay in (layout.L4, layout.L5)}
     if lesion.enabled:
         surfaces["lesion"] = _ellipsoid_contains(lesion.centre_mm, lesion.radii_mm)
-    for i, name in grazing_capsules(axes, r, surfaces, g.mesh.seed_size_mm):
+    grazing = grazing_capsules(axes, r, surfaces, g.mesh.seed_size_mm) if meshed_seeds else []
+    for i, name in grazing:
         log.warning("seeds.%d: the capsule comes within mesh.seed_size_mm = %s mm of the %s "
                     "surface without crossing it by as much; the mesh may get sliver elements "
                     "there (moving the seed by a few tenths of a mm avoids them)",
