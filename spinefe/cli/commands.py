@@ -149,12 +149,8 @@ def _implantable_plan(args: Namespace, cfg: Config, unchecked: bool = False,
         log.warning("%s: --any-plan: the plan is dosed without checking that it can be "
                     "implanted (seeds in bone, not in the canal, not overlapping)", args.plan)
         return given
-    try:
-        check_layout(plan_config(cfg, given), meshed_seeds=meshed)
-    except ConfigError as err:
-        problems = str(err).split("\n", 1)[-1]
-        raise ConfigError(f"{args.plan}: the plan cannot be implanted in the configured "
-                          f"segment:\n{problems}") from None
+    check_layout(plan_config(cfg, given), meshed_seeds=meshed,
+                 heading=f"{args.plan}: the plan cannot be implanted in the configured segment")
     return given
 
 

@@ -465,18 +465,20 @@ def _ellipsoid_contains(centre, radii):
     return contains
 
 
-def check_layout(cfg: Config, meshed_seeds: bool = True) -> None:
+def check_layout(cfg: Config, meshed_seeds: bool = True,
+                 heading: str = "invalid configuration") -> None:
     """Raise ConfigError naming the key when the geometry of `cfg` is inconsistent (a lesion
     outside L4, a seed outside bone, in the canal or overlapping another, layers too thick).
 
     Every edge that loads a segment's configuration (a command, a study's cases) calls it before
     any meshing, right after `spinefe.config.loading`. With `meshed_seeds` (the seeds will be
     meshed as capsules) it also warns about capsules that graze a surface (`grazing_capsules`);
-    a plan checked for implanting only (embedded, or dosed on another mesh) passes False."""
+    a plan checked for implanting only (embedded, or dosed on another mesh) passes False.
+    `heading` starts the message (e.g. the plan file checked)."""
     try:
         _check_layout(segment_geometry(cfg), meshed_seeds)
     except ValueError as err:
-        raise ConfigError(f"invalid configuration:\n  {err}") from None
+        raise ConfigError(f"{heading}:\n  {err}") from None
 
 
 def _check_layout(geometry: SegmentGeometry, meshed_seeds: bool = True) -> None:
