@@ -85,6 +85,67 @@ def test_bad_input_names_the_key(path, value, expected):
     assert expected in str(err.value)
 
 
+AF = "materials.annulus_fibrosus"
+TB = "materials.trabecular_bone"
+TUMOUR = "materials.metastatic_tumor"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (f"{AF}.fibres", {"angle_deg": 0.0}, f"{AF}.fibres.angle_deg: Input should be greater "
+         "than 0"),
+        (f"{AF}.fibres", {"angle_deg": 90.0}, f"{AF}.fibres.angle_deg: Input should be less "
+         "than 90"),
+        (f"{AF}.fibres", {"kappa": 0.4}, f"{AF}.fibres.kappa: Input should be less than or "
+         "equal to 0.333"),
+        (f"{AF}.fibres", {"k1_MPa": 0.0}, f"{AF}.fibres.k1_MPa: Input should be greater than 0"),
+        (f"{AF}.fibres", {"matrix_E_MPa": -1.0}, f"{AF}.fibres.matrix_E_MPa: Input should be "
+         "greater than 0"),
+        (f"{TB}.fibres", {}, "trabecular_bone.fibres: only annulus_fibrosus can take fibres"),
+        (f"{AF}.anisotropy", {}, "annulus_fibrosus.anisotropy: only cortical_bone, "
+         "trabecular_bone, posterior_bone can take anisotropy"),
+        (f"{TB}.anisotropy", {"E_ratios": [0.7, 0.0, 1.0]}, f"{TB}.anisotropy.E_ratios.1: Input "
+         "should be greater than 0"),
+        (f"{TB}.anisotropy", {"nu": [0.45, 0.5, 0.3]}, "Poisson's ratios must lie in (-1, 0.5)"),
+        (f"{TB}.density", {}, "give exactly one of rho_g_cm3 and grid_file"),
+        (f"{TB}.density", {"rho_g_cm3": 0.2, "grid_file": "x.npz"}, "give exactly one of"),
+        (f"{TB}.density", {"rho_g_cm3": -0.2}, f"{TB}.density.rho_g_cm3: Input should be "
+         "greater than 0"),
+        (f"{TUMOUR}.variation", {"kind": "random", "cov": 0.0}, "cov: Input should be greater "
+         "than 0"),
+        (f"{TUMOUR}.variation", {"kind": "random", "correlation_length_mm": -3.0},
+         "correlation_length_mm: Input should be greater than 0"),
+        (f"{TUMOUR}.variation", {"kind": "mixed", "blastic_E_MPa": 500.0,
+                                 "blastic_fraction": 1.0}, "blastic_fraction: Input should be "
+         "less than 1"),
+        (f"{TUMOUR}.variation", {"kind": "radial", "core_E_MPa": 0.0}, "core_E_MPa: Input "
+         "should be greater than 0"),
+        (f"{TUMOUR}.variation", {"kind": "fractal"}, f"{TUMOUR}.variation: Input tag 'fractal' "
+         "found using 'kind' does not match any of the expected tags: 'random', 'radial', "
+         "'mixed'"),
+        (f"{TB}.variation", {"kind": "radial", "core_E_MPa": 1.0}, "only metastatic_tumor can "
+         "take variation"),
+    ],
+)
+def test_bad_material_options_name_the_key(path, value, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_config(_with(path, value))
+    assert expected in str(err.value)
+
+
+def test_a_material_table_may_give_its_options_only():
+    """`[materials.annulus_fibrosus.fibres]` alone keeps the annulus's E and nu, and a config
+    without options hashes as before (the options are left out of dumps while absent)."""
+    data = Config().model_dump(mode="json")
+    data["materials"]["annulus_fibrosus"] = {"fibres": {}}
+    cfg = parse_config(data)
+    assert cfg.materials.annulus_fibrosus.E_MPa == Config().materials.annulus_fibrosus.E_MPa
+    assert cfg.materials.annulus_fibrosus.fibres.angle_deg == 34.5
+    assert "fibres" not in Config().model_dump(mode="json")["materials"]["annulus_fibrosus"]
+    assert parse_config(tomllib.loads(config_toml(cfg))) == cfg
+
+
 def test_a_seed_needs_its_direction():
     """No silent +z axis (issue 25): the dose of a seed is anisotropic about its axis."""
     data = _with("seeds.0.position_mm", [9.479, 5.046, 15.0])

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from spinefe.common.errors import ConfigError
-from spinefe.config.sections import Config
+from spinefe.config.sections import Config, Materials
 
 
 def format_validation_error(err: ValidationError, heading: str = "invalid configuration",
@@ -50,7 +50,16 @@ def validate_strict[M: BaseModel](model: type[M], data: dict) -> M:
 
 
 def parse_config(data: dict) -> Config:
-    """Validate a plain mapping; raises ConfigError naming every bad key."""
+    """Validate a plain mapping; raises ConfigError naming every bad key. A material table
+    without E_MPa or nu takes the default material's (e.g. a table giving only `fibres`)."""
+    materials = data.get("materials")
+    if isinstance(materials, dict):
+        defaults = Materials()
+        data = {**data, "materials": {
+            name: ({"E_MPa": getattr(defaults, name).E_MPa, "nu": getattr(defaults, name).nu,
+                    **table} if isinstance(table, dict) and name in Materials.model_fields
+                   else table)
+            for name, table in materials.items()}}
     try:
         return validate_strict(Config, data)
     except ValidationError as err:

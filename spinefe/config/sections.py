@@ -20,6 +20,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     PlainValidator,
     field_validator,
+    model_validator,
 )
 from pydantic_core import core_schema
 
@@ -262,11 +263,125 @@ class Mesh(_Section):
     )
 
 
+def _optional(description: str):
+    """An optional sub-table: absent (None) by default and then left out of dumps, so that
+    config hashes and case ids of models without it do not change."""
+    return Field(None, exclude_if=lambda v: v is None, description=description)
+
+
+class Fibres(_Section):
+    """Collagen fibres of the annulus: the Holzapfel-Gasser-Ogden law (mechanics.laws.hgo) in
+    the nonlinear model, two families at +-angle_deg to the transverse plane."""
+
+    matrix_E_MPa: Positive = Field(
+        0.784, description="ground matrix modulus, 4 C10 (1 + nu) with C10 = 0.1351 MPa "
+        "[gruber2024]; with fibres it replaces E_MPa in the annulus"
+    )
+    k1_MPa: Positive = Field(
+        2.67, description="fibre stiffness k1, mean of the 25 annulus regions [gruber2024]")
+    k2: Positive = Field(
+        60.9, description="fibre nonlinearity k2, mean of the 25 annulus regions [gruber2024]")
+    kappa: float = Field(
+        0.0752, ge=0.0, le=1.0 / 3.0,
+        description="fibre dispersion, 0 (aligned) to 1/3 (isotropic) [gruber2024]",
+    )
+    angle_deg: float = Field(
+        34.5, gt=0.0, lt=90.0,
+        description="fibre angle to the transverse plane, +- per family; mean of the regions, "
+        "31 deg outer anterior to 38 deg inner posterior [gruber2024]",
+    )
+
+
+class Anisotropy(_Section):
+    """Orthotropic linear elasticity in the segment's frame (x lateral, y antero-posterior, z
+    cranio-caudal; mechanics.laws.orthotropic); moduli as ratios to the material's E_MPa (or its
+    density-mapped modulus). Equal x and y entries make it transversely isotropic about z."""
+
+    E_ratios: tuple[Positive, Positive, Positive] = Field(
+        (0.7, 0.7, 1.0), description="E_x, E_y, E_z over E_MPa [lu1996: 140, 140, 200 MPa]"
+    )
+    G_ratios: tuple[Positive, Positive, Positive] = Field(
+        (0.2415, 0.2415, 0.2415),
+        description="G_yz, G_xz, G_xy over E_MPa [lu1996: 48.3 MPa]",
+    )
+    nu: tuple[float, float, float] = Field(
+        (0.45, 0.315, 0.315),
+        description="nu_xy, nu_xz, nu_yz; nu_ij = -eps_j / eps_i under stress along i [lu1996]",
+    )
+
+    @field_validator("nu")
+    @classmethod
+    def _poisson(cls, v):
+        if any(not -1.0 < x < 0.5 for x in v):
+            raise ValueError(f"Poisson's ratios must lie in (-1, 0.5), got {v}")
+        return v
+
+
+class Density(_Section):
+    """Density-dependent modulus E = a rho^b per cell (mechanics.density), in place of E_MPa:
+    from a uniform apparent density or from a density grid (e.g. calibrated CT)."""
+
+    a_MPa: Positive = Field(4730.0, description="coefficient a [morgan2003, vertebra]")
+    b: Positive = Field(1.56, description="exponent b [morgan2003, vertebra]")
+    rho_g_cm3: Positive | None = Field(
+        None, description="uniform wet apparent density (g/cm^3); or grid_file"
+    )
+    grid_file: str | None = Field(
+        None, description=".npz file with arrays rho_g_cm3 (nx, ny, nz), origin_mm (3) and "
+        "spacing_mm (3) in the segment's frame, sampled at cell midpoints; or rho_g_cm3",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.rho_g_cm3 is None) == (self.grid_file is None):
+            raise ValueError("give exactly one of rho_g_cm3 and grid_file")
+        return self
+
+
+class RandomField(_Section):
+    """A log-normal random modulus, mean E_MPa: E = E_MPa exp(s g - s^2 / 2) with
+    s^2 = ln(1 + cov^2) and g a Gaussian random field of unit variance (Gaussian covariance of
+    integral scale correlation_length_mm; mechanics.tumour), reproducible from its seed."""
+
+    kind: Literal["random"] = "random"
+    cov: Positive = Field(0.5, description="coefficient of variation of E [representative]")
+    correlation_length_mm: Positive = Field(3.0, description="integral scale [representative]")
+    seed: int = Field(0, ge=0, description="random seed of the field")
+
+
+class RadialGradient(_Section):
+    """A modulus rising linearly in the ellipsoidal radius r (0 at the lesion centre, 1 on its
+    surface) from core_E_MPa (necrotic core) to E_MPa at the rim."""
+
+    kind: Literal["radial"] = "radial"
+    core_E_MPa: Positive = Field(description="modulus at the lesion centre (MPa)")
+
+
+class MixedLesion(_Section):
+    """A mixed lytic-blastic lesion: lytic tissue (E_MPa) with blastic patches (blastic_E_MPa)
+    where a Gaussian random field (as RandomField) exceeds the quantile of blastic_fraction."""
+
+    kind: Literal["mixed"] = "mixed"
+    blastic_E_MPa: Positive = Field(description="modulus of the blastic patches (MPa)")
+    blastic_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="expected volume fraction")
+    correlation_length_mm: Positive = Field(3.0, description="integral scale of the patches")
+    seed: int = Field(0, ge=0, description="random seed of the field")
+
+
+Variation = Annotated[RandomField | RadialGradient | MixedLesion, Field(discriminator="kind")]
+
+
 class Material(_Section):
-    """Linear elastic isotropic material."""
+    """Linear elastic isotropic material, with optional anisotropy, fibres, a density-mapped
+    modulus or a spatial variation (which regions may take which: `Materials`)."""
 
     E_MPa: Positive = Field(description="Young's modulus (MPa)")
     nu: float = Field(ge=0.0, lt=0.5, description="Poisson's ratio")
+    fibres: Fibres | None = _optional("HGO collagen fibres (annulus_fibrosus only)")
+    anisotropy: Anisotropy | None = _optional("orthotropic elasticity (bone materials only)")
+    density: Density | None = _optional("E from density (bone materials only)")
+    variation: Variation | None = _optional(
+        "spatially varying modulus: random, radial or mixed (metastatic_tumor only)")
 
 
 def _material(E: float, nu: float, source: str):
@@ -274,7 +389,11 @@ def _material(E: float, nu: float, source: str):
 
 
 class Materials(_Section):
-    """Materials (E in MPa); regions map to them in `spinefe.mechanics.materials`."""
+    """Materials (E in MPa; options: fibres, anisotropy, density, variation, docs/materials.md).
+
+    Regions map to them in `spinefe.mechanics.materials`. A material table may give some keys
+    only (e.g. just `fibres`): E_MPa and nu left out keep the default material's
+    (config.loading.parse_config)."""
 
     cortical_bone: Material = _material(12000.0, 0.30, "cortical shell and endplates [paper]")
     trabecular_bone: Material = _material(132.0, 0.20, "vertebral body core [paper]")
@@ -286,6 +405,21 @@ class Materials(_Section):
     metastatic_tumor: Material = _material(1.0, 0.45, "lytic lesion [paper]")
     Ti6Al4V: Material = _material(144000.0, 0.32, "seed capsules [paper]")
     articular_cartilage: Material = _material(23.8, 0.40, "facet cartilage [paper]")
+
+    @model_validator(mode="after")
+    def _options_where_they_apply(self):
+        allowed = {"fibres": ("annulus_fibrosus",), "anisotropy": BONE, "density": BONE,
+                   "variation": ("metastatic_tumor",)}
+        for name, material in self:
+            for option, where in allowed.items():
+                if getattr(material, option) is not None and name not in where:
+                    raise ValueError(f"{name}.{option}: only {', '.join(where)} can take "
+                                     f"{option}")
+        return self
+
+
+#: The materials that may be anisotropic or density-mapped.
+BONE = ("cortical_bone", "trabecular_bone", "posterior_bone")
 
 
 Scenario = Literal["healthy", "tumour", "implanted"]

@@ -46,6 +46,27 @@ SOURCES: dict[str, str] = {
         "the standardization of in vitro stability testing of spinal implants. Eur Spine J "
         "7:148-154, 1998 (pure moments of 7.5 N m for lumbar segments)."
     ),
+    "gruber2024": (
+        "Gruber G, Nicolini LF, Ribeiro M, et al. Comparative FEM study on intervertebral disc "
+        "modeling: Holzapfel-Gasser-Ogden vs. structural rebars. Front Bioeng Biotechnol "
+        "12:1391957, 2024; L4-L5 annulus HGO set calibrated to disc-only ROM, from the authors' "
+        "material cards (github.com/GruberGabriel/ComparativeAnalysisFEModelsIVD, MAT/HGO): "
+        "C10 = 0.1351 MPa, kappa = 0.0752, k1 1.70-3.73 MPa (mean 2.67), k2 37.4-89.6 (mean "
+        "60.9), fibre angle 31.2-37.7 deg (mean 34.5) over 25 regions."
+    ),
+    "lu1996": (
+        "Lu YM, Hutton WC, Gharpuray VM. Do bending, twisting, and diurnal fluid changes in the "
+        "disc affect the propensity to prolapse? Spine 21(22):2570-2579, 1996; transversely "
+        "isotropic cancellous bone E_x = E_y = 140, E_z = 200 MPa, nu_xy = 0.45, nu_xz = nu_yz "
+        "= 0.315, G = 48.3 MPa, as tabulated in later lumbar FE studies (not re-read in the "
+        "original; nu_xz read as the contraction along z under load along x, since 0.315 = "
+        "0.45 x 140 / 200)."
+    ),
+    "morgan2003": (
+        "Morgan EF, Bayraktar HH, Keaveny TM. Trabecular bone modulus-density relationships "
+        "depend on anatomic site. J Biomech 36(7):897-904, 2003; vertebra E = 4730 rho^1.56 "
+        "(MPa, apparent density in g/cm^3)."
+    ),
     "numerical": (
         "Numerical choice of spinefe, justified in docs/nonlinear.md (not a physical property)."
     ),

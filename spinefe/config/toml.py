@@ -22,7 +22,9 @@ def _value(v) -> str:
         return f'"{v}"'
     if isinstance(v, (tuple, list)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):  # an inline table of bare keys (PETSc options)
+    if isinstance(v, BaseModel):  # a small section: its set keys as an inline table
+        v = {k: getattr(v, k) for k in type(v).model_fields if getattr(v, k) is not None}
+    if isinstance(v, Mapping):  # an inline table of bare keys (PETSc options, a material)
         return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }" if v else "{}"
     return repr(v)
 
@@ -40,11 +42,8 @@ def _table(model: BaseModel, lines: list[str]) -> None:
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)
         if isinstance(value, BaseModel):  # a small section (a material): one inline table
-            fields = ", ".join(
-                f"{k} = {_value(getattr(value, k))}" for k in type(value).model_fields
-            )
             lines.append(f"# {info.description}")
-            lines.append(f"{name} = {{ {fields} }}")
+            lines.append(f"{name} = {_value(value)}")
             continue
         if info.description:
             lines.append(f"# {info.description}{_range(info)}")

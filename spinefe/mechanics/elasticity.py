@@ -1,8 +1,9 @@
 """Small-strain linear elasticity: assembly, constraints, the static solve, reactions.
 
 Materials are cell-wise constant (`MaterialFields`); displacements are Lagrange of degree 1 or 2.
-The bilinear form is the second variation of the linear elastic law
-(mechanics.laws.linear_elastic); regions whose nu reaches a threshold keep its deviatoric part
+The bilinear form is the second variation of the cells' small-strain laws (mechanics.laws:
+isotropic by default, orthotropic where a material says so); regions whose nu reaches a
+threshold keep their deviatoric part
 and take the averaged nodal pressure (mechanics.pressure), whose condensed stiffness
 B^T diag(K / m) B is added to the assembled matrix. The solve goes through the solver layer
 (mechanics.solvers): CG + GAMG with the rigid-body near-nullspace, MUMPS as the fallback.
@@ -22,7 +23,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from spinefe.geometry.mesh import marker_tags
-from spinefe.mechanics.laws import lame, linear_elastic
+from spinefe.mechanics import laws
 from spinefe.mechanics.loads import pure_moment
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.mechanics.pressure import AveragedPressure
@@ -72,10 +73,10 @@ class ElasticSolution:
 
 
 def stress(sol: ElasticSolution):
-    """Cauchy stress (MPa) of the linear elastic law as a UFL expression; the nodal pressure in
-    the averaged-pressure cells."""
-    mu, lam = lame(sol.materials.E, sol.materials.nu)
-    return linear_elastic.stress(sol.u, mu, lam, sol.incompressible, sol.pressure)
+    """Cauchy stress (MPa) of the solution's laws as a UFL expression (mechanics.laws.stress);
+    the nodal pressure in the averaged-pressure cells."""
+    m = sol.materials
+    return laws.stress(sol.u, sol.incompressible, m.isotropic, m.laws, sol.pressure)
 
 
 def von_mises(sigma):
@@ -193,10 +194,8 @@ def assemble_elasticity(
     comm = mesh.comm
     V = fem.functionspace(mesh, ("Lagrange", degree, (3,)))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    mu, lam = lame(materials.E, materials.nu)
     pressure = AveragedPressure(materials, nearly_incompressible_nu)
-    lam_dev = linear_elastic.deviatoric_lambda(mu, lam, pressure.chi)
-    a = linear_elastic.bilinear(u, v, mu, lam_dev) * ufl.dx
+    a = laws.bilinear(u, v, pressure.chi, materials.isotropic, materials.laws) * ufl.dx
     L = external_load(mesh, load, v)
 
     A = dolfinx.fem.petsc.assemble_matrix(fem.form(a))
@@ -207,7 +206,7 @@ def assemble_elasticity(
     B = dinv = None
     if pressure.active:
         B = dolfinx.fem.petsc.assemble_matrix(fem.form(
-            pressure.volume_form(linear_elastic.volume_change(u))))
+            pressure.volume_form(ufl.div(u))))
         B.assemble()
         dinv = pressure.inverse_mass(B)
         pressure.add_tangent(A, B, dinv)

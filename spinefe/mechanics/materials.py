@@ -1,4 +1,5 @@
-"""Which material fills each region, per scenario, as cell-wise (DG0) fields E (MPa) and nu.
+"""Which material fills each region, per scenario, as cell-wise (DG0) fields E (MPa) and nu and
+the laws of the materials that are not isotropic linear elastic (fibres, anisotropy).
 
 The three scenarios share one mesh in which the lesion and the seeds are meshed, so that the
 differences between them are physics, not mesh noise:
@@ -11,14 +12,18 @@ differences between them are physics, not mesh noise:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import dolfinx
 import numpy as np
 
 from spinefe.common import regions as R
 from spinefe.config.sections import Lesion, Materials
-from spinefe.geometry.mesh import Model
+from spinefe.geometry.mesh import Model, cell_volumes
+from spinefe.mechanics import tumour
+from spinefe.mechanics.density import modulus, read_grid
+from spinefe.mechanics.fibres import fibre_directions
+from spinefe.mechanics.laws import CellLaw, Isotropic, hgo, orthotropic
 
 #: Regions that carry no load: they are meshed for dosimetry only.
 DOSE_ONLY = (R.CANAL, R.ENVELOPE)
@@ -78,22 +83,82 @@ def cell_materials(model: Model, lesion: Lesion, scenario: str) -> np.ndarray:
 
 @dataclass
 class MaterialFields:
-    """Cell-wise Young's modulus E (MPa) and Poisson's ratio nu (DG0 functions)."""
+    """Cell-wise Young's modulus E (MPa) and Poisson's ratio nu (DG0 functions), the laws other
+    than isotropic linear elasticity and the cells they take (mechanics.laws.CellLaw), the fields
+    worth writing beside the results (e.g. fibre directions) and a summary of the material
+    fields (JSON-ready: the tumour modulus's statistics)."""
 
     E: dolfinx.fem.Function
     nu: dolfinx.fem.Function
+    laws: tuple[CellLaw, ...] = ()
+    extra_fields: tuple[dolfinx.fem.Function, ...] = ()
+    summary: dict = field(default_factory=dict)
 
     @property
     def space(self) -> dolfinx.fem.FunctionSpace:
         return self.E.function_space
 
+    @property
+    def isotropic(self) -> Isotropic:
+        """The Lame parameters of E and nu (of the default law's cells)."""
+        return Isotropic.of(self.E, self.nu)
+
+    def with_law(self, cell_law: CellLaw) -> MaterialFields:
+        """A copy (sharing the fields) with one more law."""
+        return replace(self, laws=(*self.laws, cell_law))
+
 
 def material_fields(model: Model, materials: Materials, lesion: Lesion,
                     scenario: str) -> MaterialFields:
-    """DG0 fields E (MPa) and nu of `scenario`, each region's from `materials`."""
+    """The fields of `scenario`, each region's from `materials`, with their options (fibres,
+    anisotropy, density, variation; config.sections.Material); collective."""
+    mesh = model.mesh
     names = cell_materials(model, lesion, scenario)
-    table = {k: (m.E_MPa, m.nu) for k, m in materials}
-    return piecewise_fields(model.mesh, np.array([table[n] for n in names]))
+    mid = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(len(names), dtype=np.int32))
+    E_nu = np.empty((len(names), 2))
+    summary = {}
+    for name, m in materials:
+        cells = names == name
+        E_nu[cells] = m.E_MPa, m.nu
+        if m.fibres is not None:
+            E_nu[cells, 0] = m.fibres.matrix_E_MPa
+        if m.density is not None:
+            rho = (np.full(cells.sum(), m.density.rho_g_cm3) if m.density.grid_file is None
+                   else read_grid(m.density.grid_file).sample(mid[cells]))
+            E_nu[cells, 0] = modulus(rho, m.density.a_MPa, m.density.b)
+        if m.variation is not None:
+            E_nu[cells, 0] = tumour.tumour_modulus(m.variation, m.E_MPa, lesion, mid[cells])
+            owned = cells[: mesh.topology.index_map(3).size_local]
+            volumes = cell_volumes(mesh)[owned]
+            tumour.warn_if_unresolved(m.variation, volumes, mesh.comm)
+            stats = tumour.statistics(E_nu[: len(owned), 0][owned], volumes, mesh.comm)
+            if stats:
+                summary[f"{name}.E"] = {**stats, **m.variation.model_dump(mode="json")}
+    fields = piecewise_fields(mesh, E_nu)
+    laws, extra = [], []
+    for name, m in materials:
+        cells = np.flatnonzero(names == name).astype(np.int32)
+        key = f"materials.{name}"
+        if m.anisotropy is not None:
+            a = m.anisotropy
+            C_hat = orthotropic.stiffness(a.E_ratios, a.G_ratios, a.nu)
+            laws.append(CellLaw("orthotropic", _indicator(fields, cells),
+                                orthotropic.Parameters(fields.E, C_hat), f"{key}.anisotropy"))
+        if m.fibres is not None:
+            f = m.fibres
+            plus, minus = fibre_directions(model, f.angle_deg)
+            laws.append(CellLaw("hgo", _indicator(fields, cells), hgo.Parameters(
+                fields.isotropic, f.k1_MPa, f.k2, f.kappa, (plus, minus)), f"{key}.fibres"))
+            extra += [plus, minus]
+    return replace(fields, laws=tuple(laws), extra_fields=tuple(extra), summary=summary)
+
+
+def _indicator(fields: MaterialFields, cells: np.ndarray) -> dolfinx.fem.Function:
+    """DG0 indicator of local `cells` (owned and ghost)."""
+    Q = fields.space
+    chi = dolfinx.fem.Function(Q, name="indicator")
+    chi.x.array[Q.dofmap.list[cells].ravel()] = 1.0
+    return chi
 
 
 def piecewise_fields(mesh: dolfinx.mesh.Mesh, E_nu: np.ndarray) -> MaterialFields:

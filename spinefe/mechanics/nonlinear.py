@@ -2,13 +2,14 @@
 
 The residual is the derivative of the stored energy minus the work of the loads (scaled by the
 load factor of each step), plus the pairs' forces (mechanics.pairs). The energy density is that
-of each cell's law (mechanics.laws: linear elastic by default, neo-Hookean where the model says
-so); nearly incompressible cells (nu above the threshold) keep only the deviatoric part of their
-law and take the volumetric energy from the averaged nodal volume change (mechanics.pressure):
-W = sum_i K_i m_i theta_i^2 / 2, theta_i = int(phi_i e_v) / m_i with e_v the law's volume
-change. Its residual is the form int(sqrt(K) p_h de_v) with the P1 field p_h = c / m,
-c_i = int(sqrt(K) phi_i e_v), so only its tangent's rank-one part B^T diag(1 / m) B (B = dc/du)
-is added by hand; at small strain this is the linear averaged-pressure element.
+of each cell's law (mechanics.laws: linear elastic by default; neo-Hookean, fibre-reinforced or
+orthotropic where the materials say so); nearly incompressible cells (nu above the threshold)
+keep only the deviatoric part of their law and take the volumetric energy from the averaged
+nodal volume change (mechanics.pressure): W = sum_i K_i m_i theta_i^2 / 2,
+theta_i = int(phi_i e_v) / m_i with e_v the law's volume change. Its residual is the form
+int(sqrt(K) p_h de_v) with the P1 field p_h = c / m, c_i = int(sqrt(K) phi_i e_v), so only
+its tangent's rank-one part B^T diag(1 / m) B (B = dc/du) is added by hand; at small strain
+this is the linear averaged-pressure element.
 
 `NonlinearProblem` holds the forms, the matrices and the state and gives the SNES its residual
 and Jacobian; `solve_nonlinear` runs the load steps. Every load step is solved by PETSc SNES
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import dolfinx.fem.petsc
@@ -39,7 +39,7 @@ from spinefe.mechanics.elasticity import (
     owned_constrained_rows,
     support_reactions,
 )
-from spinefe.mechanics.laws import lame, mixture
+from spinefe.mechanics.laws import mixture
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.mechanics.pairs import PairAssembler, PointPairs
 from spinefe.mechanics.pressure import AveragedPressure
@@ -120,12 +120,11 @@ class StepResult:
 class NonlinearProblem:
     """Residual, Jacobian and state of the static problem at a load factor; collective.
 
-    laws: law name (mechanics.laws.LAWS) -> DG0 indicator of its cells; the default law
-    (linear elastic) takes the others. Prescribed displacements are scaled with the loads.
+    The cells' laws are those of `materials` (mechanics.laws.CellLaw); the default law (linear
+    elastic) takes the others. Prescribed displacements are scaled with the loads.
     """
 
     def __init__(self, materials: MaterialFields, load: LoadCase, pair_sets=(),
-                 laws: Mapping[str, fem.Function] | None = None,
                  nearly_incompressible_nu: float = 0.49):
         mesh = materials.E.function_space.mesh
         self.comm, self.load, self.materials = mesh.comm, load, materials
@@ -138,8 +137,7 @@ class NonlinearProblem:
         # the time there).
         quadrature = {"quadrature_degree": 2}
         self.pressure = AveragedPressure(materials, nearly_incompressible_nu, quadrature)
-        mu, lam = lame(materials.E, materials.nu)
-        self.w, e_v = mixture(uh, mu, lam, self.pressure.chi, laws or {})
+        self.w, e_v = mixture(uh, self.pressure.chi, materials.isotropic, materials.laws)
         self.dx = ufl.Measure("dx", domain=mesh, metadata=quadrature)
         self.factor = fem.Constant(mesh, 0.0)
         self.loads = external_load(mesh, load, v)
@@ -349,17 +347,13 @@ def solve_nonlinear(
     materials: MaterialFields,
     load: LoadCase,
     pair_sets: list[PointPairs] = (),
-    laws: Mapping[str, fem.Function] | None = None,
     nearly_incompressible_nu: float = 0.49,
     options: NewtonOptions = NewtonOptions(),
 ) -> NonlinearSolution:
-    """Solve the static problem in load steps (`load_steps`); collective.
-
-    laws: law name -> DG0 indicator of its cells (e.g. {"neo_hookean": indicator}); None or {}:
-    the default law (linear elastic, geometrically linear) everywhere.
-    """
+    """Solve the static problem in load steps (`load_steps`) with the cells' laws of `materials`
+    (without any: linear elastic, geometrically linear, everywhere); collective."""
     t0 = time.perf_counter()
-    problem = NonlinearProblem(materials, load, pair_sets, laws, nearly_incompressible_nu)
+    problem = NonlinearProblem(materials, load, pair_sets, nearly_incompressible_nu)
     try:
         with problem.solver(options) as solver:
             t_setup = time.perf_counter() - t0

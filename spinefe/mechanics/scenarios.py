@@ -50,7 +50,8 @@ class ScenarioRecord:
     """One scenario's result (its summary.json): the load balance (N), the solve, the disc's
     indicators (where the model has a disc), von Mises statistics per region and group (MPa,
     spinefe.mechanics.stress.summarize), the nonlinear model's state (nonlinear solves), the
-    provenance and the fields' files (where written)."""
+    statistics of spatially varying moduli (where a material varies), the provenance and the
+    fields' files (where written)."""
 
     scenario: str
     reaction_N: float
@@ -72,6 +73,7 @@ class ScenarioRecord:
     cells: int
     mpi_size: int
     nonlinear: dict | None = None
+    material_fields: dict | None = None  # statistics of varying moduli (MaterialFields.summary)
     provenance: dict
     files: list[str] | None = None
 
@@ -99,6 +101,8 @@ def run_scenario(model: Model, scenario: str, outdir: Path, *, materials: Materi
                            capsule=capsule)
     if nonlinear is not None:
         record["nonlinear"] = nonlinear_record(sol, pairs, record["applied_N"], model.comm)
+    if moduli.summary:
+        record["material_fields"] = moduli.summary
     record["provenance"] = provenance(model.comm, config_hash)
     if fields:
         record["files"] = [p.name for p in write_fields(sol, vm, outdir)]

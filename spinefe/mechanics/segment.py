@@ -16,6 +16,7 @@ from spinefe.config.sections import Mechanics, Nonlinear
 from spinefe.geometry.mesh import Model, submodel
 from spinefe.mechanics.contact import FacetContact, contact_pairs, pair_surfaces, surface_triangles
 from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, solve_elasticity
+from spinefe.mechanics.laws import CellLaw
 from spinefe.mechanics.ligaments import LigamentSprings, fibres
 from spinefe.mechanics.materials import DOSE_ONLY, MaterialFields
 from spinefe.mechanics.nonlinear import NewtonOptions, solve_nonlinear
@@ -75,6 +76,17 @@ def region_indicator(model: Model, regions) -> fem.Function:
     chi = fem.Function(Q, name="indicator")
     chi.x.array[Q.dofmap.list[region_cells(model, regions)].ravel()] = 1.0
     return chi
+
+
+def with_hyperelastic_regions(model: Model, materials: MaterialFields, regions
+                              ) -> MaterialFields:
+    """`materials` with the neo-Hookean law in the cells of `regions` that no other law of
+    theirs claims (a fibre-reinforced annulus stays fibre-reinforced)."""
+    hyper = region_indicator(model, regions)
+    for claimed in materials.laws:
+        hyper.x.array[:] *= 1.0 - claimed.indicator.x.array
+    return materials.with_law(CellLaw("neo_hookean", hyper, materials.isotropic,
+                                      "nonlinear.hyperelastic_regions"))
 
 
 @dataclass
@@ -139,10 +151,9 @@ def solve_segment_nonlinear(model: Model, materials: MaterialFields, mechanics: 
     m, nl = mechanics, nonlinear
     pairs = segment_pairs(model, nl)
     sol = solve_nonlinear(
-        materials,
+        with_hyperelastic_regions(model, materials, nl.hyperelastic_regions),
         load or segment_load_case(model, m),
         pairs.sets,
-        laws={"neo_hookean": region_indicator(model, nl.hyperelastic_regions)},
         nearly_incompressible_nu=m.nearly_incompressible_nu,
         options=NewtonOptions(
             steps=nl.load_steps,

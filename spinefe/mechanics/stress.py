@@ -201,7 +201,8 @@ def _disc_indicators(sol: ElasticSolution, model: Model) -> dict:
 
 
 def write_fields(sol: ElasticSolution, von_mises_dg0: fem.Function, outdir: Path) -> list[Path]:
-    """Displacement, von Mises, E, nodal pressure for ParaView: VTX (.bp) and XDMF; collective."""
+    """Displacement, von Mises, E, nodal pressure and the materials' extra fields (fibre
+    directions) for ParaView: VTX (.bp) and XDMF; collective."""
     mesh = sol.u.function_space.mesh
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -212,7 +213,7 @@ def write_fields(sol: ElasticSolution, von_mises_dg0: fem.Function, outdir: Path
         u1.interpolate(sol.u)
     with dolfinx.io.VTXWriter(mesh.comm, outdir / "displacement.bp", [sol.u], engine="BP4") as w:
         w.write(0.0)
-    cell_fields = [von_mises_dg0, sol.materials.E]
+    cell_fields = [von_mises_dg0, sol.materials.E, *sol.materials.extra_fields]
     with dolfinx.io.VTXWriter(mesh.comm, outdir / "cell_fields.bp", cell_fields, engine="BP4") as w:
         w.write(0.0)
     written += [outdir / "displacement.bp", outdir / "cell_fields.bp"]
@@ -220,7 +221,8 @@ def write_fields(sol: ElasticSolution, von_mises_dg0: fem.Function, outdir: Path
         xdmf.write_mesh(mesh)
         xdmf.write_function(u1, 0.0)
         xdmf.write_function(von_mises_dg0, 0.0)
-        xdmf.write_function(sol.materials.E, 0.0)
+        for f in (sol.materials.E, *sol.materials.extra_fields):
+            xdmf.write_function(f, 0.0)
         if sol.pressure is not None:
             xdmf.write_function(sol.pressure, 0.0)
     written.append(outdir / "fields.xdmf")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import dolfinx.fem.petsc
@@ -52,7 +52,8 @@ from spinefe.geometry.mesh import Model, build_mesh, cell_volumes, marker_tags
 from spinefe.geometry.segment import segment_geometry
 from spinefe.mechanics.elasticity import ElasticSystem, assemble_elasticity
 from spinefe.mechanics.embedded import TitaniumFraction, homogenise
-from spinefe.mechanics.laws import lame, linear_elastic, strain
+from spinefe.mechanics import laws
+from spinefe.mechanics.laws import linear_elastic, strain
 from spinefe.mechanics.materials import MaterialFields, in_lesion, material_fields
 from spinefe.mechanics.segment import load_bearing, region_cells, segment_load_case, solve_segment
 from spinefe.mechanics.solvers import FactorisedCG
@@ -129,9 +130,8 @@ class MechanicalProbe:
             else np.empty(0, np.int32)
         self.cells = np.unique(np.concatenate([*self.groups.values(), self.lesion]))
         self.volume = cell_volumes(mesh)[self.cells]
-        mu, lam = lame(materials.E, materials.nu)
         eps = strain(u)
-        sigma = linear_elastic.stress(u, mu, lam, chi=0.0)  # P1: no nodal pressure, see above
+        sigma = laws.stress(u, 0.0, materials.isotropic, materials.laws)  # P1: no nodal pressure
         centre = np.full((1, 3), 0.25)
         pairs = [(i, j) for i in range(3) for j in range(3)]
         self.fields = fem.Expression(
@@ -266,7 +266,7 @@ class PlanEvaluator:
         mesh = mech.mesh
         self.rtol, self.block = rtol, BLOCK
         self.host = material_fields(mech, materials, lesion, "tumour")
-        self.materials = MaterialFields(self.host.E.copy(), self.host.nu.copy())
+        self.materials = replace(self.host, E=self.host.E.copy(), nu=self.host.nu.copy())
         self.system: ElasticSystem = assemble_elasticity(
             self.host, segment_load_case(mech, mechanics), 1, mechanics.nearly_incompressible_nu)
         self.A = self.system.A.copy()  # A_t + dK of the current plan
@@ -292,6 +292,11 @@ class PlanEvaluator:
                                op=MPI.LOR):
             raise ValueError("materials: an L4 material is nearly incompressible; the embedded "
                              "seeds need the plain elastic form there")
+        for cell_law in self.host.laws:  # the homogenisation mixes isotropic phases only
+            if self.comm.allreduce(bool(np.any(cell_law.indicator.x.array[self.cell_dofs] > 0)),
+                                   op=MPI.LOR):
+                raise ValueError(f"{cell_law.key}: the embedded seeds need isotropic host "
+                                 f"cells; the {cell_law.name} law takes some of them")
         constrained = fem.Function(V)
         constrained.x.array[self.system.local_rows] = 1.0
         constrained.x.scatter_forward()  # ghosts learn the constraints of their owners
@@ -301,10 +306,8 @@ class PlanEvaluator:
             raise ValueError("the L4 cells touch a constrained dof; dK would break the supports")
         # dK is compiled once and integrated, per plan, over the cells that hold titanium.
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-        mu, lam = lame(self.materials.E, self.materials.nu)
-        mu0, lam0 = lame(self.host.E, self.host.nu)
         self.delta_form = fem.compile_form(
-            self.comm, linear_elastic.bilinear(u, v, mu - mu0, lam - lam0)
+            self.comm, linear_elastic.bilinear(u, v, self.materials.isotropic - self.host.isotropic)
             * ufl.dx(domain=mesh, subdomain_id=1))
         self.hosts = hosts
 

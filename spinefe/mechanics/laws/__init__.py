@@ -1,28 +1,36 @@
 """Constitutive laws, one module each, stating their strain energy in UFL (laws.base says what a
 law provides). Adding a law: one new module and one line in LAWS.
 
-`mixture` composes the laws of a model: every law has a DG0 indicator of its cells, and the
-first law of LAWS (linear elasticity) fills the cells no other law claims.
+A model's laws are cell-wise: every law but the default has a `CellLaw`, the DG0 indicator of its
+cells with their parameters, and the first law of LAWS (isotropic linear elasticity, with the
+cell-wise Lame parameters) fills the cells no other law claims. `mixture` composes the energy
+(the nonlinear solve), `bilinear` the small-strain stiffness (the linear solve) and `stress` the
+Cauchy stress (results).
 """
 
 from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from spinefe.mechanics.laws import linear_elastic, neo_hookean
-from spinefe.mechanics.laws.base import Law, deformation_gradient, lame, strain
+import ufl
+
+from spinefe.mechanics.laws import hgo, linear_elastic, neo_hookean, orthotropic
+from spinefe.mechanics.laws.base import Isotropic, Law, deformation_gradient, lame, strain
 
 #: Law name -> module. The first is the default law of every cell.
 LAWS: dict[str, Law] = {
     "linear_elastic": linear_elastic,
     "neo_hookean": neo_hookean,
+    "hgo": hgo,
+    "orthotropic": orthotropic,
 }
 DEFAULT_LAW = next(iter(LAWS))
 
-__all__ = ["LAWS", "DEFAULT_LAW", "Law", "deformation_gradient", "lame", "law", "mixture",
-           "strain"]
+__all__ = ["LAWS", "DEFAULT_LAW", "CellLaw", "Isotropic", "Law", "bilinear",
+           "deformation_gradient", "lame", "law", "mixture", "strain", "stress"]
 
 
 def law(name: str) -> Law:
@@ -33,16 +41,68 @@ def law(name: str) -> Law:
         raise KeyError(f"unknown material law {name!r}; known: {', '.join(LAWS)}") from None
 
 
-def mixture(u, mu, lam, chi, cells: Mapping[str, object]):
-    """Strain energy density and volume change of a model whose laws are cell-wise: `cells` maps
-    a law name to its DG0 indicator (1 in its cells); the default law takes the rest, with the
-    indicator 1 - (sum of the others). Returns (W, e_v) as UFL expressions (laws.base)."""
-    others = [(law(name), indicator) for name, indicator in cells.items() if name != DEFAULT_LAW]
-    if not others:
-        default = law(DEFAULT_LAW)
-        return default.energy(u, mu, lam, chi), default.volume_change(u)
-    claimed = functools.reduce(operator.add, [ind for _, ind in others])
-    parts = [(law(DEFAULT_LAW), 1.0 - claimed), *others]
-    energy = functools.reduce(operator.add, [ind * m.energy(u, mu, lam, chi) for m, ind in parts])
-    volume = functools.reduce(operator.add, [ind * m.volume_change(u) for m, ind in parts])
+@dataclass(frozen=True)
+class CellLaw:
+    """A law (name in LAWS) in the cells where the DG0 `indicator` is 1, with its parameters;
+    `key` names the setting that chose it (for messages, e.g. a config key)."""
+
+    name: str
+    indicator: object
+    parameters: object
+    key: str = ""
+
+    @property
+    def module(self) -> Law:
+        return law(self.name)
+
+
+def _parts(default: Isotropic, laws: Sequence[CellLaw]):
+    """(module, weight, parameters) of every law, the default's weight 1 - sum of the others."""
+    if not laws:
+        return [(law(DEFAULT_LAW), 1.0, default)]
+    claimed = functools.reduce(operator.add, [c.indicator for c in laws])
+    return [(law(DEFAULT_LAW), 1.0 - claimed, default),
+            *[(c.module, c.indicator, c.parameters) for c in laws]]
+
+
+def _weighted(terms):
+    terms = [t if w == 1.0 else w * t for w, t in terms]
+    return functools.reduce(operator.add, terms)
+
+
+def mixture(u, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
+    """Strain energy density and volume change of a model with cell-wise `laws` (the default
+    law, with the Lame parameters `default`, takes the cells they leave). Returns (W, e_v) as UFL
+    expressions (laws.base)."""
+    parts = _parts(default, laws)
+    energy = _weighted([(w, m.energy(u, p, chi)) for m, w, p in parts])
+    volume = _weighted([(w, m.volume_change(u)) for m, w, p in parts])
     return energy, volume
+
+
+def bilinear(u, v, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
+    """The small-strain stiffness integrand of the model; ValueError naming the key of a
+    finite-strain law (it has no linear form here: it needs the nonlinear solve)."""
+    for c in laws:
+        if c.module.FINITE_STRAIN:
+            raise ValueError(f"{c.key or c.name}: the {c.name} law is a finite-strain law; it "
+                             "needs the nonlinear model (--nonlinear)")
+    return _weighted([(w, m.bilinear(u, v, p, chi)) for m, w, p in _parts(default, laws)])
+
+
+def stress(u, chi, default: Isotropic, laws: Sequence[CellLaw] = (), pressure=None):
+    """Cauchy stress (MPa) of the model: each small-strain law's, and for a finite-strain law
+    J^-1 P F^T with P = dW/dF; in the chi cells their deviatoric stress minus the nodal
+    pressure p (compression positive) when given."""
+    F = ufl.variable(deformation_gradient(u))
+    terms = []
+    for m, w, p in _parts(default, laws):
+        if m.FINITE_STRAIN:
+            P = ufl.diff(m.energy_of_F(F, p, chi), F)
+            terms.append((w, P * F.T / ufl.det(F)))
+        else:
+            terms.append((w, m.stress(u, p, chi)))
+    sigma = _weighted(terms)
+    if pressure is not None:
+        sigma -= chi * pressure * ufl.Identity(3)
+    return sigma

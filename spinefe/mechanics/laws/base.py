@@ -1,21 +1,27 @@
 """What every constitutive law provides, and the kinematics and parameters the laws share.
 
-A law is a module (registered in `spinefe.mechanics.laws.LAWS`) with two functions of the
-displacement u (a UFL coefficient or argument) and the cell-wise Lame parameters:
+A law is a module (registered in `spinefe.mechanics.laws.LAWS`) with its own frozen `Parameters`
+(cell-wise UFL values, MPa) and:
 
-- `energy(u, mu, lam, chi)`: the strain energy density (mJ/mm^3) as a UFL expression. In the
-  cells where the DG0 indicator chi is 1 (nearly incompressible, mechanics.pressure) the law
-  keeps only its deviatoric part: their volumetric energy is carried by the averaged nodal
-  volume change instead.
+- `FINITE_STRAIN`: whether the law is stated in F (large deformation) or in the small strain.
+- `energy(u, p, chi)`: the strain energy density (mJ/mm^3, per reference volume) as a UFL
+  expression of the displacement u. In the cells where the DG0 indicator chi is 1 (nearly
+  incompressible, mechanics.pressure) the law keeps only its deviatoric (isochoric) part: their
+  volumetric energy is carried by the averaged nodal volume change instead.
 - `volume_change(u)`: the volumetric strain measure e_v of the law (div u at small strain,
   J - 1 at finite strain) whose nodal average carries that volumetric energy.
+- small-strain laws: `bilinear(u, v, p, chi)`, the second variation of `energy` in closed form
+  (the linear solve assembles it), and `stress(u, p, chi)`, the Cauchy stress (MPa) without the
+  nodal pressure;
+- finite-strain laws: `energy_of_F(F, p, chi)`, the same energy as a function of the
+  deformation gradient, from which `spinefe.mechanics.laws.stress` derives the Cauchy stress.
 
-The residual and tangent are the UFL derivatives of the energy (mechanics.nonlinear); the linear
-solve uses the second variation of the small-strain law (mechanics.laws.linear_elastic.bilinear).
+The nonlinear residual and tangent are the UFL derivatives of the energy (mechanics.nonlinear).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import ufl
@@ -24,9 +30,27 @@ import ufl
 class Law(Protocol):
     """The functions a constitutive law module provides (module docstring)."""
 
-    def energy(self, u, mu, lam, chi) -> ufl.core.expr.Expr: ...
+    FINITE_STRAIN: bool
+
+    def energy(self, u, p, chi) -> ufl.core.expr.Expr: ...
 
     def volume_change(self, u) -> ufl.core.expr.Expr: ...
+
+
+@dataclass(frozen=True)
+class Isotropic:
+    """Lame parameters mu and lambda (MPa; UFL expressions or numbers)."""
+
+    mu: object
+    lam: object
+
+    @classmethod
+    def of(cls, E, nu) -> Isotropic:
+        """From Young's modulus E (MPa) and Poisson's ratio nu."""
+        return cls(*lame(E, nu))
+
+    def __sub__(self, other: Isotropic) -> Isotropic:
+        return Isotropic(self.mu - other.mu, self.lam - other.lam)
 
 
 def lame(E, nu):
