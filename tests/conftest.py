@@ -86,6 +86,13 @@ def cache_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def shared_tmp(tmp_path) -> Path:
+    """A temporary directory that every rank sees (rank 0's tmp_path): for collective writes
+    such as XDMF files, whose path must be the same on all ranks."""
+    return Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
+
+
 def _model(name: str, cache_dir):
     from spinefe.geometry.mesh import build_mesh
     from spinefe.geometry.segment import segment_geometry

@@ -126,6 +126,15 @@ TUMOUR = "materials.metastatic_tumor"
          "'mixed'"),
         (f"{TB}.variation", {"kind": "radial", "core_E_MPa": 1.0}, "only metastatic_tumor can "
          "take variation"),
+        ("materials.nucleus_pulposus.relaxation", {"g": [0.6, 0.5], "tau_s": [10.0, 1000.0]},
+         "the Prony weights must sum below 1 (the long-term modulus g_inf = 1 - sum g is "
+         "positive), got sum 1.1"),
+        ("materials.nucleus_pulposus.relaxation", {"g": [0.0], "tau_s": [10.0]},
+         "each Prony weight g must lie in (0, 1), got [0.0]"),
+        ("materials.nucleus_pulposus.relaxation", {"g": [0.5], "tau_s": [0.0]},
+         "materials.nucleus_pulposus.relaxation.tau_s.0: Input should be greater than 0"),
+        ("materials.nucleus_pulposus.relaxation", {"g": [0.5, 0.1], "tau_s": [10.0]},
+         "g and tau_s need one entry each per term, got 2 and 1"),
     ],
 )
 def test_bad_material_options_name_the_key(path, value, expected):

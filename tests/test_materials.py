@@ -182,19 +182,47 @@ def test_isotropic_limit_of_orthotropic_bone_reproduces_the_isotropic_segment(de
                 iso.von_mises_MPa[group][stat], rel=1e-6)
 
 
-def test_the_segment_solves_with_the_options(default_segment, tmp_path):
+def test_the_segment_solves_with_the_options(default_segment, shared_tmp):
     """Linear: Lu 1996 transversely isotropic trabecular bone and a random tumour; nonlinear:
     the fibre-reinforced annulus. Each balances the 500 N load (relative 1e-6), records the
     tumour modulus's statistics and writes the fibre directions beside the results."""
     mats = _materials(trabecular_bone={"anisotropy": {}},
                       metastatic_tumor={"variation": {"kind": "random", "seed": 1}})
-    record = _scenario(default_segment, mats, "tumour", tmp_path / "linear")
+    record = _scenario(default_segment, mats, "tumour", shared_tmp / "linear")
     assert record.reaction_relative_error < 1e-6
     assert record.material_fields["metastatic_tumor.E"]["seed"] == 1
 
     fibres = _materials(annulus_fibrosus={"fibres": {}})
-    record = _scenario(default_segment, fibres, "healthy", tmp_path / "hgo",
+    record = _scenario(default_segment, fibres, "healthy", shared_tmp / "hgo",
                        nonlinear=Nonlinear(), fields=True)
     assert record.reaction_relative_error < 1e-6
     if COMM.rank == 0:
-        assert "fibre_plus" in (tmp_path / "hgo" / "fields.xdmf").read_text()
+        assert "fibre_plus" in (shared_tmp / "hgo" / "fields.xdmf").read_text()
+
+
+@pytest.mark.serial_only
+def test_segment_creep_under_a_held_load(default_segment, tmp_path):
+    """A relaxing nucleus and annulus (one Prony term, tau 1 h): under the held 500 N, L4 sinks
+    further with time (the hyperelastic disc without ligaments and contact, one load step, one
+    scenario: toy size); the seeds' effect per time is the change from tumour to implanted."""
+    from spinefe.config.plans import config_plan
+    from spinefe.mechanics.creep import run_creep_scenarios, seed_effect
+
+    relaxing = {"relaxation": {"g": [0.5], "tau_s": [3600.0]}}
+    mats = _materials(nucleus_pulposus=relaxing, annulus_fibrosus=relaxing)
+    cfg = Config()
+    summary = run_creep_scenarios(
+        default_segment, tmp_path, ("implanted",), config_hash="test", hours=(24.0,),
+        materials=mats, lesion=cfg.lesion, mechanics=cfg.mechanics,
+        nonlinear=Nonlinear(ligaments=False, contact=False, load_steps=1),
+        seeds=config_plan(cfg), capsule=cfg.seed_capsule)
+    series = summary["scenarios"]["implanted"]
+    assert [p["time_h"] for p in series] == [0.0, 24.0]
+    d = [p["axial_displacement_mm"] for p in series]
+    assert d[0] > 0.0 and d[1] > d[0]
+    assert "| 24 |" in (tmp_path / "creep.md").read_text()
+    effect = seed_effect(series, [{**p, "von_mises_MPa": {
+        g: {k: 0.9 * v for k, v in stats.items()} for g, stats in p["von_mises_MPa"].items()}}
+        for p in series])
+    assert effect[1]["time_h"] == 24.0
+    assert effect[1]["L4.cortical_endplates.p99_change_pct"] == pytest.approx(-10.0)

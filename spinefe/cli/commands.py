@@ -137,6 +137,17 @@ def rom(args: Namespace, comm) -> None:
     _print_file(comm, args.out / "rom.md")
 
 
+def creep(args: Namespace, comm) -> None:
+    from spinefe.study import pipelines
+
+    cfg = _config(args)
+    if all(m.relaxation is None for _, m in cfg.materials):
+        raise ConfigError("creep: no material relaxes; give one a Prony series, e.g. "
+                          "[materials.nucleus_pulposus.relaxation] g = [0.5], tau_s = [3600.0]")
+    pipelines.segment_creep(cfg, args.out, comm, _cache(args), args.scenarios, args.hours)
+    _print_file(comm, args.out / "creep.md")
+
+
 def _implantable_plan(args: Namespace, cfg: Config, unchecked: bool = False,
                       meshed: bool = False):
     """The plan of --plan, refused before any meshing unless it can be implanted in the segment
@@ -278,5 +289,5 @@ def rerun(args: Namespace, comm) -> None:
 
 
 COMMANDS = {"config": config, "mesh": mesh, "solve": solve, "compare": compare, "dose": dose,
-            "rom": rom, "plan": plan, "evaluate": evaluate, "optimise": optimise,
+            "rom": rom, "creep": creep, "plan": plan, "evaluate": evaluate, "optimise": optimise,
             "study": study, "report": report, "provenance": provenance, "rerun": rerun}

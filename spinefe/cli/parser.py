@@ -11,6 +11,9 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
+
+from spinefe.config.sections import CREEP_HOURS as HOURS
 from spinefe.config.sections import SCENARIOS
 
 
@@ -46,6 +49,19 @@ examples:
 Every command that takes CONFIG.toml runs on the built-in default segment without one.
 Units: mm, N, MPa; frame: DICOM patient LPS (+x left, +y posterior, +z superior).
 """
+
+
+def _positive_increasing(text: str) -> tuple[float, ...]:
+    """Comma-separated positive, increasing numbers (hours)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not comma-separated numbers") from None
+    if not all(np.isfinite(values)) or values[0] <= 0 or any(
+            b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise argparse.ArgumentTypeError(f"{text!r}: the hours must be positive, finite and "
+                                         "increasing")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
               help="overrides rom.motions (flexion extension lateral_bending_left ...)")
     _override(rom, "--scenario", "mechanics.scenario", choices=SCENARIOS,
               help="overrides mechanics.scenario")
+
+    creep = sub.add_parser(
+        "creep",
+        help="creep of the nonlinear segment under the held axial load: DIR/summary.json, "
+        "DIR/creep.md",
+        description="The axial load of [mechanics] applied at t = 0 and held; the materials "
+        "with a Prony series ([materials.<name>.relaxation]) relax. Per scenario and time: the "
+        "axial displacement of L4.superior, the nucleus pressure, the paper's stress "
+        "indicators, and the seeds' effect on them over time.",
+    )
+    _model_args(creep, solver=True, petsc=True)
+    creep.add_argument("--hours", type=_positive_increasing, default=HOURS, metavar="H,H,...",
+                       help="hold times in hours, comma-separated and increasing (default "
+                       + ",".join(f"{h:g}" for h in HOURS) + ")")
+    creep.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS),
+                       help="scenarios to run (default all three)")
 
     dose = sub.add_parser(
         "dose",

@@ -368,6 +368,29 @@ class MixedLesion(_Section):
     seed: int = Field(0, ge=0, description="random seed of the field")
 
 
+class Relaxation(_Section):
+    """Prony-series relaxation of the material's stress, G(t) = g_inf + sum g_i exp(-t/tau_i)
+    with g_inf = 1 - sum g_i (mechanics.laws.prony): E_MPa is the instantaneous modulus (t = 0+,
+    what static solves use) and g_inf E_MPa the long-term one (time-dependent solves)."""
+
+    g: tuple[float, ...] = Field(min_length=1, max_length=6,
+                                 description="Prony weights, each in (0, 1), summing below 1")
+    tau_s: tuple[Positive, ...] = Field(min_length=1, max_length=6,
+                                        description="relaxation times (s), one per weight")
+
+    @model_validator(mode="after")
+    def _series(self):
+        if len(self.g) != len(self.tau_s):
+            raise ValueError(f"g and tau_s need one entry each per term, got {len(self.g)} and "
+                             f"{len(self.tau_s)}")
+        if any(not 0.0 < g < 1.0 for g in self.g):
+            raise ValueError(f"each Prony weight g must lie in (0, 1), got {list(self.g)}")
+        if sum(self.g) >= 1.0:
+            raise ValueError(f"the Prony weights must sum below 1 (the long-term modulus "
+                             f"g_inf = 1 - sum g is positive), got sum {sum(self.g):.6g}")
+        return self
+
+
 Variation = Annotated[RandomField | RadialGradient | MixedLesion, Field(discriminator="kind")]
 
 
@@ -382,6 +405,7 @@ class Material(_Section):
     density: Density | None = _optional("E from density (bone materials only)")
     variation: Variation | None = _optional(
         "spatially varying modulus: random, radial or mixed (metastatic_tumor only)")
+    relaxation: Relaxation | None = _optional("Prony-series viscoelasticity (any material)")
 
 
 def _material(E: float, nu: float, source: str):
@@ -389,7 +413,8 @@ def _material(E: float, nu: float, source: str):
 
 
 class Materials(_Section):
-    """Materials (E in MPa; options: fibres, anisotropy, density, variation, docs/materials.md).
+    """Materials (E in MPa; options: fibres, anisotropy, density, variation, relaxation: see
+    docs/materials.md).
 
     Regions map to them in `spinefe.mechanics.materials`. A material table may give some keys
     only (e.g. just `fibres`): E_MPa and nu left out keep the default material's
@@ -424,6 +449,8 @@ BONE = ("cortical_bone", "trabecular_bone", "posterior_bone")
 
 Scenario = Literal["healthy", "tumour", "implanted"]
 SCENARIOS: tuple[str, ...] = ("healthy", "tumour", "implanted")
+#: Default hold times (h) of `spinefe creep`: the paper's clinical relief is at 6-24 h.
+CREEP_HOURS: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 24.0)
 
 
 class Mechanics(_Section):

@@ -24,6 +24,7 @@ from petsc4py import PETSc
 
 from spinefe.geometry.mesh import marker_tags
 from spinefe.mechanics import laws
+from spinefe.mechanics.laws.prony import Relaxation
 from spinefe.mechanics.loads import pure_moment
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.mechanics.pressure import AveragedPressure
@@ -70,13 +71,16 @@ class ElasticSolution:
     strain_energy_mJ: float  # 1/2 u.K u (N mm), including the work of prescribed displacements
     timings: dict = field(default_factory=dict)
     petsc_options: dict = field(default_factory=dict)  # the user's PETSc options of the solve
+    history: Relaxation | None = None  # relaxation history (time-dependent solves)
 
 
 def stress(sol: ElasticSolution):
     """Cauchy stress (MPa) of the solution's laws as a UFL expression (mechanics.laws.stress);
-    the nodal pressure in the averaged-pressure cells."""
+    the nodal pressure in the averaged-pressure cells; relaxed by the history of a
+    time-dependent solve."""
     m = sol.materials
-    return laws.stress(sol.u, sol.incompressible, m.isotropic, m.laws, sol.pressure)
+    sigma = laws.stress(sol.u, sol.incompressible, m.isotropic, m.laws, sol.pressure)
+    return sigma if sol.history is None else sigma + sol.history.cauchy_correction()
 
 
 def von_mises(sigma):

@@ -23,7 +23,7 @@ from spinefe.geometry.mesh import Model, cell_volumes
 from spinefe.mechanics import tumour
 from spinefe.mechanics.density import modulus, read_grid
 from spinefe.mechanics.fibres import fibre_directions
-from spinefe.mechanics.laws import CellLaw, Isotropic, hgo, orthotropic
+from spinefe.mechanics.laws import CellLaw, Isotropic, hgo, orthotropic, prony
 
 #: Regions that carry no load: they are meshed for dosimetry only.
 DOSE_ONLY = (R.CANAL, R.ENVELOPE)
@@ -84,13 +84,15 @@ def cell_materials(model: Model, lesion: Lesion, scenario: str) -> np.ndarray:
 @dataclass
 class MaterialFields:
     """Cell-wise Young's modulus E (MPa) and Poisson's ratio nu (DG0 functions), the laws other
-    than isotropic linear elasticity and the cells they take (mechanics.laws.CellLaw), the fields
+    than isotropic linear elasticity and the cells they take (mechanics.laws.CellLaw), the
+    Prony series of the relaxing materials (time-dependent solves only), the fields
     worth writing beside the results (e.g. fibre directions) and a summary of the material
     fields (JSON-ready: the tumour modulus's statistics)."""
 
     E: dolfinx.fem.Function
     nu: dolfinx.fem.Function
     laws: tuple[CellLaw, ...] = ()
+    relaxation: tuple[prony.Series, ...] = ()
     extra_fields: tuple[dolfinx.fem.Function, ...] = ()
     summary: dict = field(default_factory=dict)
 
@@ -135,10 +137,13 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
             if stats:
                 summary[f"{name}.E"] = {**stats, **m.variation.model_dump(mode="json")}
     fields = piecewise_fields(mesh, E_nu)
-    laws, extra = [], []
+    laws, extra, relaxation = [], [], []
     for name, m in materials:
         cells = np.flatnonzero(names == name).astype(np.int32)
         key = f"materials.{name}"
+        if m.relaxation is not None:
+            relaxation.append(prony.Series(_indicator(fields, cells), m.relaxation.g,
+                                           m.relaxation.tau_s, f"{key}.relaxation"))
         if m.anisotropy is not None:
             a = m.anisotropy
             C_hat = orthotropic.stiffness(a.E_ratios, a.G_ratios, a.nu)
@@ -150,7 +155,8 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
             laws.append(CellLaw("hgo", _indicator(fields, cells), hgo.Parameters(
                 fields.isotropic, f.k1_MPa, f.k2, f.kappa, (plus, minus)), f"{key}.fibres"))
             extra += [plus, minus]
-    return replace(fields, laws=tuple(laws), extra_fields=tuple(extra), summary=summary)
+    return replace(fields, laws=tuple(laws), relaxation=tuple(relaxation),
+                   extra_fields=tuple(extra), summary=summary)
 
 
 def _indicator(fields: MaterialFields, cells: np.ndarray) -> dolfinx.fem.Function:

@@ -39,7 +39,8 @@ from spinefe.mechanics.elasticity import (
     owned_constrained_rows,
     support_reactions,
 )
-from spinefe.mechanics.laws import mixture
+from spinefe.mechanics.laws import deformation_gradient_of_cells, mixture, second_piola
+from spinefe.mechanics.laws.prony import Relaxation
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.mechanics.pairs import PairAssembler, PointPairs
 from spinefe.mechanics.pressure import AveragedPressure
@@ -121,11 +122,14 @@ class NonlinearProblem:
     """Residual, Jacobian and state of the static problem at a load factor; collective.
 
     The cells' laws are those of `materials` (mechanics.laws.CellLaw); the default law (linear
-    elastic) takes the others. Prescribed displacements are scaled with the loads.
+    elastic) takes the others. Prescribed displacements are scaled with the loads. With
+    `time_dependent`, the Prony series of `materials.relaxation` relax the stress of their cells
+    (`history`, mechanics.laws.prony); without, every cell responds with its instantaneous
+    moduli.
     """
 
     def __init__(self, materials: MaterialFields, load: LoadCase, pair_sets=(),
-                 nearly_incompressible_nu: float = 0.49):
+                 nearly_incompressible_nu: float = 0.49, time_dependent: bool = False):
         mesh = materials.E.function_space.mesh
         self.comm, self.load, self.materials = mesh.comm, load, materials
         V = self.V = fem.functionspace(mesh, ("Lagrange", 1, (3,)))
@@ -141,7 +145,15 @@ class NonlinearProblem:
         self.dx = ufl.Measure("dx", domain=mesh, metadata=quadrature)
         self.factor = fem.Constant(mesh, 0.0)
         self.loads = external_load(mesh, load, v)
-        residual = ufl.derivative(self.w * self.dx, uh, v) - self.factor * self.loads
+        self.history = None
+        if time_dependent and materials.relaxation:
+            elastic = second_piola(uh, self.pressure.chi, materials.isotropic, materials.laws)
+            self.history = Relaxation(mesh, materials.relaxation, elastic,
+                                      deformation_gradient_of_cells(uh, materials.laws))
+            residual = (ufl.derivative(self.history.scale * self.w * self.dx, uh, v)
+                        + self.history.residual(v, self.dx) - self.factor * self.loads)
+        else:
+            residual = ufl.derivative(self.w * self.dx, uh, v) - self.factor * self.loads
         if self.pressure.active:
             p = self.pressure
             self.p_hat = fem.Function(p.P)  # c / m
@@ -276,6 +288,36 @@ class NonlinearProblem:
         return {"reactions": reactions, "applied": applied, "energy": energy,
                 "pressure": pressure}
 
+    def solution(self, x: PETSc.Vec, steps: list[dict], setup_seconds: float,
+                 options: NewtonOptions) -> NonlinearSolution:
+        """The solution at the converged state x after `steps` (u is this problem's)."""
+        out = self.results(x)
+        return NonlinearSolution(
+            u=self.uh,
+            pressure=out["pressure"],
+            incompressible=self.pressure.chi,
+            materials=self.materials,
+            reaction_N=out["reactions"].sum(axis=0),
+            applied_N=out["applied"],
+            iterations=sum(s["newton_iterations"] for s in steps),
+            dofs=int(self.V.dofmap.index_map.size_global * 3),
+            converged_reason=steps[-1]["reason"],
+            strain_energy_mJ=float(out["energy"]),
+            timings={"setup_seconds": setup_seconds,
+                     "solve_seconds": sum(s["seconds"] for s in steps)},
+            petsc_options=options.linear.user_options,
+            history=self.history,
+            steps=steps,
+            pair_states=self.pairs.relative_displacements(x),
+            support_reactions_N=out["reactions"],
+        )
+
+    def commit_history(self, x: PETSc.Vec) -> None:
+        """Take the converged state x into the relaxation history (if any)."""
+        if self.history is not None:
+            self.update(x)
+            self.history.commit()
+
     def destroy(self) -> None:
         self.A.destroy()
         self.pressure.destroy()
@@ -337,6 +379,7 @@ def load_steps(problem: NonlinearProblem, snes: PETSc.SNES, options: NewtonOptio
         increment.axpy(-1.0, converged)
         x.copy(converged)
         pairs.commit(x)
+        problem.commit_history(x)
         steps.append(record)
         done, cutbacks, wasted = float(factor.value), 0, 0  # (a copy: .value is a view)
         size = min(2.0 * size, nominal)  # grow back after a cutback
@@ -358,25 +401,57 @@ def solve_nonlinear(
         with problem.solver(options) as solver:
             t_setup = time.perf_counter() - t0
             x, steps = load_steps(problem, solver.snes, options)
-        out = problem.results(x)
-        states = problem.pairs.relative_displacements(x)
+        return problem.solution(x, steps, t_setup, options)
     finally:
         problem.destroy()
-    return NonlinearSolution(
-        u=problem.uh,
-        pressure=out["pressure"],
-        incompressible=problem.pressure.chi,
-        materials=materials,
-        reaction_N=out["reactions"].sum(axis=0),
-        applied_N=out["applied"],
-        iterations=sum(s["newton_iterations"] for s in steps),
-        dofs=int(problem.V.dofmap.index_map.size_global * 3),
-        converged_reason=steps[-1]["reason"],
-        strain_energy_mJ=float(out["energy"]),
-        timings={"setup_seconds": t_setup,
-                 "solve_seconds": sum(s["seconds"] for s in steps)},
-        petsc_options=options.linear.user_options,
-        steps=steps,
-        pair_states=states,
-        support_reactions_N=out["reactions"],
-    )
+
+
+def solve_creep(
+    materials: MaterialFields,
+    load: LoadCase,
+    times_s,
+    observe,
+    pair_sets: list[PointPairs] = (),
+    nearly_incompressible_nu: float = 0.49,
+    options: NewtonOptions = NewtonOptions(),
+) -> None:
+    """Apply the loads at t = 0 (load steps with no time passing), hold them and follow the
+    relaxation of `materials.relaxation` to each of `times_s` (s, increasing, > 0); calls
+    observe(t_s, solution) at t = 0 and at every time, with the solution of that moment (its
+    fields are only valid during the call); collective. SolverError when a step does not
+    converge."""
+    times = np.asarray(times_s, dtype=float)
+    if times.size == 0 or times[0] <= 0.0 or np.any(np.diff(times) <= 0.0):
+        raise ValueError(f"times_s must be positive and increasing, got {times.tolist()}")
+    t0 = time.perf_counter()
+    problem = NonlinearProblem(materials, load, pair_sets, nearly_incompressible_nu,
+                               time_dependent=True)
+    try:
+        with problem.solver(options) as solver:
+            snes = solver.snes
+            t_setup = time.perf_counter() - t0
+            x, steps = load_steps(problem, snes, options)
+            observe(0.0, problem.solution(x, steps, t_setup, options))
+            previous = 0.0
+            for t in times:
+                problem.history.set_step(t - previous)
+                t1 = time.perf_counter()
+                step = problem.solve_step(snes, x, options)
+                record = {"time_s": float(t), "newton_iterations": step.newton,
+                          "linear_iterations": step.linear, "pair_updates": step.updates,
+                          "newton_iterations_max_per_solve": step.most,
+                          "residual_N": float(snes.getFunctionNorm()),
+                          "reason": REASONS.get(step.reason, str(step.reason)),
+                          "seconds": time.perf_counter() - t1}
+                log.info("t = %.4g s: %d Newton iterations, %s", t, step.newton,
+                         record["reason"])
+                if step.reason <= 0:
+                    raise SolverError(f"Newton did not converge at t = {t:.4g} s (step from "
+                                      f"{previous:.4g} s): {record['reason']}, residual "
+                                      f"{record['residual_N']:.3e} N")
+                problem.pairs.commit(x)
+                problem.commit_history(x)
+                observe(float(t), problem.solution(x, [record], t_setup, options))
+                previous = t
+    finally:
+        problem.destroy()

@@ -5,7 +5,8 @@ A model's laws are cell-wise: every law but the default has a `CellLaw`, the DG0
 cells with their parameters, and the first law of LAWS (isotropic linear elasticity, with the
 cell-wise Lame parameters) fills the cells no other law claims. `mixture` composes the energy
 (the nonlinear solve), `bilinear` the small-strain stiffness (the linear solve) and `stress` the
-Cauchy stress (results).
+Cauchy stress (results). A Prony-series relaxation of the cells' elastic stress (`prony`, in
+time-dependent solves) applies to any of them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ LAWS: dict[str, Law] = {
 DEFAULT_LAW = next(iter(LAWS))
 
 __all__ = ["LAWS", "DEFAULT_LAW", "CellLaw", "Isotropic", "Law", "bilinear",
-           "deformation_gradient", "lame", "law", "mixture", "strain", "stress"]
+           "deformation_gradient", "deformation_gradient_of_cells", "lame", "law", "mixture",
+           "second_piola", "strain", "stress"]
 
 
 def law(name: str) -> Law:
@@ -88,6 +90,23 @@ def bilinear(u, v, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
             raise ValueError(f"{c.key or c.name}: the {c.name} law is a finite-strain law; it "
                              "needs the nonlinear model (--nonlinear)")
     return _weighted([(w, m.bilinear(u, v, p, chi)) for m, w, p in _parts(default, laws)])
+
+
+def second_piola(u, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
+    """The elastic second Piola-Kirchhoff stress (MPa) of the cells' laws: F^-1 dW/dF for a
+    finite-strain law, the small-strain stress otherwise (laws.prony relaxes it)."""
+    F = ufl.variable(deformation_gradient(u))
+    return _weighted([(w, ufl.inv(F) * ufl.diff(m.energy_of_F(F, p, chi), F))
+                      if m.FINITE_STRAIN else (w, m.stress(u, p, chi))
+                      for m, w, p in _parts(default, laws)])
+
+
+def deformation_gradient_of_cells(u, laws: Sequence[CellLaw] = ()):
+    """F = I + grad u in the cells of finite-strain laws, I in the others (small strain)."""
+    finite = [c.indicator for c in laws if c.module.FINITE_STRAIN]
+    if not finite:
+        return ufl.Identity(3)
+    return ufl.Identity(3) + functools.reduce(operator.add, finite) * ufl.grad(u)
 
 
 def stress(u, chi, default: Isotropic, laws: Sequence[CellLaw] = (), pressure=None):
