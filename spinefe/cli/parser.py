@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from spinefe.config.sections import CREEP_HOURS as HOURS
+from spinefe.common.motions import MOTIONS
 from spinefe.config.sections import SCENARIOS
+
+LOAD_CASES = ("axial", *MOTIONS)
 
 
 def output_dir(text: str) -> Path:
@@ -94,12 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     solve = sub.add_parser(
         "solve",
         help="solve one mechanics scenario: DIR/summary.json, fields (VTX, XDMF), von_mises.png",
-        description="Linear elastic L4-L5 under the configured axial load (default 500 N on "
-        "L4.superior, L5.inferior clamped).",
+        description="Linear elastic L4-L5 under the configured load (default 500 N axial on "
+        "L4.superior, L5.inferior clamped; --load for a motion's pure moment).",
     )
     _model_args(solve, solver=True, petsc=True)
     _override(solve, "--scenario", "mechanics.scenario", choices=SCENARIOS,
               help="overrides mechanics.scenario of the config (default: implanted)")
+    _load_case(solve)
     solve.add_argument("--no-figure", action="store_true", help="skip the PNG")
 
     compare = sub.add_parser(
@@ -109,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/comparison.{json,md} and DIR/von_mises.png (shared colour scale).",
     )
     _model_args(compare, solver=True, petsc=True)
+    _load_case(compare)
     compare.add_argument(
         "--nonlinear", action="store_true",
         help="ligaments, facet contact and neo-Hookean disc ([nonlinear] of the config); adds "
@@ -331,6 +336,12 @@ def _model_args(p: argparse.ArgumentParser, solver: bool = False, petsc: bool = 
                   help="overrides mechanics.solver")
     if petsc:
         _petsc(p)
+
+
+def _load_case(p: argparse.ArgumentParser) -> None:
+    _override(p, "--load", "mechanics.load_case", choices=LOAD_CASES,
+              help="overrides mechanics.load_case: axial (the paper's 500 N) or a motion "
+              "(a pure moment of mechanics.moment_Nm with load_N as an axial preload)")
 
 
 def _override(p: argparse.ArgumentParser, flag: str, key: str, **kwargs) -> None:

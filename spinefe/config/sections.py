@@ -461,6 +461,18 @@ class Mechanics(_Section):
         description="healthy: lesion and seed cells are trabecular bone; tumour: lesion tissue "
         "(seed cells take their host's material); implanted: titanium seeds in the lesion",
     )
+    load_case: Literal[("axial", *MOTIONS)] = Field(
+        "axial",
+        exclude_if=lambda v: v == "axial",  # (out of dumps at its default: hashes unchanged)
+        description="axial: load_N along load_direction on L4.superior [paper]; a motion "
+        "(flexion, extension, lateral_bending_left/right, axial_rotation_left/right): also a "
+        "pure moment of moment_Nm about its axis on L4.superior, load_N then being an axial "
+        "dead preload",
+    )
+    moment_Nm: float = Field(
+        7.5, gt=0.0, le=30.0, exclude_if=lambda v: v == 7.5,
+        description="pure moment of the motion load cases [wilke1998]",
+    )
     load_N: float = Field(500.0, ge=0.0, description="axial load on L4.superior [paper]")
     load_direction: Vec3 = Field(
         (0.0, 0.0, -1.0), description="load direction (normalised; default inferior) [paper]"

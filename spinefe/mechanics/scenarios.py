@@ -157,6 +157,15 @@ def nonlinear_markdown(records: dict[str, ScenarioRecord],
     return "\n".join(lines) + "\n"
 
 
+def load_description(mechanics: Mechanics) -> str:
+    """The load case in words, e.g. 'flexion, 7.5 N m with a 500 N axial dead preload'."""
+    if mechanics.load_case == "axial":
+        return f"the axial load of {mechanics.load_N:g} N"
+    return (f"{mechanics.load_case.replace('_', ' ')}, {mechanics.moment_Nm:g} N m with a "
+            f"{mechanics.load_N:g} N axial dead preload (the paper's peaks are for its axial "
+            "load only)")
+
+
 def change_percent(new: float, old: float) -> float:
     """Relative change from `old` to `new` (%)."""
     return 100.0 * (new - old) / old
@@ -166,16 +175,17 @@ def _change(new: float, old: float) -> str:
     return f"{change_percent(new, old):+.1f} %"
 
 
-def comparison(von_mises: dict[str, dict]) -> dict:
+def comparison(von_mises: dict[str, dict], paper: bool = True) -> dict:
     """Paper indicators per scenario (ours: max and p99, from the von Mises statistics per
-    scenario, `ScenarioRecord.von_mises_MPa`) and the paper's trends, as a record."""
+    scenario, `ScenarioRecord.von_mises_MPa`; the paper's peaks when `paper`, i.e. under its
+    axial load) and the paper's trends, as a record."""
     table = {}
-    for group, paper in PAPER_PEAK_MPA.items():
+    for group, peaks in PAPER_PEAK_MPA.items():
         table[group] = {
             s: {
                 "max": von_mises[s][group]["max"],
                 "p99": von_mises[s][group]["p99"],
-                "paper_peak": paper[s],
+                **({"paper_peak": peaks[s]} if paper else {}),
             }
             for s in SCENARIOS
             if s in von_mises
@@ -195,9 +205,9 @@ def comparison(von_mises: dict[str, dict]) -> dict:
     return {"indicators": table, "trends_hold": trends}
 
 
-def comparison_markdown(comp: dict) -> str:
+def comparison_markdown(comp: dict, load: str = "the axial load") -> str:
     """The comparison as a Markdown table with percentage changes (tumour vs healthy, implanted
-    vs tumour), ours beside the paper's."""
+    vs tumour), ours beside the paper's (where the record has them) under `load`."""
     lines = [
         "| indicator | statistic | healthy | tumour | implanted | tumour vs healthy "
         "| implanted vs tumour |",
@@ -211,6 +221,8 @@ def comparison_markdown(comp: dict) -> str:
             ("p99", "ours, p99"),
             ("paper_peak", "paper, peak"),
         ):
+            if stat not in rows[SCENARIOS[0]]:
+                continue
             h, t, i = (rows[s][stat] for s in SCENARIOS)
             lines.append(
                 f"| {INDICATOR_LABELS[group]} | {label} | {h:.3g} | {t:.3g} | {i:.3g} "
@@ -219,7 +231,7 @@ def comparison_markdown(comp: dict) -> str:
     lines.append("")
     # A blank line before the list: Python-Markdown (the report's HTML) only starts a list
     # after one, else the items run on in the paragraph.
-    lines += ["Von Mises stress in MPa under the axial load. Trends of the paper:", ""]
+    lines += [f"Von Mises stress in MPa under {load}. Trends of the paper:", ""]
     for stat, checks in comp["trends_hold"].items():
         for claim, holds in checks.items():
             lines.append(f"- {claim} ({stat}): {'yes' if holds else 'NO'}")
@@ -244,12 +256,15 @@ def compare_scenarios(model: Model, out: Path, *, materials: Materials, lesion: 
         maps[scenario] = vm.x.array[:n].copy()
         if nonlinear is not None:
             linear[scenario], _ = run(scenario, out / "linear" / scenario, fields=False)
-    comp = comparison({s: r.von_mises_MPa for s, r in records.items()})
+    axial = mechanics.load_case == "axial"
+    comp = comparison({s: r.von_mises_MPa for s, r in records.items()}, paper=axial)
     comp["provenance"] = provenance(model.comm, config_hash)
     comp["model"] = "nonlinear" if nonlinear is not None else "linear"
-    table = comparison_markdown(comp)
+    comp["load_case"] = mechanics.load_case
+    table = comparison_markdown(comp, load_description(mechanics))
     if nonlinear is not None:
-        comp["linear"] = comparison({s: r.von_mises_MPa for s, r in linear.items()})
+        comp["linear"] = comparison({s: r.von_mises_MPa for s, r in linear.items()},
+                                    paper=axial)
         table += "\n" + nonlinear_markdown(records, linear)
     write_json(model.comm, comp, out / "comparison.json")
     if model.comm.rank == 0:

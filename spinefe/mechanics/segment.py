@@ -12,6 +12,7 @@ import numpy as np
 from dolfinx import fem
 
 from spinefe.common import regions as R
+from spinefe.common.motions import MOTIONS
 from spinefe.config.sections import Mechanics, Nonlinear
 from spinefe.geometry.mesh import Model, submodel
 from spinefe.mechanics.contact import FacetContact, contact_pairs, pair_surfaces, surface_triangles
@@ -34,13 +35,21 @@ def load_bearing(model: Model) -> Model:
 
 
 def segment_load_case(model: Model, mechanics: Mechanics) -> LoadCase:
-    """`L5.inferior` clamped; `mechanics.load_N` along `load_direction` on `L4.superior`."""
+    """`L5.inferior` clamped; `mechanics.load_N` along `load_direction` on `L4.superior`, and for
+    a motion load case the pure moment of `moment_Nm` about the motion's axis there
+    (common.motions)."""
     direction = np.asarray(mechanics.load_direction, dtype=float)
     direction /= np.linalg.norm(direction)
+    top = model.facet_tags.find(model.tag(R.L4_SUPERIOR))
+    moments = ()
+    if mechanics.load_case != "axial":
+        axis = np.asarray(MOTIONS[mechanics.load_case])
+        moments = ((top, tuple(1000.0 * mechanics.moment_Nm * axis)),)  # N mm
     return LoadCase(
         clamped_facets=model.facet_tags.find(model.tag(R.L5_INFERIOR)),
-        loaded_facets=model.facet_tags.find(model.tag(R.L4_SUPERIOR)),
+        loaded_facets=top,
         force_N=tuple(mechanics.load_N * direction),
+        moments=moments,
     )
 
 

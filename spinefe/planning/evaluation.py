@@ -259,6 +259,9 @@ class PlanEvaluator:
             raise ValueError("seeds: the evaluator embeds the plan's seeds in a mesh without "
                              "seeds; mesh the segment with seeds = []")
         homogenise(rule, 0.0, 1.0, 0.3, 1.0, 0.3)  # refuse an unknown rule before the set-up
+        if mechanics.load_case != "axial":  # its metrics (axial stiffness) are the axial load's
+            raise ValueError(f"mechanics.load_case: plan evaluation uses the axial load, got "
+                             f"{mechanics.load_case!r}")
         share_cores(model.comm)
         self.rule, self.comm = rule, model.comm
         self.layout, self.capsule, self.titanium = layout, capsule, materials.Ti6Al4V

@@ -1,0 +1,66 @@
+"""Load cases of the segment (mechanics.segment_load_case): the paper's axial load and the
+motions, a pure moment with the axial load as a preload (issue 22, loads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from conftest import coarse
+from spinefe.common.errors import ConfigError
+from spinefe.common.motions import MOTIONS
+from spinefe.config.loading import parse_config
+from spinefe.config.plans import config_plan
+from spinefe.config.sections import Config
+from spinefe.mechanics.materials import material_fields
+from spinefe.mechanics.rom import rotation_of_L4
+from spinefe.mechanics.scenarios import compare_scenarios
+from spinefe.mechanics.segment import solve_segment
+
+pytestmark = pytest.mark.parallel
+
+
+def _mechanics(**keys):
+    data = coarse().model_dump(mode="json")
+    data["mechanics"].update(keys)
+    return parse_config(data).mechanics
+
+
+def test_the_load_case_is_validated_and_absent_from_dumps_at_its_default():
+    assert "load_case" not in Config().model_dump(mode="json")["mechanics"]
+    data = Config().model_dump(mode="json")
+    data["mechanics"]["load_case"] = "twist"
+    with pytest.raises(ConfigError, match="mechanics.load_case: Input should be 'axial', "
+                                          "'flexion', 'extension'"):
+        parse_config(data)
+
+
+@pytest.mark.parametrize("motion", ["flexion", "lateral_bending_left", "axial_rotation_left"])
+def test_a_motion_turns_L4_about_its_axis_and_adds_no_force(default_segment, motion):
+    """The moment adds no net force (the reaction is the 500 N preload, 1e-6) and L4 turns in
+    the motion's direction (linear model)."""
+    mechanics = _mechanics(load_case=motion)
+    fields = material_fields(default_segment, Config().materials, Config().lesion, "implanted")
+    sol = solve_segment(default_segment, fields, mechanics)
+    np.testing.assert_allclose(sol.reaction_N, [0.0, 0.0, 500.0], atol=5e-4)
+    rotation = rotation_of_L4(default_segment, sol.u)
+    along = rotation @ np.asarray(MOTIONS[motion])
+    assert along > 0.0 and along > 3.0 * np.linalg.norm(
+        rotation - along * np.asarray(MOTIONS[motion]))
+
+
+def test_the_comparison_under_a_motion_has_no_paper_peaks(default_segment, shared_tmp):
+    cfg = coarse()
+    mechanics = _mechanics(load_case="extension", moment_Nm=5.0)
+    _, comp, _ = compare_scenarios(default_segment, shared_tmp, materials=cfg.materials,
+                                   lesion=cfg.lesion, mechanics=mechanics,
+                                   seeds=config_plan(cfg), capsule=cfg.seed_capsule,
+                                   config_hash="test", fields=False)
+    assert comp["load_case"] == "extension"
+    assert "paper_peak" not in comp["indicators"]["L4.cortical_endplates"]["tumour"]
+    assert set(comp["trends_hold"]) == {"max", "p99"}
+    if MPI.COMM_WORLD.rank == 0:
+        text = (shared_tmp / "comparison.md").read_text()
+        assert "under extension, 5 N m with a 500 N axial dead preload" in text
+        assert "paper, peak" not in text
