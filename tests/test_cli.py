@@ -41,6 +41,10 @@ BAD = {
     "zero thickness": ("[layers]\nbony_endplate_mm = 0\n", "layers.bony_endplate_mm"),
     "seed in canal": ("[[seeds]]\nposition_mm = [0.0, 25.0, 18.0]\ndirection = [0, 0, 1]\n",
                       "seeds.0.position_mm"),
+    "fibre angle": ("[materials.annulus_fibrosus.fibres]\nangle_deg = 95.0\n",
+                    "materials.annulus_fibrosus.fibres.angle_deg"),
+    "Prony weights": ("[materials.nucleus_pulposus.relaxation]\ng = [0.7, 0.4]\n"
+                      "tau_s = [10.0, 100.0]\n", "the Prony weights must sum below 1"),
 }
 
 
@@ -88,6 +92,23 @@ def _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks):
             assert f"{plan}: " in res.stderr, (label, command)
             assert message in res.stderr, (label, command, res.stderr)
             assert "Traceback" not in res.stderr and not out_dir.exists(), (label, command)
+
+
+def test_a_model_its_command_cannot_run_is_refused(cli_env, tmp_path):
+    """A fibre-reinforced annulus in a linear solve, creep without a relaxing material: exit 2
+    before any meshing, the key named, nothing written (issue 22)."""
+    fibres = tmp_path / "fibres.toml"
+    fibres.write_text("[materials.annulus_fibrosus.fibres]\n")
+    for args, message in (
+        (["compare", str(fibres)], "materials.annulus_fibrosus.fibres: a finite-strain law has "
+         "no linear form"),
+        (["solve", str(fibres)], "a finite-strain law has no linear form"),
+        (["creep"], "creep: no material relaxes"),
+    ):
+        out = tmp_path / "out"
+        res = run([*args, "--out", str(out)], cli_env)
+        assert res.returncode == 2 and message in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr and not out.exists(), args
 
 
 def test_a_plan_that_cannot_be_implanted_is_refused(cli_env, tmp_path):

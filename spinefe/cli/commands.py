@@ -112,10 +112,18 @@ def mesh(args: Namespace, comm) -> None:
                  s["cells"], s["vertices"], s["min_quality"], s["nucleus_fraction"], args.out)
 
 
+def _linear_model(cfg: Config) -> Config:
+    """`cfg`, refused when a material option needs the nonlinear model."""
+    if keys := cfg.materials.finite_strain_keys():
+        raise ConfigError(f"{', '.join(keys)}: a finite-strain law has no linear form; run "
+                          "the nonlinear model (compare --nonlinear, rom, creep)")
+    return cfg
+
+
 def solve(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
-    r = pipelines.solve_scenario(_config(args), args.out, comm, _cache(args),
+    r = pipelines.solve_scenario(_linear_model(_config(args)), args.out, comm, _cache(args),
                                  figure=not args.no_figure)
     log.info("solve %s: %d dofs, %d iterations, reaction %.6f N (applied %.6f N) -> %s",
              r.scenario, r.dofs, r.iterations, r.reaction_N, r.applied_N,
@@ -125,8 +133,9 @@ def solve(args: Namespace, comm) -> None:
 def compare(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
-    pipelines.segment_case(_config(args), args.out, comm, _cache(args),
-                           nonlinear=args.nonlinear, dose=False)
+    cfg = _config(args) if args.nonlinear else _linear_model(_config(args))
+    pipelines.segment_case(cfg, args.out, comm, _cache(args), nonlinear=args.nonlinear,
+                           dose=False)
     _print_file(comm, args.out / "comparison.md")
 
 

@@ -431,6 +431,10 @@ class Materials(_Section):
     Ti6Al4V: Material = _material(144000.0, 0.32, "seed capsules [paper]")
     articular_cartilage: Material = _material(23.8, 0.40, "facet cartilage [paper]")
 
+    def finite_strain_keys(self) -> list[str]:
+        """The keys of options that only the nonlinear model has (a fibre-reinforced annulus)."""
+        return [f"materials.{name}.fibres" for name, m in self if m.fibres is not None]
+
     @model_validator(mode="after")
     def _options_where_they_apply(self):
         allowed = {"fibres": ("annulus_fibrosus",), "anisotropy": BONE, "density": BONE,

@@ -244,17 +244,23 @@ def compare_scenarios(model: Model, out: Path, *, materials: Materials, lesion: 
                       ) -> tuple[dict[str, ScenarioRecord], dict, dict]:
     """Healthy, tumour and implanted on the load-bearing `model` into out/<scenario>/ and the
     comparison with the paper (out/comparison.json and .md; with `nonlinear`, also the linear
-    model on the same mesh under out/linear/ and the change); returns (records, comparison,
+    model on the same mesh under out/linear/ and the change, unless a material has no linear
+    form: a fibre-reinforced annulus); returns (records, comparison,
     von Mises per scenario on the owned cells, MPa); the arguments as `run_scenario`'s;
     collective."""
     n = model.mesh.topology.index_map(3).size_local
     run = partial(run_scenario, model, materials=materials, lesion=lesion, mechanics=mechanics,
                   seeds=seeds, capsule=capsule, config_hash=config_hash)
     records, maps, linear = {}, {}, {}
+    finite = materials.finite_strain_keys()
+    with_linear = nonlinear is not None and not finite
+    if nonlinear is not None and finite:
+        log.info("no linear companion of the nonlinear comparison: %s has no linear form",
+                 ", ".join(finite))
     for scenario in SCENARIOS:
         records[scenario], vm = run(scenario, out / scenario, fields=fields, nonlinear=nonlinear)
         maps[scenario] = vm.x.array[:n].copy()
-        if nonlinear is not None:
+        if with_linear:
             linear[scenario], _ = run(scenario, out / "linear" / scenario, fields=False)
     axial = mechanics.load_case == "axial"
     comp = comparison({s: r.von_mises_MPa for s, r in records.items()}, paper=axial)
@@ -262,7 +268,7 @@ def compare_scenarios(model: Model, out: Path, *, materials: Materials, lesion: 
     comp["model"] = "nonlinear" if nonlinear is not None else "linear"
     comp["load_case"] = mechanics.load_case
     table = comparison_markdown(comp, load_description(mechanics))
-    if nonlinear is not None:
+    if with_linear:
         comp["linear"] = comparison({s: r.von_mises_MPa for s, r in linear.items()},
                                     paper=axial)
         table += "\n" + nonlinear_markdown(records, linear)
