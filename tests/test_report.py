@@ -139,3 +139,24 @@ def test_the_trends_of_the_paper_are_a_list_in_the_report(tmp_path):
     assert len(items) == len(trends)
     assert all(claim in item for claim, item in zip(
         [c for checks in comp["trends_hold"].values() for c in checks], items, strict=True))
+
+
+def test_the_trends_section_judges_every_case_on_p99_and_max():
+    """The limitations study's table: per case, whether each of the paper's three trends holds
+    (the sign of its change) on p99 and on max, and the count of cases keeping all three."""
+    from spinefe.report.records import change_key
+    from spinefe.report.study_report import trends_section
+
+    def row(case, load, drop):
+        r = {"case": case, "status": "ok", "mechanics.load_case": load}
+        for stat in ("p99", "max"):
+            r[change_key("L4.cortical_endplates", "tumour_vs_healthy", stat)] = 12.0
+            r[change_key("L4.cortical_endplates", "implanted_vs_tumour", stat)] = drop
+            r[change_key("L4.cancellous", "implanted_vs_tumour", stat)] = 40.0
+        return r
+
+    text = trends_section([row("a", "axial", -0.15), row("b", "flexion", 0.3),
+                           {"case": "c", "status": "failed"}], ["mechanics.load_case"])
+    assert "= axial | yes (+12.00 %) | yes (+12.00 %) | yes (-0.15 %)" in text
+    assert "= flexion | yes (+12.00 %) | yes (+12.00 %) | NO (+0.30 %)" in text
+    assert "All three trends hold, on p99 and on max, in 1 of 2 cases." in text

@@ -19,8 +19,15 @@ from itertools import pairwise
 from pathlib import Path
 
 from spinefe.common.errors import ConfigError
+from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
 from spinefe.config.sections import SCENARIOS
-from spinefe.report.records import JOB_SCALARS, STRESS_STATS, SegmentScalars, stress_key
+from spinefe.report.records import (
+    JOB_SCALARS,
+    STRESS_STATS,
+    SegmentScalars,
+    change_key,
+    stress_key,
+)
 
 #: Per-case figures, by path inside the case directory, with their captions.
 CASE_FIGURES = {
@@ -174,6 +181,46 @@ def convergence_section(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The paper's three trends: (label, indicator, change, sign of the change when it holds).
+TRENDS = (
+    ("the tumour raises the cortical/endplate stress", CORTICAL_ENDPLATES, "tumour_vs_healthy",
+     1),
+    ("the seeds lower the cortical/endplate stress", CORTICAL_ENDPLATES, "implanted_vs_tumour",
+     -1),
+    ("the seeds raise the cancellous stress", CANCELLOUS, "implanted_vs_tumour", 1),
+)
+
+
+def trends_section(rows: list[dict], varied: list[str]) -> str:
+    """Per case, whether each of the paper's three trends holds, judged on p99 and on max, with
+    the change (%) that decides it; and how many cases keep all three."""
+    done = [r for r in rows if r["status"] == "ok"]
+    if len(done) < 2:
+        return ""
+    head = [f"{label} ({stat})" for label, *_ in TRENDS for stat in ("p99", "max")]
+    lines = ["## The paper's trends, case by case", "",
+             "Each cell: whether the trend holds, and the change that decides it (tumour against "
+             "healthy, or implanted against tumour).", "",
+             "| case | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    kept = 0
+    for r in done:
+        cells, all_hold = [], True
+        for _, group, change, sign in TRENDS:
+            for stat in ("p99", "max"):
+                value = r.get(change_key(group, change, stat))
+                if not isinstance(value, float):
+                    cells.append("-")
+                    all_hold = False
+                    continue
+                holds = sign * value > 0
+                all_hold &= holds
+                cells.append(f"{'yes' if holds else 'NO'} ({value:+.2f} %)")
+        kept += all_hold
+        lines.append(f"| {_label(r, varied)} | " + " | ".join(cells) + " |")
+    lines += ["", f"All three trends hold, on p99 and on max, in {kept} of {len(done)} cases."]
+    return "\n".join(lines) + "\n"
+
+
 def _case_text(results: Path, rows: list[dict], varied: list[str], name: str,
                title: str) -> str:
     parts = []
@@ -192,6 +239,7 @@ def job_sections(job: str, results: Path, rows: list[dict], varied: list[str]) -
                               "Healthy, tumour and implanted against the paper"))
         if "mesh.size_mm" in varied:
             out.append(convergence_section(rows))
+        out.append(trends_section(rows, varied))
     elif job == "clinical_vas":
         out.append(_case_text(results, rows, varied, "clinical.md", "Between-group tests"))
     elif job == "rom":
