@@ -44,6 +44,8 @@ examples:
   spinefe dose --out results/dose --activity-mCi 0.5   seed dose, DVHs, metrics, DICOM RT
   spinefe rom --out results/rom --moment-Nm 7.5      range of motion under pure moments
   spinefe compare --nonlinear --out results/nl       the comparison with ligaments and contact
+  spinefe compare --nonlinear --load flexion --out results/nl_flexion   under a 7.5 N m flexion
+  spinefe creep visco.toml --out results/creep       0-24 h under the held load (Prony materials)
   spinefe plan --access bilateral --density dense --activity-mCi 0.45 --out results/plan
   spinefe study run studies/paper_baseline.toml     a study: its cases, resumable
   mpiexec -n 4 python -m spinefe study run studies/distribution.toml --ranks-per-case 2
