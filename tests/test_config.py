@@ -110,6 +110,8 @@ TUMOUR = "materials.metastatic_tumor"
         (f"{TB}.anisotropy", {"nu": [0.45, 0.5, 0.3]}, "Poisson's ratios must lie in (-1, 0.5)"),
         (f"{TB}.density", {}, "give exactly one of rho_g_cm3 and grid_file"),
         (f"{TB}.density", {"rho_g_cm3": 0.2, "grid_file": "x.npz"}, "give exactly one of"),
+        (f"{TB}.density", {"grid_file": "no/such/grid.npz"}, "grid_file: no such file: "
+         "no/such/grid.npz"),
         (f"{TB}.density", {"rho_g_cm3": -0.2}, f"{TB}.density.rho_g_cm3: Input should be "
          "greater than 0"),
         (f"{TUMOUR}.variation", {"kind": "random", "cov": 0.0}, "cov: Input should be greater "

@@ -8,6 +8,7 @@ validation failure into a `ConfigError` whose message names the key and the allo
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -335,6 +336,9 @@ class Density(_Section):
     def _one_source(self):
         if (self.rho_g_cm3 is None) == (self.grid_file is None):
             raise ValueError("give exactly one of rho_g_cm3 and grid_file")
+        if self.grid_file is not None and not Path(self.grid_file).is_file():
+            raise ValueError(f"grid_file: no such file: {self.grid_file} (a path relative to "
+                             "the working directory)")
         return self
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
+from spinefe.common.errors import ConfigError
+
 
 def modulus(rho_g_cm3, a_MPa: float, b: float):
     """E = a rho^b (MPa)."""
@@ -36,44 +38,46 @@ class DensityGrid:
         return tuple(o + h * np.arange(n) for o, h, n in
                      zip(self.origin_mm, self.spacing_mm, self.rho_g_cm3.shape, strict=True))
 
-    def sample(self, points_mm: np.ndarray) -> np.ndarray:
-        """Trilinear density at points (n, 3); ValueError when a point lies outside the grid or
-        the density there is not positive."""
+    def sample(self, points_mm: np.ndarray, comm, key: str) -> np.ndarray:
+        """Trilinear density at points (n, 3) of this rank; collective: ConfigError on every
+        rank, naming `key`, when a point of any rank lies outside the grid or gets rho <= 0."""
         axes = self.axes()
         outside = np.zeros(len(points_mm), dtype=bool)
         for k, ax in enumerate(axes):
             outside |= (points_mm[:, k] < ax[0]) | (points_mm[:, k] > ax[-1])
-        if np.any(outside):
-            p = points_mm[np.argmax(outside)]
-            raise ValueError(f"{outside.sum()} cell midpoints lie outside the density grid, "
-                             f"e.g. {np.round(p, 2).tolist()} mm; the grid spans "
-                             f"{[[float(a[0]), float(a[-1])] for a in axes]} mm")
-        rho = RegularGridInterpolator(axes, self.rho_g_cm3)(points_mm)
-        if np.any(rho <= 0.0):
-            p = points_mm[np.argmin(rho)]
-            raise ValueError(f"the density grid gives rho <= 0 at {np.sum(rho <= 0)} cell "
-                             f"midpoints of the bone, e.g. {np.round(p, 2).tolist()} mm")
+        rho = np.full(len(points_mm), np.nan)
+        rho[~outside] = RegularGridInterpolator(axes, self.rho_g_cm3)(points_mm[~outside])
+        bad = outside | ~(rho > 0.0)
+        examples = comm.allgather(points_mm[bad][:1])
+        counts = comm.allgather((int(outside.sum()), int(bad.sum() - outside.sum())))
+        n_out, n_low = (sum(c[i] for c in counts) for i in (0, 1))
+        if n_out or n_low:
+            p = np.concatenate(examples)[0]
+            raise ConfigError(
+                f"{key}: {n_out} cell midpoints lie outside the density grid and {n_low} get "
+                f"rho <= 0, e.g. {np.round(p, 2).tolist()} mm; the grid spans "
+                f"{[[float(a[0]), float(a[-1])] for a in axes]} mm")
         return rho
 
 
 def read_grid(path: str | Path) -> DensityGrid:
-    """The density grid of a .npz file (module docstring); ValueError naming the file and what
-    is wrong with it."""
+    """The density grid of a .npz file (module docstring); ConfigError naming the file and what
+    is wrong with it (every rank reads it, so every rank raises)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             grid = DensityGrid(*(np.asarray(f[k], dtype=float)
                                  for k in ("rho_g_cm3", "origin_mm", "spacing_mm")))
     except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{path}: not a density grid (a .npz file with rho_g_cm3, origin_mm, "
+        raise ConfigError(f"{path}: not a density grid (a .npz file with rho_g_cm3, origin_mm, "
                          f"spacing_mm): {e}") from None
     if grid.rho_g_cm3.ndim != 3 or min(grid.rho_g_cm3.shape) < 2:
-        raise ValueError(f"{path}: rho_g_cm3 must be a 3-D array of at least 2 x 2 x 2 values, "
+        raise ConfigError(f"{path}: rho_g_cm3 must be a 3-D array of at least 2 x 2 x 2 values, "
                          f"got shape {grid.rho_g_cm3.shape}")
     if grid.origin_mm.shape != (3,) or grid.spacing_mm.shape != (3,):
-        raise ValueError(f"{path}: origin_mm and spacing_mm must hold 3 values each")
+        raise ConfigError(f"{path}: origin_mm and spacing_mm must hold 3 values each")
     if not np.all(grid.spacing_mm > 0) or not np.all(np.isfinite(grid.origin_mm)):
-        raise ValueError(f"{path}: spacing_mm must be positive and origin_mm finite")
+        raise ConfigError(f"{path}: spacing_mm must be positive and origin_mm finite")
     if not np.all(np.isfinite(grid.rho_g_cm3)):
-        raise ValueError(f"{path}: rho_g_cm3 must be finite everywhere")
+        raise ConfigError(f"{path}: rho_g_cm3 must be finite everywhere")
     return grid

@@ -126,7 +126,8 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
             E_nu[cells, 0] = m.fibres.matrix_E_MPa
         if m.density is not None:
             rho = (np.full(cells.sum(), m.density.rho_g_cm3) if m.density.grid_file is None
-                   else read_grid(m.density.grid_file).sample(mid[cells]))
+                   else read_grid(m.density.grid_file).sample(
+                       mid[cells], mesh.comm, f"materials.{name}.density.grid_file"))
             E_nu[cells, 0] = modulus(rho, m.density.a_MPa, m.density.b)
         if m.variation is not None:
             E_nu[cells, 0] = tumour.tumour_modulus(m.variation, m.E_MPa, lesion, mid[cells])
