@@ -120,6 +120,20 @@ def _linear_model(cfg: Config) -> Config:
     return cfg
 
 
+def _plan_model(cfg: Config) -> Config:
+    """`cfg`, refused where plan evaluation cannot use it: a finite-strain law, a motion load
+    case (its metrics are the axial load's), anisotropic bone in L4 (the seeds' hosts)."""
+    _linear_model(cfg)
+    if cfg.mechanics.load_case != "axial":
+        raise ConfigError(f"mechanics.load_case: plan evaluation uses the axial load, got "
+                          f"{cfg.mechanics.load_case!r}")
+    if keys := [f"materials.{n}.anisotropy" for n, m in cfg.materials
+                if m.anisotropy is not None and n in ("trabecular_bone", "cortical_bone",
+                                                      "posterior_bone")]:
+        raise ConfigError(f"{', '.join(keys)}: the embedded seeds need isotropic L4 bone")
+    return cfg
+
+
 def solve(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
@@ -199,7 +213,7 @@ def plan(args: Namespace, comm) -> None:
 def evaluate(args: Namespace, comm) -> None:
     from spinefe.planning import pipelines
 
-    cfg = _config(args)
+    cfg = _plan_model(_config(args))
     given = _implantable_plan(args, cfg, meshed=args.conforming)
     pipelines.evaluate_plan(cfg, given, args.out, comm, _cache(args), args.rule, args.conforming)
     _print_file(comm, args.out / "evaluation.md")
@@ -208,7 +222,7 @@ def evaluate(args: Namespace, comm) -> None:
 def optimise(args: Namespace, comm) -> None:
     from spinefe.planning import optimisation
 
-    s = optimisation.optimise(_config(args), args.out, comm, _cache(args),
+    s = optimisation.optimise(_plan_model(_config(args)), args.out, comm, _cache(args),
                               verify=not args.no_verify)
     if comm.rank == 0:
         print(f"{s['evaluations']} designs ({s['valid_designs']} valid) in {s['seconds']} s; "

@@ -45,7 +45,7 @@ examples:
   spinefe rom --out results/rom --moment-Nm 7.5      range of motion under pure moments
   spinefe compare --nonlinear --out results/nl       the comparison with ligaments and contact
   spinefe compare --nonlinear --load flexion --out results/nl_flexion   under a 7.5 N m flexion
-  spinefe creep visco.toml --out results/creep       0-24 h under the held load (Prony materials)
+  spinefe creep examples/viscous_disc.toml --out results/creep   0-24 h under the held load
   spinefe plan --access bilateral --density dense --activity-mCi 0.45 --out results/plan
   spinefe study run studies/paper_baseline.toml     a study: its cases, resumable
   mpiexec -n 4 python -m spinefe study run studies/distribution.toml --ranks-per-case 2
@@ -139,14 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     creep = sub.add_parser(
         "creep",
-        help="creep of the nonlinear segment under the held axial load: DIR/summary.json, "
+        help="creep of the nonlinear segment under the held load: DIR/summary.json, "
         "DIR/creep.md",
-        description="The axial load of [mechanics] applied at t = 0 and held; the materials "
+        description="The load of [mechanics] (axial, or a motion with --load) applied at t = 0 "
+        "and held; the materials "
         "with a Prony series ([materials.<name>.relaxation]) relax. Per scenario and time: the "
         "axial displacement of L4.superior, the nucleus pressure, the paper's stress "
         "indicators, and the seeds' effect on them over time.",
     )
     _model_args(creep, solver=True, petsc=True)
+    _load_case(creep)
     creep.add_argument("--hours", type=_positive_increasing, default=HOURS, metavar="H,H,...",
                        help="hold times in hours, comma-separated and increasing (default "
                        + ",".join(f"{h:g}" for h in HOURS) + ")")

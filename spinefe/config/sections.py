@@ -8,7 +8,6 @@ validation failure into a `ConfigError` whose message names the key and the allo
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -25,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from spinefe.common.elastic_constants import orthotropic_compliance
 from spinefe.common.hashing import canonical_hash
 from spinefe.common.motions import MOTIONS
 
@@ -307,15 +307,20 @@ class Anisotropy(_Section):
     )
     nu: tuple[float, float, float] = Field(
         (0.45, 0.315, 0.315),
-        description="nu_xy, nu_xz, nu_yz; nu_ij = -eps_j / eps_i under stress along i [lu1996]",
+        description="nu_xy, nu_xz, nu_yz; nu_ij = -eps_j / eps_i under stress along i; the "
+        "compliance must be positive definite [lu1996]",
     )
 
-    @field_validator("nu")
-    @classmethod
-    def _poisson(cls, v):
-        if any(not -1.0 < x < 0.5 for x in v):
-            raise ValueError(f"Poisson's ratios must lie in (-1, 0.5), got {v}")
-        return v
+    @model_validator(mode="after")
+    def _positive_definite(self):
+        S = orthotropic_compliance(self.E_ratios, self.G_ratios, self.nu)  # (scale-free)
+        if np.linalg.eigvalsh(S).min() <= 0.0:
+            raise ValueError(f"the constants are not those of a stable material (compliance "
+                             f"not positive definite): E_ratios {list(self.E_ratios)}, nu "
+                             f"{list(self.nu)}; "
+                             f"each |nu_ij| must stay below sqrt(E_i / E_j), with a positive "
+                             f"determinant")
+        return self
 
 
 class Density(_Section):
@@ -336,9 +341,6 @@ class Density(_Section):
     def _one_source(self):
         if (self.rho_g_cm3 is None) == (self.grid_file is None):
             raise ValueError("give exactly one of rho_g_cm3 and grid_file")
-        if self.grid_file is not None and not Path(self.grid_file).is_file():
-            raise ValueError(f"grid_file: no such file: {self.grid_file} (a path relative to "
-                             "the working directory)")
         return self
 
 
@@ -732,6 +734,16 @@ class Config(_Section):
     dosimetry: Dosimetry = Field(default_factory=Dosimetry)
     optimisation: Optimisation = Field(default_factory=Optimisation)
 
+
+    @model_validator(mode="after")
+    def _anisotropic_bone_is_compressible(self):
+        limit = self.mechanics.nearly_incompressible_nu
+        for name, m in self.materials:
+            if m.anisotropy is not None and m.nu >= limit:
+                raise ValueError(f"materials.{name}: an anisotropic material has no nearly "
+                                 f"incompressible form; its nu ({m.nu}) must stay below "
+                                 f"mechanics.nearly_incompressible_nu ({limit})")
+        return self
 
     def hash(self, *sections: str) -> str:
         """SHA-256 (16 hex digits) of the canonical JSON of the whole config or some sections."""

@@ -1,12 +1,13 @@
-"""The segment's creep under a sustained axial load: healthy, tumour and implanted over hours.
+"""The segment's creep under a sustained load: healthy, tumour and implanted over hours.
 
-The axial load of `mechanics` is applied at t = 0 to the nonlinear segment (ligaments, facet
-contact, hyperelastic disc) and held; the materials with a Prony series (`relaxation`,
-mechanics.laws.prony) relax, the others do not. At each time the record holds the axial
-displacement of L4.superior (its mean along the load, mm: the segment's creep), the nucleus
-pressure and the von Mises statistics of the paper's indicators. The question the paper's
-clinical timing asks (relief within 6-24 h): does the seeds' effect on the cortical and endplate
-stress change with time? `seed_effect` answers it from the tumour and implanted series.
+The load of `mechanics` (the axial 500 N, or a motion's moment with it) is applied at t = 0 to
+the nonlinear segment (ligaments, facet contact, hyperelastic disc) and held; the materials with
+a Prony series (`relaxation`, mechanics.laws.prony) relax, the others do not. At each time the
+record holds the axial displacement of L4.superior (its mean along the load, mm: the segment's
+creep), the nucleus pressure and the von Mises statistics of the paper's indicators. The
+question the paper's clinical timing asks (relief within 6-24 h): does the seeds' effect on the
+cortical and endplate stress change with time? `seed_effect` answers it from the tumour and
+implanted series.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from spinefe.config.sections import (
 from spinefe.geometry.mesh import Model
 from spinefe.mechanics.materials import material_fields
 from spinefe.mechanics.nonlinear import NewtonOptions, solve_creep
+from spinefe.mechanics.scenarios import load_description
 from spinefe.mechanics.segment import (
     segment_load_case,
     segment_pairs,
@@ -62,11 +64,8 @@ def axial_displacement_mm(model: Model, u: fem.Function, direction: np.ndarray) 
 def run_creep(model: Model, scenario: str, *, materials: Materials, lesion: Lesion,
               mechanics: Mechanics, nonlinear: Nonlinear, seeds: Plan, capsule: SeedCapsule,
               hours=HOURS) -> list[dict]:
-    """The creep of one scenario: a record per time (0 and `hours`); collective. ValueError
-    when no material relaxes."""
-    if all(m.relaxation is None for _, m in materials):
-        raise ValueError("materials: no material has a relaxation (materials.<name>.relaxation"
-                         " = { g = [...], tau_s = [...] }); creep needs at least one")
+    """The creep of one scenario under the held load of `mechanics`: a record per time (0 and
+    `hours`); collective."""
     fields = with_hyperelastic_regions(model, material_fields(model, materials, lesion,
                                                               scenario),
                                        nonlinear.hyperelastic_regions)
@@ -112,8 +111,8 @@ def seed_effect(tumour: list[dict], implanted: list[dict]) -> list[dict]:
 
 def creep_markdown(summary: dict) -> str:
     """The creep table per scenario and the seeds' effect over time."""
-    lines = [f"Creep under {summary['load_N']:.0f} N held from t = 0, nonlinear segment; "
-             "relaxing materials: " + ", ".join(summary["relaxing"]) + ".", ""]
+    lines = [f"Creep under {summary['load']} held from t = 0, nonlinear segment; relaxing "
+             "materials: " + ", ".join(summary["relaxing"]) + ".", ""]
     lines += ["| time (h) | " + " | ".join(f"{s}: displacement (mm) / nucleus (MPa) / cortex "
                                             f"p99 (MPa)" for s in summary["scenarios"]) + " |",
               "|---|" + "---|" * len(summary["scenarios"])]
@@ -143,6 +142,7 @@ def run_creep_scenarios(model: Model, outdir: Path, scenarios, *, config_hash: s
     materials = inputs["materials"]
     results = {s: run_creep(model, s, hours=hours, **inputs) for s in scenarios}
     summary = {
+        "load": load_description(inputs["mechanics"]),
         "load_N": inputs["mechanics"].load_N,
         "hours": list(hours),
         "relaxing": [f"{n} (g = {list(m.relaxation.g)}, tau_s = {list(m.relaxation.tau_s)})"

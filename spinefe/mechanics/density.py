@@ -38,9 +38,10 @@ class DensityGrid:
         return tuple(o + h * np.arange(n) for o, h, n in
                      zip(self.origin_mm, self.spacing_mm, self.rho_g_cm3.shape, strict=True))
 
-    def sample(self, points_mm: np.ndarray, comm, key: str) -> np.ndarray:
-        """Trilinear density at points (n, 3) of this rank; collective: ConfigError on every
-        rank, naming `key`, when a point of any rank lies outside the grid or gets rho <= 0."""
+    def sample(self, points_mm: np.ndarray, comm, key: str, owned: np.ndarray) -> np.ndarray:
+        """Trilinear density at points (n, 3) of this rank (`owned`: which are this rank's own
+        cells, counted in messages); collective: ConfigError on every rank, naming `key`, when a
+        point of any rank lies outside the grid or gets rho <= 0."""
         axes = self.axes()
         outside = np.zeros(len(points_mm), dtype=bool)
         for k, ax in enumerate(axes):
@@ -49,7 +50,8 @@ class DensityGrid:
         rho[~outside] = RegularGridInterpolator(axes, self.rho_g_cm3)(points_mm[~outside])
         bad = outside | ~(rho > 0.0)
         examples = comm.allgather(points_mm[bad][:1])
-        counts = comm.allgather((int(outside.sum()), int(bad.sum() - outside.sum())))
+        counts = comm.allgather((int((outside & owned).sum()),
+                                 int((bad & ~outside & owned).sum())))
         n_out, n_low = (sum(c[i] for c in counts) for i in (0, 1))
         if n_out or n_low:
             p = np.concatenate(examples)[0]

@@ -127,7 +127,8 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
         if m.density is not None:
             rho = (np.full(cells.sum(), m.density.rho_g_cm3) if m.density.grid_file is None
                    else read_grid(m.density.grid_file).sample(
-                       mid[cells], mesh.comm, f"materials.{name}.density.grid_file"))
+                       mid[cells], mesh.comm, f"materials.{name}.density.grid_file",
+                       owned=np.flatnonzero(cells) < mesh.topology.index_map(3).size_local))
             E_nu[cells, 0] = modulus(rho, m.density.a_MPa, m.density.b)
         if m.variation is not None:
             E_nu[cells, 0] = tumour.tumour_modulus(m.variation, m.E_MPa, lesion, mid[cells])
@@ -136,7 +137,7 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
             tumour.warn_if_unresolved(m.variation, volumes, mesh.comm)
             stats = tumour.statistics(E_nu[: len(owned), 0][owned], volumes, mesh.comm)
             if stats:
-                summary[f"{name}.E"] = {**stats, **m.variation.model_dump(mode="json")}
+                summary[f"{name}.E"] = {**stats, "settings": m.variation.model_dump(mode="json")}
     fields = piecewise_fields(mesh, E_nu)
     laws, extra, relaxation = [], [], []
     for name, m in materials:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Fourier modes of the randomisation method (gstools' default is also 1000).
 MODES = 1000
+#: Points per block of the evaluation (about 0.2 GB of phases at a time).
+CHUNK = 10_000
 
 
 def gaussian_field(correlation_length_mm: float, seed: int, x: np.ndarray) -> np.ndarray:
@@ -39,8 +41,12 @@ def gaussian_field(correlation_length_mm: float, seed: int, x: np.ndarray) -> np
     rng = np.random.default_rng(seed)
     k = rng.normal(0.0, np.sqrt(np.pi / 2.0) / correlation_length_mm, size=(MODES, 3))
     z, w = rng.standard_normal((2, MODES))
-    phase = np.asarray(x, float) @ k.T
-    return (np.cos(phase) @ z + np.sin(phase) @ w) / np.sqrt(MODES)
+    x = np.asarray(x, float)
+    out = np.empty(len(x))
+    for start in range(0, len(x), CHUNK):  # (CHUNK x MODES) phases at a time: bounded memory
+        phase = x[start:start + CHUNK] @ k.T
+        out[start:start + CHUNK] = (np.cos(phase) @ z + np.sin(phase) @ w) / np.sqrt(MODES)
+    return out
 
 
 def ellipsoidal_radius(lesion: Lesion, x: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from petsc4py import PETSc
 from dosimetry import Plan, Samples, oar_metrics, target_metrics
 from dosimetry.tg43 import dose_rate
 from spinefe.common import regions as R
-from spinefe.common.errors import PlanningError, SolverError
+from spinefe.common.errors import ConfigError, PlanningError, SolverError
 from spinefe.common.parallel import share_cores
 from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
 from spinefe.config.plans import plan_config
@@ -260,8 +260,8 @@ class PlanEvaluator:
                              "seeds; mesh the segment with seeds = []")
         homogenise(rule, 0.0, 1.0, 0.3, 1.0, 0.3)  # refuse an unknown rule before the set-up
         if mechanics.load_case != "axial":  # its metrics (axial stiffness) are the axial load's
-            raise ValueError(f"mechanics.load_case: plan evaluation uses the axial load, got "
-                             f"{mechanics.load_case!r}")
+            raise ConfigError(f"mechanics.load_case: plan evaluation uses the axial load, got "
+                              f"{mechanics.load_case!r}")
         share_cores(model.comm)
         self.rule, self.comm = rule, model.comm
         self.layout, self.capsule, self.titanium = layout, capsule, materials.Ti6Al4V
@@ -298,8 +298,8 @@ class PlanEvaluator:
         for cell_law in self.host.laws:  # the homogenisation mixes isotropic phases only
             if self.comm.allreduce(bool(np.any(cell_law.indicator.x.array[self.cell_dofs] > 0)),
                                    op=MPI.LOR):
-                raise ValueError(f"{cell_law.key}: the embedded seeds need isotropic host "
-                                 f"cells; the {cell_law.name} law takes some of them")
+                raise ConfigError(f"{cell_law.key}: the embedded seeds need isotropic host "
+                                  f"cells; the {cell_law.name} law takes some of them")
         constrained = fem.Function(V)
         constrained.x.array[self.system.local_rows] = 1.0
         constrained.x.scatter_forward()  # ghosts learn the constraints of their owners

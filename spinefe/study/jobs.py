@@ -2,9 +2,9 @@
 study file's [job] table) and turns one case into files in its directory and a typed record of
 scalars (spinefe.report.records; its `to_dict` is the case's row of the study table).
 
-- `segment`: healthy, tumour and implanted L4 under the axial load on one mesh (linear or
-  nonlinear), with the seeds of the config or of a planner pattern (access x density at the
-  config's activity and prescription), and the seeds' dose;
+- `segment`: healthy, tumour and implanted L4 under the config's load case (the axial load, or
+  a motion) on one mesh (linear or nonlinear), with the seeds of the config or of a planner
+  pattern (access x density at the config's activity and prescription), and the seeds' dose;
 - `rom`: the range of motion of the nonlinear segment under pure moments;
 - `optimise`: the Pareto search of seed plans (spinefe.planning.optimisation);
 - `clinical_vas`: the paper's VAS table reanalysed from its summary statistics (no mesh).

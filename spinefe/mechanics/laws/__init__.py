@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import ufl
 
+from spinefe.common.errors import ConfigError
 from spinefe.mechanics.laws import hgo, linear_elastic, neo_hookean, orthotropic
 from spinefe.mechanics.laws.base import Isotropic, Law, deformation_gradient, lame, strain
 
@@ -83,12 +84,12 @@ def mixture(u, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
 
 
 def bilinear(u, v, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
-    """The small-strain stiffness integrand of the model; ValueError naming the key of a
+    """The small-strain stiffness integrand of the model; ConfigError naming the key of a
     finite-strain law (it has no linear form here: it needs the nonlinear solve)."""
     for c in laws:
         if c.module.FINITE_STRAIN:
-            raise ValueError(f"{c.key or c.name}: the {c.name} law is a finite-strain law; it "
-                             "needs the nonlinear model (--nonlinear)")
+            raise ConfigError(f"{c.key or c.name}: the {c.name} law is a finite-strain law; it "
+                              "needs the nonlinear model")
     return _weighted([(w, m.bilinear(u, v, p, chi)) for m, w, p in _parts(default, laws)])
 
 

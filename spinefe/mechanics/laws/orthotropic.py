@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import ufl
 
+from spinefe.common.elastic_constants import orthotropic_compliance
 from spinefe.mechanics.laws.base import strain
 
 FINITE_STRAIN = False
@@ -34,13 +35,7 @@ def stiffness(E: tuple[float, float, float], G: tuple[float, float, float],
     G = (G_yz, G_xz, G_xy) and Poisson's ratios nu = (nu_xy, nu_xz, nu_yz), nu_ij = -eps_j / eps_i
     under uniaxial stress along i (so nu_ji = nu_ij E_j / E_i). ValueError when the compliance
     is not positive definite."""
-    Ex, Ey, Ez = E
-    nu_xy, nu_xz, nu_yz = nu
-    S = np.zeros((6, 6))
-    S[:3, :3] = [[1 / Ex, -nu_xy / Ex, -nu_xz / Ex],
-                 [-nu_xy / Ex, 1 / Ey, -nu_yz / Ey],
-                 [-nu_xz / Ex, -nu_yz / Ey, 1 / Ez]]
-    S[3:, 3:] = np.diag([1 / g for g in G])
+    S = orthotropic_compliance(E, G, nu)
     if np.linalg.eigvalsh(S).min() <= 0.0:
         raise ValueError("the orthotropic constants give a compliance that is not positive "
                          f"definite (E = {E}, G = {G}, nu = {nu})")
