@@ -239,14 +239,22 @@ class NonlinearProblem:
 
     # -- a load step ----------------------------------------------------------------------
 
-    def solve_step(self, snes: PETSc.SNES, x: PETSc.Vec, options: NewtonOptions) -> StepResult:
+    def solve_step(self, snes: PETSc.SNES, x: PETSc.Vec, options: NewtonOptions,
+                   reference: PETSc.Vec | None = None) -> StepResult:
         """Newton solves of one load step from x, repeated while the pairs update their fixed
         state (contact multipliers, friction limits) until a solve needs no iteration. The
-        tolerance is max(atol, rtol |F(x0)|) with x0 the predictor, for every solve of the
-        step."""
+        tolerance is max(atol, rtol |F|) for every solve of the step, with |F| the smaller of
+        the residuals at the predictor x0 and at `reference` (the last converged state, under
+        the step's load). The second bounds it by the load increment: a stiffening law (the
+        exponential fibres) can make the predictor's residual, and with it a tolerance relative
+        to it alone, huge."""
         r = self.b.duplicate()
         self.residual(snes, x, r)
-        snes.setTolerances(atol=max(options.atol, options.rtol * r.norm()), rtol=0.0)
+        size = r.norm()
+        if reference is not None:
+            self.residual(snes, reference, r)
+            size = min(size, r.norm())
+        snes.setTolerances(atol=max(options.atol, options.rtol * size), rtol=0.0)
         r.destroy()
         out = StepResult(0)
         while True:
@@ -343,7 +351,7 @@ def load_steps(problem: NonlinearProblem, snes: PETSc.SNES, options: NewtonOptio
         x.axpy(size / steps[-1]["load_increment"] if steps else 0.0, increment)
         x.getArray()[problem.local_rows] = factor.value * problem.values  # prescribed values
         t1 = time.perf_counter()
-        step = problem.solve_step(snes, x, options)
+        step = problem.solve_step(snes, x, options, reference=converged)
         record = {
             "load_factor": float(factor.value),
             "load_increment": float(size),

@@ -208,7 +208,7 @@ def trends_section(rows: list[dict], varied: list[str]) -> str:
         for _, group, change, sign in TRENDS:
             for stat in ("p99", "max"):
                 value = r.get(change_key(group, change, stat))
-                if not isinstance(value, float):
+                if not isinstance(value, int | float):
                     cells.append("-")
                     all_hold = False
                     continue
