@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spinefe.config.sections import CREEP_HOURS as HOURS
+from spinefe.config.sections import CREEP_HOURS
 from spinefe.common.motions import MOTIONS
 from spinefe.config.sections import SCENARIOS
 
@@ -149,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_args(creep, solver=True, petsc=True)
     _load_case(creep)
-    creep.add_argument("--hours", type=_positive_increasing, default=HOURS, metavar="H,H,...",
+    creep.add_argument("--hours", type=_positive_increasing, default=CREEP_HOURS, metavar="H,H,...",
                        help="hold times in hours, comma-separated and increasing (default "
-                       + ",".join(f"{h:g}" for h in HOURS) + ")")
+                       + ",".join(f"{h:g}" for h in CREEP_HOURS) + ")")
     creep.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS),
                        help="scenarios to run (default all three)")
 

@@ -46,7 +46,6 @@ from spinefe.mechanics.stress import summarize
 
 log = logging.getLogger(__name__)
 
-HOURS = CREEP_HOURS
 INDICATORS = (R.CORTICAL_ENDPLATES, R.CANCELLOUS)
 
 
@@ -63,7 +62,7 @@ def axial_displacement_mm(model: Model, u: fem.Function, direction: np.ndarray) 
 
 def run_creep(model: Model, scenario: str, *, materials: Materials, lesion: Lesion,
               mechanics: Mechanics, nonlinear: Nonlinear, seeds: Plan, capsule: SeedCapsule,
-              hours=HOURS) -> list[dict]:
+              hours=CREEP_HOURS) -> list[dict]:
     """The creep of one scenario under the held load of `mechanics`: a record per time (0 and
     `hours`); collective."""
     fields = with_hyperelastic_regions(model, material_fields(model, materials, lesion,
@@ -137,7 +136,7 @@ def creep_markdown(summary: dict) -> str:
 
 
 def run_creep_scenarios(model: Model, outdir: Path, scenarios, *, config_hash: str,
-                        hours=HOURS, **inputs) -> dict:
+                        hours=CREEP_HOURS, **inputs) -> dict:
     """`run_creep` for each scenario; writes DIR/summary.json and DIR/creep.md; collective."""
     materials = inputs["materials"]
     results = {s: run_creep(model, s, hours=hours, **inputs) for s in scenarios}

@@ -145,7 +145,7 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
         key = f"materials.{name}"
         if m.relaxation is not None:
             relaxation.append(prony.Series(_indicator(fields, cells), m.relaxation.g,
-                                           m.relaxation.tau_s, f"{key}.relaxation"))
+                                           m.relaxation.tau_s))
         if m.anisotropy is not None:
             a = m.anisotropy
             C_hat = orthotropic.stiffness(a.E_ratios, a.G_ratios, a.nu)

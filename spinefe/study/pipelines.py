@@ -16,11 +16,11 @@ from dosimetry import Plan
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
 from spinefe.config.plans import config_plan
-from spinefe.config.sections import SCENARIOS, Config
+from spinefe.config.sections import CREEP_HOURS, SCENARIOS, Config
 from spinefe.dose.mesh_dose import DoseResult, evaluate_dose
 from spinefe.geometry.mesh import Model, build_mesh, mesh_summary, write_mesh_xdmf
 from spinefe.geometry.segment import segment_geometry
-from spinefe.mechanics.creep import HOURS, run_creep_scenarios
+from spinefe.mechanics.creep import run_creep_scenarios
 from spinefe.mechanics.rom import run_rom
 from spinefe.mechanics.scenarios import ScenarioRecord, compare_scenarios, run_scenario
 from spinefe.mechanics.segment import load_bearing
@@ -130,7 +130,7 @@ def seed_dose(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
 
 
 def segment_creep(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
-                  scenarios=SCENARIOS, hours=HOURS) -> dict:
+                  scenarios=SCENARIOS, hours=CREEP_HOURS) -> dict:
     """The nonlinear segment's creep under the axial load of cfg.mechanics, held for `hours`,
     per scenario: out/summary.json and out/creep.md (spinefe.mechanics.creep)."""
     model = load_bearing(open_segment(cfg, out, comm, cache_dir))

@@ -93,13 +93,17 @@ def bilinear(u, v, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
     return _weighted([(w, m.bilinear(u, v, p, chi)) for m, w, p in _parts(default, laws)])
 
 
+def _first_piola(m, F, p, chi):
+    """dW/dF of a finite-strain law at the UFL variable F."""
+    return ufl.diff(m.energy_of_F(F, p, chi), F)
+
+
 def second_piola(u, chi, default: Isotropic, laws: Sequence[CellLaw] = ()):
     """The elastic second Piola-Kirchhoff stress (MPa) of the cells' laws: F^-1 dW/dF for a
     finite-strain law, the small-strain stress otherwise (laws.prony relaxes it)."""
     F = ufl.variable(deformation_gradient(u))
-    return _weighted([(w, ufl.inv(F) * ufl.diff(m.energy_of_F(F, p, chi), F))
-                      if m.FINITE_STRAIN else (w, m.stress(u, p, chi))
-                      for m, w, p in _parts(default, laws)])
+    return _weighted([(w, ufl.inv(F) * _first_piola(m, F, p, chi)) if m.FINITE_STRAIN
+                      else (w, m.stress(u, p, chi)) for m, w, p in _parts(default, laws)])
 
 
 def deformation_gradient_of_cells(u, laws: Sequence[CellLaw] = ()):
@@ -118,8 +122,7 @@ def stress(u, chi, default: Isotropic, laws: Sequence[CellLaw] = (), pressure=No
     terms = []
     for m, w, p in _parts(default, laws):
         if m.FINITE_STRAIN:
-            P = ufl.diff(m.energy_of_F(F, p, chi), F)
-            terms.append((w, P * F.T / ufl.det(F)))
+            terms.append((w, _first_piola(m, F, p, chi) * F.T / ufl.det(F)))
         else:
             terms.append((w, m.stress(u, p, chi)))
     sigma = _weighted(terms)

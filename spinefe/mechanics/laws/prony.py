@@ -31,12 +31,11 @@ from dolfinx import fem
 @dataclass(frozen=True)
 class Series:
     """One material's Prony series on its cells: the DG0 `indicator`, weights g_i (-) and
-    relaxation times tau_i (s); `key` names the setting (for messages)."""
+    relaxation times tau_i (s)."""
 
     indicator: fem.Function
     g: tuple[float, ...]
     tau_s: tuple[float, ...]
-    key: str = ""
 
     @property
     def g_inf(self) -> float:
@@ -64,6 +63,10 @@ class Relaxation:
         self.scale = 1.0 - sum(s.indicator * (1.0 - s.g_inf) for s in series)
         self.H_new = [s.indicator * (a * H + g * b * (elastic - self.S_n))
                       for s, g, tau, a, b, H in self.terms]
+        # Compiled once: commit() runs after every converged step.
+        self._new_expressions = [fem.Expression(h, self.points) for h in self.H_new]
+        self._new = [fem.Function(T) for _ in self.H_new]
+        self._elastic_expression = fem.Expression(elastic, self.points)
 
     def stress(self):
         """sum_i H_i(u) at the end of the current step (UFL, MPa)."""
@@ -89,11 +92,8 @@ class Relaxation:
 
     def commit(self) -> None:
         """Take the converged state: H_i <- H_i(u), S_n <- S_e(u)."""
-        new = []
-        for h in self.H_new:  # all evaluated before any history changes
-            f = fem.Function(self.T)
-            f.interpolate(fem.Expression(h, self.points))
-            new.append(f)
-        for (_, _, _, _, _, H), f in zip(self.terms, new, strict=True):
+        for f, expr in zip(self._new, self._new_expressions, strict=True):
+            f.interpolate(expr)  # all evaluated before any history changes
+        for (_, _, _, _, _, H), f in zip(self.terms, self._new, strict=True):
             H.x.array[:] = f.x.array
-        self.S_n.interpolate(fem.Expression(self.elastic, self.points))
+        self.S_n.interpolate(self._elastic_expression)
