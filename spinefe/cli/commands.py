@@ -128,8 +128,7 @@ def _plan_model(cfg: Config) -> Config:
         raise ConfigError(f"mechanics.load_case: plan evaluation uses the axial load, got "
                           f"{cfg.mechanics.load_case!r}")
     if keys := [f"materials.{n}.anisotropy" for n, m in cfg.materials
-                if m.anisotropy is not None and n in ("trabecular_bone", "cortical_bone",
-                                                      "posterior_bone")]:
+                if m.anisotropy is not None]:  # (only bone takes anisotropy: Materials)
         raise ConfigError(f"{', '.join(keys)}: the embedded seeds need isotropic L4 bone")
     return cfg
 
