@@ -88,3 +88,17 @@ def test_standing_is_the_load_normal_to_the_endplate(default_segment):
     normal /= np.linalg.norm(normal)
     assert normal[2] > 0.99 and abs(normal[1]) > 1e-3  # tilted
     np.testing.assert_allclose(sol.reaction_N, 500.0 * normal, atol=1e-3)
+
+
+def test_the_follower_path_offset_is_a_moment_of_the_preload(default_segment):
+    """A follower preload P moved d posterior of the endplate's centroid adds the moment -P d
+    about x (an extension moment) to the motion's; a dead preload takes no offset."""
+    from spinefe.mechanics.segment import segment_load
+
+    load = segment_load(default_segment, 500.0, "follower", motion="flexion", moment_Nm=7.5,
+                        follower_offset_mm=4.0)
+    assert load.follower_N == 500.0 and load.force_N == (0.0, 0.0, 0.0)
+    np.testing.assert_allclose(load.moments[0][1], (7500.0 - 2000.0, 0.0, 0.0))
+    dead = segment_load(default_segment, 500.0, "dead", follower_offset_mm=4.0)
+    assert dead.follower_N == 0.0 and dead.moments == ()
+    np.testing.assert_allclose(dead.force_N, (0.0, 0.0, -500.0))

@@ -460,6 +460,13 @@ BONE = ("cortical_bone", "trabecular_bone", "posterior_bone")
 #: Load cases of the segment: the paper's axial load, standing, and the motions.
 LOAD_CASES: tuple[str, ...] = ("axial", "standing", *MOTIONS)
 Preload = Literal["follower", "dead"]
+FOLLOWER_OFFSET = Field(
+    0.0, ge=-20.0, le=20.0, exclude_if=lambda v: v == 0.0,
+    description="posterior offset (mm) of the follower load's line of action from the centroid "
+    "of L4.superior (a moment of the load times the offset about the left-right axis); the "
+    "in-vitro protocol places the path where the preload alone turns the segment least "
+    "[patwardhan1999]",
+)
 Scenario = Literal["healthy", "tumour", "implanted"]
 SCENARIOS: tuple[str, ...] = ("healthy", "tumour", "implanted")
 #: Default hold times (h) of `spinefe creep`: the paper's clinical relief is at 6-24 h.
@@ -493,6 +500,7 @@ class Mechanics(_Section):
         "turning with it: the in-vitro protocol [patwardhan1999]) or dead (along "
         "load_direction); the axial case is always dead, standing always follower",
     )
+    follower_offset_mm: float = FOLLOWER_OFFSET
     load_N: float = Field(500.0, ge=0.0, description="axial load on L4.superior [paper]")
     load_direction: Vec3 = Field(
         (0.0, 0.0, -1.0), description="load direction (normalised; default inferior) [paper]"
@@ -609,6 +617,7 @@ class RangeOfMotion(_Section):
         "follower", exclude_if=lambda v: v == "follower",
         description="follower (normal to L4.superior, turning with it) or dead (along -z)",
     )
+    follower_offset_mm: float = FOLLOWER_OFFSET
     motions: tuple[str, ...] = Field(
         default_factory=lambda: tuple(MOTIONS), description="motions to run"
     )

@@ -75,8 +75,9 @@ def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: R
     (degrees), coupled rotation, Newton record, ligaments and facets; collective."""
     t0 = time.perf_counter()
     sol, pairs = solve_segment_nonlinear(model, materials, mechanics, nonlinear,
-                                         segment_load(model, rom.preload_N, rom.preload,
-                                                      motion=motion, moment_Nm=rom.moment_Nm))
+                                         segment_load(
+        model, rom.preload_N, rom.preload, motion=motion, moment_Nm=rom.moment_Nm,
+        follower_offset_mm=rom.follower_offset_mm))
     rotation = rotation_of_L4(model, sol.u)
     record = {
         "rom_deg": float(rotation @ np.asarray(MOTIONS[motion])),
@@ -130,7 +131,13 @@ def validation(rom: dict[str, float]) -> dict:
 
 def rom_markdown(summary: dict) -> str:
     """The ROM table and its validation as Markdown."""
-    lines = [f"Moment {summary['moment_Nm']} N m, preload {summary['preload_N']} N, "
+    preload = f"preload {summary['preload_N']} N"
+    if summary["preload_N"] and summary.get("preload", "dead") == "follower":
+        preload += (f" (follower, {summary['follower_offset_mm']:g} mm posterior of the "
+                    "endplate's centroid)")
+    elif summary["preload_N"]:
+        preload += " (dead)"
+    lines = [f"Moment {summary['moment_Nm']} N m, {preload}, "
              f"scenario {summary['scenario']}. ROM of L4 relative to L5, degrees.", "",
              "| motion | ROM (deg) | coupled rotation x / y / z (deg) "
              "| Newton its, max per step / per solve | contact updates |",
@@ -185,6 +192,8 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
         "rom_deg": rom_deg,
         "moment_Nm": rom.moment_Nm,
         "preload_N": rom.preload_N,
+        "preload": rom.preload,
+        "follower_offset_mm": rom.follower_offset_mm,
         "scenario": scenario,
         "convention": "one direction; rotation of L4 relative to L5 about the motion's axis",
         "validation": validation(rom_deg),
