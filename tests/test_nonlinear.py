@@ -288,3 +288,31 @@ def test_cantilever_pure_moment_against_beam_theory():
         errors.append(abs(rotation[1] - exact) / exact)
     assert errors[1] < 0.10
     assert errors[0] / errors[1] > 3.0
+
+
+def test_a_follower_pressure_turns_with_the_loaded_face():
+    """Neo-Hookean column 10 x 10 x 20 (E 10 MPa), base clamped; on its top a moment of 60 N mm
+    about x and a 5 N compression. As a follower pressure the compression turns with the top
+    (6.2 deg): its resultant's angle to -z is the top's rigid rotation within 2 % (the face
+    also deforms) and its size 5 N within 1 % (Nanson: the face's area changes). As a dead
+    load it stays along -z, and its growing lever arm turns the top further."""
+    mesh = box([10.0, 10.0, 20.0], [4, 4, 8])
+    mats = materials(mesh, 10.0, 0.3)
+    hyper = mats.E.copy()
+    hyper.x.array[:] = 1.0
+    mats = mats.with_law(CellLaw("neo_hookean", hyper, mats.isotropic))
+    top = plane(mesh, 2, 20.0)
+    rotation, applied = {}, {}
+    for kind, dead, follower in (("dead", 5.0, 0.0), ("follower", 0.0, 5.0)):
+        load = LoadCase(plane(mesh, 2, 0.0), loaded_facets=top, force_N=(0.0, 0.0, -dead),
+                        follower_N=follower, moments=((top, (60.0, 0.0, 0.0)),))
+        sol = solve_nonlinear(mats, load, options=NewtonOptions(steps=4))
+        assert max(s["newton_iterations"] for s in sol.steps) <= 8
+        rotation[kind] = rigid_fit(*owned_values(sol.u, top), COMM).rotation_vector_deg[0]
+        applied[kind] = sol.applied_N
+    np.testing.assert_allclose(applied["dead"], [0.0, 0.0, -5.0], atol=1e-12)
+    force = applied["follower"]
+    angle = np.degrees(np.arctan2(force[1], -force[2]))
+    assert angle == pytest.approx(rotation["follower"], rel=0.02)
+    assert np.linalg.norm(force) == pytest.approx(5.0, rel=0.01)
+    assert rotation["dead"] > rotation["follower"] > 5.0

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spinefe.config.sections import CREEP_HOURS
-from spinefe.common.motions import MOTIONS
-from spinefe.config.sections import SCENARIOS
-
-LOAD_CASES = ("axial", *MOTIONS)
+from spinefe.config.sections import CREEP_HOURS, LOAD_CASES, SCENARIOS
 
 
 def output_dir(text: str) -> Path:
@@ -344,8 +340,9 @@ def _model_args(p: argparse.ArgumentParser, solver: bool = False, petsc: bool = 
 
 def _load_case(p: argparse.ArgumentParser) -> None:
     _override(p, "--load", "mechanics.load_case", choices=LOAD_CASES,
-              help="overrides mechanics.load_case: axial (the paper's 500 N) or a motion "
-              "(a pure moment of mechanics.moment_Nm with load_N as an axial preload)")
+              help="overrides mechanics.load_case: axial (the paper's 500 N dead load), "
+              "standing (load_N as a follower load) or a motion (a pure moment of "
+              "mechanics.moment_Nm with load_N as its preload, mechanics.preload)")
 
 
 def _override(p: argparse.ArgumentParser, flag: str, key: str, **kwargs) -> None:

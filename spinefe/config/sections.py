@@ -457,6 +457,16 @@ class Materials(_Section):
 BONE = ("cortical_bone", "trabecular_bone", "posterior_bone")
 
 
+#: Load cases of the segment: the paper's axial load, standing, and the motions.
+LOAD_CASES: tuple[str, ...] = ("axial", "standing", *MOTIONS)
+Preload = Literal["follower", "dead"]
+FOLLOWER_OFFSET = Field(
+    0.0, ge=-20.0, le=20.0, exclude_if=lambda v: v == 0.0,
+    description="posterior offset (mm) of the follower load's line of action from the centroid "
+    "of L4.superior (a moment of the load times the offset about the left-right axis); the "
+    "in-vitro protocol places the path where the preload alone turns the segment least "
+    "[patwardhan1999]",
+)
 Scenario = Literal["healthy", "tumour", "implanted"]
 SCENARIOS: tuple[str, ...] = ("healthy", "tumour", "implanted")
 #: Default hold times (h) of `spinefe creep`: the paper's clinical relief is at 6-24 h.
@@ -471,18 +481,26 @@ class Mechanics(_Section):
         description="healthy: lesion and seed cells are trabecular bone; tumour: lesion tissue "
         "(seed cells take their host's material); implanted: titanium seeds in the lesion",
     )
-    load_case: Literal[("axial", *MOTIONS)] = Field(
+    load_case: Literal[LOAD_CASES] = Field(
         "axial",
         exclude_if=lambda v: v == "axial",  # (out of dumps at its default: hashes unchanged)
-        description="axial: load_N along load_direction on L4.superior [paper]; a motion "
-        "(flexion, extension, lateral_bending_left/right, axial_rotation_left/right): also a "
-        "pure moment of moment_Nm about its axis on L4.superior, load_N then being an axial "
-        "dead preload",
+        description="axial: load_N along load_direction on L4.superior, a dead load [paper]; "
+        "standing: load_N as a follower load, a pressure normal to L4.superior that turns with "
+        "it [rohlmann2009]; a motion (flexion, extension, lateral_bending_left/right, "
+        "axial_rotation_left/right): also a pure moment of moment_Nm about its axis on "
+        "L4.superior, load_N being its preload (see preload)",
     )
     moment_Nm: float = Field(
         7.5, gt=0.0, le=30.0, exclude_if=lambda v: v == 7.5,
         description="pure moment of the motion load cases [wilke1998]",
     )
+    preload: Preload = Field(
+        "follower", exclude_if=lambda v: v == "follower",
+        description="how load_N acts in a motion load case: follower (normal to L4.superior, "
+        "turning with it: the in-vitro protocol [patwardhan1999]) or dead (along "
+        "load_direction); the axial case is always dead, standing always follower",
+    )
+    follower_offset_mm: float = FOLLOWER_OFFSET
     load_N: float = Field(500.0, ge=0.0, description="axial load on L4.superior [paper]")
     load_direction: Vec3 = Field(
         (0.0, 0.0, -1.0), description="load direction (normalised; default inferior) [paper]"
@@ -593,9 +611,13 @@ class RangeOfMotion(_Section):
     )
     preload_N: float = Field(
         0.0, ge=0.0, le=2000.0,
-        description="axial compression on L4.superior with the moment (a dead load along "
-        "-z, not a follower load)",
+        description="compression on L4.superior with the moment [patwardhan1999]",
     )
+    preload: Preload = Field(
+        "follower", exclude_if=lambda v: v == "follower",
+        description="follower (normal to L4.superior, turning with it) or dead (along -z)",
+    )
+    follower_offset_mm: float = FOLLOWER_OFFSET
     motions: tuple[str, ...] = Field(
         default_factory=lambda: tuple(MOTIONS), description="motions to run"
     )

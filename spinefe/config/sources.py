@@ -46,6 +46,16 @@ SOURCES: dict[str, str] = {
         "the standardization of in vitro stability testing of spinal implants. Eur Spine J "
         "7:148-154, 1998 (pure moments of 7.5 N m for lumbar segments)."
     ),
+    "patwardhan1999": (
+        "Patwardhan AG, Havey RM, Meade KP, Lee B, Dunlap B. A follower load increases the "
+        "load-carrying capacity of the lumbar spine in compression. Spine 24(10):1003-1009, "
+        "1999 (a compressive preload along the spine's curvature, the in-vitro protocol)."
+    ),
+    "rohlmann2009": (
+        "Rohlmann A, Zander T, Rao M, Bergmann G. Applying a follower load delivers realistic "
+        "results for simulating standing. J Biomech 42(10):1520-1526, 2009 (standing as a "
+        "500 N follower load)."
+    ),
     "gruber2024": (
         "Gruber G, Nicolini LF, Ribeiro M, et al. Comparative FEM study on intervertebral disc "
         "modeling: Holzapfel-Gasser-Ogden vs. structural rebars. Front Bioeng Biotechnol "

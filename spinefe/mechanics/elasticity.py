@@ -25,7 +25,7 @@ from petsc4py import PETSc
 from spinefe.geometry.mesh import marker_tags
 from spinefe.mechanics import laws
 from spinefe.mechanics.laws.prony import Relaxation
-from spinefe.mechanics.loads import pure_moment
+from spinefe.mechanics.loads import follower_pressure, pure_moment
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.mechanics.pressure import AveragedPressure
 from spinefe.mechanics.solvers import SolverOptions, rigid_body_nullspace, solve_linear
@@ -39,6 +39,10 @@ class LoadCase:
 
     clamped_facets: all displacement components zero.
     loaded_facets, force_N: a total force (N) spread as a uniform traction (force / area, MPa).
+    follower_N: a compressive force (N) on loaded_facets as a pressure follower_N / area normal
+        to the surface as it deforms: it turns with the surface in a nonlinear solve (a
+        follower load, mechanics.loads.follower_pressure), along the reference normal in a
+        linear one.
     rollers: (facets, axis) pairs; displacement component `axis` zero (symmetry planes).
     displacements: (facets, axis, value_mm); displacement component `axis` prescribed.
     pressures: (facets, MPa); a normal pressure (positive into the body).
@@ -49,6 +53,7 @@ class LoadCase:
     clamped_facets: np.ndarray
     loaded_facets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     force_N: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    follower_N: float = 0.0
     rollers: tuple[tuple[np.ndarray, int], ...] = ()
     displacements: tuple[tuple[np.ndarray, int, float], ...] = ()
     pressures: tuple[tuple[np.ndarray, float], ...] = ()
@@ -88,8 +93,10 @@ def von_mises(sigma):
     return ufl.sqrt(1.5 * ufl.inner(s, s))
 
 
-def external_load(mesh, load: LoadCase, v) -> ufl.Form:
-    """Work of the surface loads of `load` on the test function v (N mm); collective.
+def external_load(mesh, load: LoadCase, v, u=None) -> ufl.Form:
+    """Work of the surface loads of `load` on the test function v (N mm) at the displacement u
+    (the follower load's direction depends on it; None: the reference configuration);
+    collective.
 
     dolfinx takes one subdomain data per integral type, so every distinct facet set of the loads
     gets one tag of a single facet marker (loads on the same facets share it; sets given as
@@ -109,11 +116,13 @@ def external_load(mesh, load: LoadCase, v) -> ufl.Form:
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=marker_tags(mesh, 2, marked))
     area = comm.allreduce(fem.assemble_scalar(fem.form(1.0 * ds(force_tag))), op=MPI.SUM)
     force = np.asarray(load.force_N, dtype=float)
-    if area <= 0.0 and np.any(force != 0.0):
+    if area <= 0.0 and (np.any(force != 0.0) or load.follower_N != 0.0):
         raise ValueError("the loaded surface is empty (no facets or zero area)")
     traction = fem.Constant(mesh, force / area if area > 0.0 else force)
     L = ufl.inner(traction, v) * ds(force_tag)
     n = ufl.FacetNormal(mesh)
+    if load.follower_N:
+        L += ufl.inner(follower_pressure(mesh, load.follower_N / area, u), v) * ds(force_tag)
     for t, (_, value) in zip(pressure_tags, load.pressures, strict=True):
         L += -fem.Constant(mesh, float(value)) * ufl.inner(n, v) * ds(t)
     for t, (_, moment) in zip(moment_tags, load.moments, strict=True):

@@ -1,4 +1,5 @@
-"""Load cases on a surface: a pure moment as a distributed traction with no net force.
+"""Load cases on a surface: a pure moment as a distributed traction with no net force, and a
+follower pressure.
 
 A moment M (N mm) on a surface S is applied as the traction field of a rigid rotation rate,
 t(x) = Omega x (x - c), with c the area centroid of S and Omega = J^-1 M, where
@@ -8,6 +9,12 @@ whatever the shape of S. On a flat endplate and a bending moment this is the lin
 traction of beam theory (t_n = M y / I); about the surface normal it is the torsion shear of a
 shaft (t = M r / J). The alternative, a rigid coupling of the surface to a reference node
 (multi-point constraints), also stiffens the endplate; the traction leaves it free.
+
+A follower pressure p acts normal to the deformed surface: on the reference surface its nominal
+traction is -p cof(F) N (Nanson's formula, cof(F) = J F^-T), so a rigid rotation R of the surface
+turns its resultant by R. It is the finite-element form of the in-vitro follower preload
+(Patwardhan et al., Spine 24:1003, 1999): a compression that stays normal to the endplate as the
+vertebra turns, instead of a dead load whose lever arm grows with the rotation.
 """
 
 from __future__ import annotations
@@ -49,3 +56,13 @@ def pure_moment(mesh, ds: ufl.Measure, tag: int, moment_Nmm) -> SurfaceMoment:
     omega = np.linalg.solve(J, np.asarray(moment_Nmm, float))
     traction = ufl.cross(ufl.as_vector(omega), r)
     return SurfaceMoment(traction, c, J, omega)
+
+
+def follower_pressure(mesh, pressure_MPa: float, u=None) -> ufl.core.expr.Expr:
+    """Nominal traction (MPa) of a compressive pressure normal to the surface deformed by the
+    displacement u (mm); None: along the reference normal (a linear solve)."""
+    n = ufl.FacetNormal(mesh)
+    p = fem.Constant(mesh, float(pressure_MPa))
+    if u is None:
+        return -p * n
+    return -p * ufl.cofac(ufl.Identity(len(u)) + ufl.grad(u)) * n

@@ -144,7 +144,7 @@ class NonlinearProblem:
         self.w, e_v = mixture(uh, self.pressure.chi, materials.isotropic, materials.laws)
         self.dx = ufl.Measure("dx", domain=mesh, metadata=quadrature)
         self.factor = fem.Constant(mesh, 0.0)
-        self.loads = external_load(mesh, load, v)
+        self.loads = external_load(mesh, load, v, uh)
         self.history = None
         if time_dependent and materials.relaxation:
             elastic = second_piola(uh, self.pressure.chi, materials.isotropic, materials.laws)
@@ -164,7 +164,14 @@ class NonlinearProblem:
             self.dinv = p.inverse_mass(self.B)
             self.c_vec = dolfinx.fem.petsc.create_vector(p.P)
         self.F_form = fem.form(residual)
-        self.J_form = fem.form(ufl.derivative(residual, uh, du))
+        tangent = ufl.derivative(residual, uh, du)
+        if load.follower_N:
+            # The follower pressure's load stiffness is not symmetric on an open surface; CG
+            # needs a symmetric Jacobian, so Newton takes its symmetric part (the skew part,
+            # of the order of the preload over the segment's size, only slows convergence).
+            stiffness = ufl.derivative(self.loads, uh, du)
+            tangent += 0.5 * self.factor * (stiffness - ufl.adjoint(stiffness))
+        self.J_form = fem.form(tangent)
 
         self.local_rows, self.global_rows, self.values, self.support = owned_constrained_rows(
             V, load)

@@ -24,11 +24,10 @@ from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance
 from spinefe.config.sections import Lesion, Materials, Mechanics, Nonlinear, RangeOfMotion
 from spinefe.geometry.mesh import Model
-from spinefe.mechanics.elasticity import LoadCase
 from spinefe.mechanics.kinematics import relative_rotation_deg, rigid_fit
 from spinefe.mechanics.materials import MaterialFields, material_fields
 from spinefe.mechanics.nonlinear import newton_summary
-from spinefe.mechanics.segment import region_cells, solve_segment_nonlinear
+from spinefe.mechanics.segment import region_cells, segment_load, solve_segment_nonlinear
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +50,6 @@ LITERATURE = {
         "flexion": 3.7, "extension": 3.3, "lateral_bending": 3.8, "axial_rotation": 2.1,
     },
 }
-
-
-def moment_load(model: Model, rom: RangeOfMotion, motion: str) -> LoadCase:
-    """L5.inferior clamped; the motion's pure moment (and the optional axial preload) of `rom`
-    on L4.superior."""
-    top = model.facet_tags.find(model.tag(R.L4_SUPERIOR))
-    moment = 1000.0 * rom.moment_Nm * np.asarray(MOTIONS[motion])  # N mm
-    return LoadCase(
-        clamped_facets=model.facet_tags.find(model.tag(R.L5_INFERIOR)),
-        loaded_facets=top,
-        force_N=(0.0, 0.0, -rom.preload_N),
-        moments=((top, tuple(moment)),),
-    )
 
 
 def vertebra_nodes(model: Model, u: fem.Function, level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +75,9 @@ def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: R
     (degrees), coupled rotation, Newton record, ligaments and facets; collective."""
     t0 = time.perf_counter()
     sol, pairs = solve_segment_nonlinear(model, materials, mechanics, nonlinear,
-                                         moment_load(model, rom, motion))
+                                         segment_load(
+        model, rom.preload_N, rom.preload, motion=motion, moment_Nm=rom.moment_Nm,
+        follower_offset_mm=rom.follower_offset_mm))
     rotation = rotation_of_L4(model, sol.u)
     record = {
         "rom_deg": float(rotation @ np.asarray(MOTIONS[motion])),
@@ -143,7 +131,13 @@ def validation(rom: dict[str, float]) -> dict:
 
 def rom_markdown(summary: dict) -> str:
     """The ROM table and its validation as Markdown."""
-    lines = [f"Moment {summary['moment_Nm']} N m, preload {summary['preload_N']} N, "
+    preload = f"preload {summary['preload_N']} N"
+    if summary["preload_N"] and summary.get("preload", "dead") == "follower":
+        preload += (f" (follower, {summary['follower_offset_mm']:g} mm posterior of the "
+                    "endplate's centroid)")
+    elif summary["preload_N"]:
+        preload += " (dead)"
+    lines = [f"Moment {summary['moment_Nm']} N m, {preload}, "
              f"scenario {summary['scenario']}. ROM of L4 relative to L5, degrees.", "",
              "| motion | ROM (deg) | coupled rotation x / y / z (deg) "
              "| Newton its, max per step / per solve | contact updates |",
@@ -198,6 +192,8 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
         "rom_deg": rom_deg,
         "moment_Nm": rom.moment_Nm,
         "preload_N": rom.preload_N,
+        "preload": rom.preload,
+        "follower_offset_mm": rom.follower_offset_mm,
         "scenario": scenario,
         "convention": "one direction; rotation of L4 relative to L5 about the motion's axis",
         "validation": validation(rom_deg),

@@ -158,12 +158,15 @@ def nonlinear_markdown(records: dict[str, ScenarioRecord],
 
 
 def load_description(mechanics: Mechanics) -> str:
-    """The load case in words, e.g. 'flexion, 7.5 N m with a 500 N axial dead preload'."""
-    if mechanics.load_case == "axial":
-        return f"the axial load of {mechanics.load_N:g} N"
-    return (f"{mechanics.load_case.replace('_', ' ')}, {mechanics.moment_Nm:g} N m with a "
-            f"{mechanics.load_N:g} N axial dead preload (the paper's peaks are for its axial "
-            "load only)")
+    """The load case in words, e.g. 'flexion, 7.5 N m with a 500 N follower preload'."""
+    m = mechanics
+    if m.load_case == "axial":
+        return f"the axial load of {m.load_N:g} N"
+    others = "(the paper's peaks are for its axial load only)"
+    if m.load_case == "standing":
+        return f"standing, a {m.load_N:g} N follower load {others}"
+    return (f"{m.load_case.replace('_', ' ')}, {m.moment_Nm:g} N m with a {m.load_N:g} N "
+            f"{m.preload} preload {others}")
 
 
 def change_percent(new: float, old: float) -> float:

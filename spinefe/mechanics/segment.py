@@ -34,23 +34,43 @@ def load_bearing(model: Model) -> Model:
     return submodel(model, regions)
 
 
-def segment_load_case(model: Model, mechanics: Mechanics) -> LoadCase:
-    """`L5.inferior` clamped; `mechanics.load_N` along `load_direction` on `L4.superior`, and for
-    a motion load case the pure moment of `moment_Nm` about the motion's axis there
-    (common.motions)."""
-    direction = np.asarray(mechanics.load_direction, dtype=float)
-    direction /= np.linalg.norm(direction)
+def segment_load(model: Model, load_N: float, preload: str, *, motion: str | None = None,
+                 moment_Nm: float = 0.0, direction=(0.0, 0.0, -1.0),
+                 follower_offset_mm: float = 0.0) -> LoadCase:
+    """`L5.inferior` clamped; on `L4.superior` a compression of `load_N` (N), dead along
+    `direction` or a follower load normal to the surface (`preload`: "dead" or "follower") whose
+    line of action is `follower_offset_mm` posterior of the surface's centroid, and for a
+    `motion` the pure moment of `moment_Nm` (N m) about its axis (common.motions)."""
+    if preload not in ("dead", "follower"):
+        raise ValueError(f"preload must be 'dead' or 'follower', got {preload!r}")
     top = model.facet_tags.find(model.tag(R.L4_SUPERIOR))
-    moments = ()
-    if mechanics.load_case != "axial":
-        axis = np.asarray(MOTIONS[mechanics.load_case])
-        moments = ((top, tuple(1000.0 * mechanics.moment_Nm * axis)),)  # N mm
+    moment = np.zeros(3)
+    if motion is not None:
+        moment += 1000.0 * moment_Nm * np.asarray(MOTIONS[motion])  # N mm
+    dead = load_N if preload == "dead" else 0.0
+    if preload == "follower":
+        # A compression P moved posteriorly (+y) by d adds (d e_y) x (-P e_z) = -P d e_x.
+        moment[0] -= load_N * follower_offset_mm
+    moments = ((top, tuple(moment)),) if moment.any() else ()
+    direction = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
     return LoadCase(
         clamped_facets=model.facet_tags.find(model.tag(R.L5_INFERIOR)),
         loaded_facets=top,
-        force_N=tuple(mechanics.load_N * direction),
+        force_N=tuple(dead * direction),
+        follower_N=load_N - dead,
         moments=moments,
     )
+
+
+def segment_load_case(model: Model, mechanics: Mechanics) -> LoadCase:
+    """The load case of `mechanics` (config Mechanics.load_case): the paper's axial dead load,
+    standing (a follower load), or a motion's pure moment with its preload."""
+    m = mechanics
+    if m.load_case in ("axial", "standing"):
+        return segment_load(model, m.load_N, "dead" if m.load_case == "axial" else "follower",
+                            direction=m.load_direction, follower_offset_mm=m.follower_offset_mm)
+    return segment_load(model, m.load_N, m.preload, motion=m.load_case, moment_Nm=m.moment_Nm,
+                        direction=m.load_direction, follower_offset_mm=m.follower_offset_mm)
 
 
 def solver_options(mechanics: Mechanics) -> SolverOptions:
