@@ -45,6 +45,8 @@ BAD = {
                     "materials.annulus_fibrosus.fibres.angle_deg"),
     "Prony weights": ("[materials.nucleus_pulposus.relaxation]\ng = [0.7, 0.4]\n"
                       "tau_s = [10.0, 100.0]\n", "the Prony weights must sum below 1"),
+    "permeability": ("[materials.annulus_fibrosus.poroelastic]\npermeability_mm4_per_Ns = 0.0\n",
+                     "materials.annulus_fibrosus.poroelastic.permeability_mm4_per_Ns"),
 }
 
 
