@@ -92,13 +92,17 @@ def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_fa
     bcs = _supports(W, load, drained_facets)
     options = {**ksp_options(SolverOptions(solver="mumps")), **(petsc or {})}
 
-    solver, step, factorisations, t_prev = None, None, 0, 0.0
+    solver, A, step, factorisations, t_prev = None, None, None, 0, 0.0
+
+    def release():
+        if solver is not None:
+            solver.destroy()
+            A.destroy()
+
     try:
         for t in [0.0, *times.tolist()]:
             if solver is None or not np.isclose(t - t_prev, step, rtol=1e-12, atol=0.0):
-                if solver is not None:
-                    solver.ksp.getOperators()[0].destroy()
-                    solver.destroy()
+                release()
                 step = t - t_prev
                 dt.value = step
                 A = dolfinx.fem.petsc.assemble_matrix(a, bcs=bcs)
@@ -118,9 +122,7 @@ def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_fa
             w_n.x.array[:] = w.x.array
             t_prev = t
     finally:
-        if solver is not None:
-            solver.ksp.getOperators()[0].destroy()
-            solver.destroy()
+        release()
     log.info("consolidation: %d dofs, %d times, %d factorisations",
              W.dofmap.index_map.size_global * W.dofmap.index_map_bs, times.size + 1,
              factorisations)
