@@ -462,6 +462,10 @@ class Materials(_Section):
         k = getattr(self, name).poroelastic.permeability_mm4_per_Ns
         return DISC_PERMEABILITY_MM4_PER_NS[name] if k is None else k
 
+    def poroelastic_keys(self) -> list[str]:
+        """The keys of poroelastic options (only mechanics.consolidation solves them yet)."""
+        return [f"materials.{name}.poroelastic" for name, m in self if m.poroelastic is not None]
+
     def finite_strain_keys(self) -> list[str]:
         """The keys of options that only the nonlinear model has (a fibre-reinforced annulus)."""
         return [f"materials.{name}.fibres" for name, m in self if m.fibres is not None]

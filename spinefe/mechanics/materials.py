@@ -117,7 +117,7 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
     anisotropy, density, variation; config.sections.Material); collective. ConfigError naming
     the key of a poroelastic material: the segment's solves do not take it yet (only
     mechanics.consolidation solves the poroelastic law)."""
-    if keys := [f"materials.{n}.poroelastic" for n, m in materials if m.poroelastic is not None]:
+    if keys := materials.poroelastic_keys():
         raise ConfigError(f"{', '.join(keys)}: the segment's solves do not take a poroelastic "
                           "disc yet (docs/materials.md, Poroelastic disc)")
     mesh = model.mesh
