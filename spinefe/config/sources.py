@@ -75,7 +75,8 @@ SOURCES: dict[str, str] = {
         "k0 = 0.67e-15 m^4/(N s); annulus H_A0 = 0.74 MPa, k0 = 0.23e-15 m^4/(N s). Human "
         "lumbar FE models use the same order: k0 = 3e-16 m^4/(N s) for annulus and healthy "
         "nucleus after Argoubi & Shirazi-Adl (J Biomech 29:1331, 1996), as tabulated in BMC "
-        "Musculoskelet Disord 16, 2015, doi:10.1186/s12891-015-0686-z, Table 1."
+        "Musculoskelet Disord 2015, doi:10.1186/s12891-015-0686-z, Table 1 (not re-read in the "
+        "original)."
     ),
     "numerical": (
         "Numerical choice of spinefe, justified in docs/nonlinear.md (not a physical property)."
