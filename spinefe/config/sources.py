@@ -70,7 +70,7 @@ SOURCES: dict[str, str] = {
     "perie2005": (
         "Perie D, Korda D, Iatridis JC. Confined compression experiments on bovine nucleus "
         "pulposus and annulus fibrosus: sensitivity of the experiment in the determination of "
-        "compressive modulus and hydraulic permeability. J Biomech 38(11):2164-2171, 2005 "
+        "compressive modulus and hydraulic permeability. J Biomech 38:2164-2171, 2005 "
         "(abstract; bovine caudal discs, nonlinear biphasic fits): nucleus H_A0 = 0.31 MPa, "
         "k0 = 0.67e-15 m^4/(N s); annulus H_A0 = 0.74 MPa, k0 = 0.23e-15 m^4/(N s). Human "
         "lumbar FE models use the same order: k0 = 3e-16 m^4/(N s) for annulus and healthy "
