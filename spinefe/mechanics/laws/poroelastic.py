@@ -31,8 +31,7 @@ import ufl
 
 from spinefe.mechanics.laws.base import Isotropic, strain
 
-FINITE_STRAIN = False
-__all__ = ["FINITE_STRAIN", "Parameters", "residual", "stress"]
+__all__ = ["Parameters", "residual", "stress"]
 
 
 @dataclass(frozen=True)
