@@ -45,6 +45,8 @@ BAD = {
                     "materials.annulus_fibrosus.fibres.angle_deg"),
     "Prony weights": ("[materials.nucleus_pulposus.relaxation]\ng = [0.7, 0.4]\n"
                       "tau_s = [10.0, 100.0]\n", "the Prony weights must sum below 1"),
+    "permeability": ("[materials.annulus_fibrosus.poroelastic]\npermeability_mm4_per_Ns = 0.0\n",
+                     "materials.annulus_fibrosus.poroelastic.permeability_mm4_per_Ns"),
 }
 
 
@@ -95,15 +97,19 @@ def _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks):
 
 
 def test_a_model_its_command_cannot_run_is_refused(cli_env, tmp_path):
-    """A fibre-reinforced annulus in a linear solve, creep without a relaxing material: exit 2
-    before any meshing, the key named, nothing written (issue 22)."""
+    """A fibre-reinforced annulus in a linear solve, creep without a relaxing material or with
+    a poroelastic disc: exit 2 before any meshing, the key named, nothing written (issue 22)."""
     fibres = tmp_path / "fibres.toml"
     fibres.write_text("[materials.annulus_fibrosus.fibres]\n")
+    poroelastic = tmp_path / "poroelastic.toml"
+    poroelastic.write_text("[materials.annulus_fibrosus.poroelastic]\n")
     for args, message in (
         (["compare", str(fibres)], "materials.annulus_fibrosus.fibres: a finite-strain law has "
          "no linear form"),
         (["solve", str(fibres)], "a finite-strain law has no linear form"),
         (["creep"], "creep: no material relaxes"),
+        (["creep", str(poroelastic)], "materials.annulus_fibrosus.poroelastic: creep does not "
+         "take a poroelastic disc yet"),
     ):
         out = tmp_path / "out"
         res = run([*args, "--out", str(out)], cli_env)

@@ -137,6 +137,18 @@ TUMOUR = "materials.metastatic_tumor"
          "materials.nucleus_pulposus.relaxation.tau_s.0: Input should be greater than 0"),
         ("materials.nucleus_pulposus.relaxation", {"g": [0.5, 0.1], "tau_s": [10.0]},
          "g and tau_s need one entry each per term, got 2 and 1"),
+        (f"{AF}.poroelastic", {"permeability_mm4_per_Ns": 0.0}, f"{AF}.poroelastic."
+         "permeability_mm4_per_Ns: Input should be greater than 0"),
+        (f"{AF}.poroelastic", {"permeability_mm4_per_Ns": -1e-4}, f"{AF}.poroelastic."
+         "permeability_mm4_per_Ns: Input should be greater than 0"),
+        (f"{AF}.poroelastic", {"alpha": 0.0}, f"{AF}.poroelastic.alpha: Input should be "
+         "greater than 0"),
+        (f"{AF}.poroelastic", {"alpha": 1.2}, f"{AF}.poroelastic.alpha: Input should be less "
+         "than or equal to 1"),
+        (f"{AF}.poroelastic", {"storage_1_per_MPa": -0.1}, f"{AF}.poroelastic."
+         "storage_1_per_MPa: Input should be greater than or equal to 0"),
+        (f"{TB}.poroelastic", {}, "trabecular_bone.poroelastic: only annulus_fibrosus, "
+         "nucleus_pulposus can take poroelastic"),
     ],
 )
 def test_bad_material_options_name_the_key(path, value, expected):
@@ -144,6 +156,20 @@ def test_bad_material_options_name_the_key(path, value, expected):
     with pytest.raises(ConfigError) as err:
         parse_config(_with(path, value))
     assert expected in str(err.value)
+
+
+def test_poroelastic_disc_material():
+    """A poroelastic material takes its tissue's permeability unless given one, and its nu (the
+    drained matrix's) must leave it compressible."""
+    config = parse_config(_with(f"{AF}.poroelastic", {}))
+    assert config.materials.permeability_mm4_per_Ns("annulus_fibrosus") == 2.3e-4
+    data = _with("materials.nucleus_pulposus.poroelastic", {"permeability_mm4_per_Ns": 1e-3})
+    with pytest.raises(ConfigError, match=r"materials.nucleus_pulposus: a poroelastic "
+                                          r"material's nu is its drained matrix's"):
+        parse_config(data)
+    data["materials"]["nucleus_pulposus"]["nu"] = 0.2
+    config = parse_config(data)
+    assert config.materials.permeability_mm4_per_Ns("nucleus_pulposus") == 1e-3
 
 
 def test_anisotropic_bone_cannot_be_nearly_incompressible():

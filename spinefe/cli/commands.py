@@ -163,6 +163,9 @@ def creep(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
     cfg = _config(args)
+    if keys := cfg.materials.poroelastic_keys():
+        raise ConfigError(f"{', '.join(keys)}: creep does not take a poroelastic disc yet "
+                          "(docs/materials.md, Poroelastic disc)")
     if all(m.relaxation is None for _, m in cfg.materials):
         raise ConfigError("creep: no material relaxes; give one a Prony series, e.g. "
                           "[materials.nucleus_pulposus.relaxation] g = [0.5], tau_s = [3600.0]")

@@ -397,6 +397,24 @@ class Relaxation(_Section):
         return self
 
 
+#: Hydraulic permeability (mm^4/(N s)) of the disc tissues measured in confined compression
+#: [perie2005]: a poroelastic disc material takes its tissue's value unless the config gives one.
+DISC_PERMEABILITY_MM4_PER_NS = {"annulus_fibrosus": 2.3e-4, "nucleus_pulposus": 6.7e-4}
+
+
+class Poroelastic(_Section):
+    """Biot poroelasticity of a disc material (mechanics.laws.poroelastic, small strain): its
+    E_MPa and nu are then the drained solid matrix's, and the pore fluid carries the rest."""
+
+    permeability_mm4_per_Ns: Positive | None = Field(
+        None, description="hydraulic permeability k (mm^4/(N s) = 1e-12 m^4/(N s)); absent: the "
+        "tissue's, annulus 2.3e-4, nucleus 6.7e-4 [perie2005]")
+    alpha: float = Field(1.0, gt=0.0, le=1.0,
+                         description="Biot coefficient (1: incompressible constituents)")
+    storage_1_per_MPa: float = Field(0.0, ge=0.0, description="storage 1/M, the Biot modulus's "
+                                     "inverse (1/MPa; 0: incompressible constituents)")
+
+
 Variation = Annotated[RandomField | RadialGradient | MixedLesion, Field(discriminator="kind")]
 
 
@@ -412,6 +430,8 @@ class Material(_Section):
     variation: Variation | None = _optional(
         "spatially varying modulus: random, radial or mixed (metastatic_tumor only)")
     relaxation: Relaxation | None = _optional("Prony-series viscoelasticity (any material)")
+    poroelastic: Poroelastic | None = _optional(
+        "biphasic (u-p) disc: E_MPa and nu drained (annulus_fibrosus, nucleus_pulposus only)")
 
 
 def _material(E: float, nu: float, source: str):
@@ -419,8 +439,8 @@ def _material(E: float, nu: float, source: str):
 
 
 class Materials(_Section):
-    """Materials (E in MPa; options: fibres, anisotropy, density, variation, relaxation: see
-    docs/materials.md).
+    """Materials (E in MPa; options: fibres, anisotropy, density, variation, relaxation,
+    poroelastic: see docs/materials.md).
 
     Regions map to them in `spinefe.mechanics.materials`. A material table may give some keys
     only (e.g. just `fibres`): E_MPa and nu left out keep the default material's
@@ -437,6 +457,15 @@ class Materials(_Section):
     Ti6Al4V: Material = _material(144000.0, 0.32, "seed capsules [paper]")
     articular_cartilage: Material = _material(23.8, 0.40, "facet cartilage [paper]")
 
+    def permeability_mm4_per_Ns(self, name: str) -> float:
+        """The permeability of poroelastic material `name`: its own, else its tissue's."""
+        k = getattr(self, name).poroelastic.permeability_mm4_per_Ns
+        return DISC_PERMEABILITY_MM4_PER_NS[name] if k is None else k
+
+    def poroelastic_keys(self) -> list[str]:
+        """The keys of poroelastic options (only mechanics.consolidation solves them yet)."""
+        return [f"materials.{name}.poroelastic" for name, m in self if m.poroelastic is not None]
+
     def finite_strain_keys(self) -> list[str]:
         """The keys of options that only the nonlinear model has (a fibre-reinforced annulus)."""
         return [f"materials.{name}.fibres" for name, m in self if m.fibres is not None]
@@ -444,7 +473,7 @@ class Materials(_Section):
     @model_validator(mode="after")
     def _options_where_they_apply(self):
         allowed = {"fibres": ("annulus_fibrosus",), "anisotropy": BONE, "density": BONE,
-                   "variation": ("metastatic_tumor",)}
+                   "variation": ("metastatic_tumor",), "poroelastic": DISC}
         for name, material in self:
             for option, where in allowed.items():
                 if getattr(material, option) is not None and name not in where:
@@ -455,6 +484,8 @@ class Materials(_Section):
 
 #: The materials that may be anisotropic or density-mapped.
 BONE = ("cortical_bone", "trabecular_bone", "posterior_bone")
+#: The materials that may be poroelastic.
+DISC = tuple(DISC_PERMEABILITY_MM4_PER_NS)
 
 
 #: Load cases of the segment: the paper's axial load, standing, and the motions.
@@ -758,13 +789,18 @@ class Config(_Section):
 
 
     @model_validator(mode="after")
-    def _anisotropic_bone_is_compressible(self):
+    def _compressible_where_needed(self):
         limit = self.mechanics.nearly_incompressible_nu
         for name, m in self.materials:
             if m.anisotropy is not None and m.nu >= limit:
                 raise ValueError(f"materials.{name}: an anisotropic material has no nearly "
                                  f"incompressible form; its nu ({m.nu}) must stay below "
                                  f"mechanics.nearly_incompressible_nu ({limit})")
+            if m.poroelastic is not None and m.nu >= limit:
+                raise ValueError(f"materials.{name}: a poroelastic material's nu is its drained "
+                                 f"matrix's, whose volume change the fluid flow allows; it "
+                                 f"({m.nu}) must stay below mechanics.nearly_incompressible_nu "
+                                 f"({limit})")
         return self
 
     def hash(self, *sections: str) -> str:

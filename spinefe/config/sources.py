@@ -77,6 +77,17 @@ SOURCES: dict[str, str] = {
         "depend on anatomic site. J Biomech 36(7):897-904, 2003; vertebra E = 4730 rho^1.56 "
         "(MPa, apparent density in g/cm^3)."
     ),
+    "perie2005": (
+        "Perie D, Korda D, Iatridis JC. Confined compression experiments on bovine nucleus "
+        "pulposus and annulus fibrosus: sensitivity of the experiment in the determination of "
+        "compressive modulus and hydraulic permeability. J Biomech 38:2164-2171, 2005 "
+        "(abstract; bovine caudal discs, nonlinear biphasic fits): nucleus H_A0 = 0.31 MPa, "
+        "k0 = 0.67e-15 m^4/(N s); annulus H_A0 = 0.74 MPa, k0 = 0.23e-15 m^4/(N s). Human "
+        "lumbar FE models use the same order: k0 = 3e-16 m^4/(N s) for annulus and healthy "
+        "nucleus after Argoubi & Shirazi-Adl (J Biomech 29:1331, 1996), as tabulated in BMC "
+        "Musculoskelet Disord 2015, doi:10.1186/s12891-015-0686-z, Table 1 (not re-read in the "
+        "original)."
+    ),
     "numerical": (
         "Numerical choice of spinefe, justified in docs/nonlinear.md (not a physical property)."
     ),

@@ -18,6 +18,7 @@ import dolfinx
 import numpy as np
 
 from spinefe.common import regions as R
+from spinefe.common.errors import ConfigError
 from spinefe.config.sections import Lesion, Materials
 from spinefe.geometry.mesh import Model, cell_volumes
 from spinefe.mechanics import tumour
@@ -113,7 +114,12 @@ class MaterialFields:
 def material_fields(model: Model, materials: Materials, lesion: Lesion,
                     scenario: str) -> MaterialFields:
     """The fields of `scenario`, each region's from `materials`, with their options (fibres,
-    anisotropy, density, variation; config.sections.Material); collective."""
+    anisotropy, density, variation; config.sections.Material); collective. ConfigError naming
+    the key of a poroelastic material: the segment's solves do not take it yet (only
+    mechanics.consolidation solves the poroelastic law)."""
+    if keys := materials.poroelastic_keys():
+        raise ConfigError(f"{', '.join(keys)}: the segment's solves do not take a poroelastic "
+                          "disc yet (docs/materials.md, Poroelastic disc)")
     mesh = model.mesh
     names = cell_materials(model, lesion, scenario)
     mid = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(len(names), dtype=np.int32))
