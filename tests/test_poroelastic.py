@@ -73,7 +73,8 @@ def column_errors(params: Parameters, layers: int, steps: int, check_T=(0.05, 0.
     errors = dict.fromkeys(("undrained_pressure", "pressure", "initial_settlement",
                             "settlement"), 0.0)
 
-    def observe(t, u, p):
+    def observe(t, state):
+        u, p = state.u, state.p
         T = t / scale
         s = -total(fem.assemble_scalar(fem.form(u[2] * ds(1)))) / WIDTH_MM ** 2 \
             - base_settlement
