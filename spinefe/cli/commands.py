@@ -112,8 +112,18 @@ def mesh(args: Namespace, comm) -> None:
                  s["cells"], s["vertices"], s["min_quality"], s["nucleus_fraction"], args.out)
 
 
+def _no_poroelastic_disc(cfg: Config) -> Config:
+    """`cfg`, refused when it has a poroelastic disc: only creep solves it."""
+    if keys := cfg.materials.poroelastic_keys():
+        raise ConfigError(f"{', '.join(keys)}: this solve does not take a poroelastic disc; "
+                          "only `spinefe creep` does (docs/materials.md, Poroelastic disc)")
+    return cfg
+
+
 def _linear_model(cfg: Config) -> Config:
-    """`cfg`, refused when a material option needs the nonlinear model."""
+    """`cfg`, refused when a material option needs the nonlinear model or is a poroelastic
+    disc."""
+    _no_poroelastic_disc(cfg)
     if keys := cfg.materials.finite_strain_keys():
         raise ConfigError(f"{', '.join(keys)}: a finite-strain law has no linear form; run "
                           "the nonlinear model (compare --nonlinear, rom, creep)")
@@ -168,7 +178,7 @@ def solve(args: Namespace, comm) -> None:
 def compare(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
-    cfg = _config(args) if args.nonlinear else _linear_model(_config(args))
+    cfg = _no_poroelastic_disc(_config(args)) if args.nonlinear else _linear_model(_config(args))
     pipelines.segment_case(cfg, args.out, comm, _cache(args), nonlinear=args.nonlinear,
                            dose=False)
     _print_file(comm, args.out / "comparison.md")
@@ -177,7 +187,7 @@ def compare(args: Namespace, comm) -> None:
 def rom(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
-    pipelines.range_of_motion(_config(args), args.out, comm, _cache(args))
+    pipelines.range_of_motion(_no_poroelastic_disc(_config(args)), args.out, comm, _cache(args))
     _print_file(comm, args.out / "rom.md")
 
 
