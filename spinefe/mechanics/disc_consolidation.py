@@ -30,6 +30,7 @@ from mpi4py import MPI
 
 from dosimetry import Plan
 from spinefe.common import regions as R
+from spinefe.common.errors import ConfigError
 from spinefe.config.sections import CREEP_HOURS, Lesion, Materials, Mechanics, SeedCapsule
 from spinefe.geometry.mesh import Model, marker_tags
 from spinefe.mechanics.consolidation import Consolidation, consolidate
@@ -75,7 +76,11 @@ def run_consolidation_creep(model: Model, scenario: str, *, materials: Materials
                             mechanics: Mechanics, seeds: Plan, capsule: SeedCapsule,
                             hours=CREEP_HOURS) -> list[dict]:
     """The consolidation of one scenario under the held load of `mechanics`: a record per time
-    (0, undrained, and `hours`) as mechanics.creep's; collective."""
+    (0, undrained, and `hours`) as mechanics.creep's; ConfigError with a Prony series beside
+    the disc; collective."""
+    if keys := [f"materials.{n}.relaxation" for n, m in materials if m.relaxation is not None]:
+        raise ConfigError(f"{', '.join(keys)}: a Prony series does not combine with a "
+                          "poroelastic disc")
     mesh = model.mesh
     fields = material_fields(model, materials, lesion, scenario, poroelastic_disc=True)
     poro = fields.poroelastic
