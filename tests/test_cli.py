@@ -97,19 +97,31 @@ def _bad_plans_fail_before_meshing(cli_env, tmp_path, ranks):
 
 
 def test_a_model_its_command_cannot_run_is_refused(cli_env, tmp_path):
-    """A fibre-reinforced annulus in a linear solve, creep without a relaxing material or with
-    a poroelastic disc: exit 2 before any meshing, the key named, nothing written (issue 22)."""
+    """A fibre-reinforced annulus in a linear solve, creep without a relaxing material, a
+    poroelastic disc outside creep, or in creep beside a Prony series or a nearly incompressible
+    nucleus: exit 2 before any meshing, the key named, nothing written (issue 22)."""
     fibres = tmp_path / "fibres.toml"
     fibres.write_text("[materials.annulus_fibrosus.fibres]\n")
     poroelastic = tmp_path / "poroelastic.toml"
     poroelastic.write_text("[materials.annulus_fibrosus.poroelastic]\n")
+    both = tmp_path / "poroelastic_disc.toml"
+    both.write_text("[materials.nucleus_pulposus]\nnu = 0.3\n"
+                    "[materials.nucleus_pulposus.poroelastic]\n"
+                    "[materials.annulus_fibrosus.poroelastic]\n")
+    with_prony = tmp_path / "with_prony.toml"
+    with_prony.write_text(both.read_text() + "[materials.annulus_fibrosus.relaxation]\n"
+                          "g = [0.5]\ntau_s = [60.0]\n")
     for args, message in (
         (["compare", str(fibres)], "materials.annulus_fibrosus.fibres: a finite-strain law has "
          "no linear form"),
         (["solve", str(fibres)], "a finite-strain law has no linear form"),
         (["creep"], "creep: no material relaxes"),
-        (["creep", str(poroelastic)], "materials.annulus_fibrosus.poroelastic: creep does not "
-         "take a poroelastic disc yet"),
+        (["creep", str(poroelastic)], "materials.nucleus_pulposus.nu: nearly incompressible"),
+        (["creep", str(with_prony)], "materials.annulus_fibrosus.relaxation: a Prony series "
+         "does not combine with a poroelastic disc"),
+        (["solve", str(both)], "materials.annulus_fibrosus.poroelastic, materials.nucleus_"
+         "pulposus.poroelastic: this solve does not take a poroelastic disc"),
+        (["rom", str(both)], "only `spinefe creep` does"),
     ):
         out = tmp_path / "out"
         res = run([*args, "--out", str(out)], cli_env)

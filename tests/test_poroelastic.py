@@ -73,7 +73,8 @@ def column_errors(params: Parameters, layers: int, steps: int, check_T=(0.05, 0.
     errors = dict.fromkeys(("undrained_pressure", "pressure", "initial_settlement",
                             "settlement"), 0.0)
 
-    def observe(t, u, p):
+    def observe(t, state):
+        u, p = state.u, state.p
         T = t / scale
         s = -total(fem.assemble_scalar(fem.form(u[2] * ds(1)))) / WIDTH_MM ** 2 \
             - base_settlement
@@ -131,10 +132,80 @@ def test_bad_permeability_is_refused():
 
 
 def test_the_segment_refuses_a_poroelastic_disc():
-    """Not yet in the segment's solves: refused with the key named, before the mesh is read."""
+    """The segment's solves other than the consolidation (creep) refuse it with the key named,
+    before the mesh is read."""
     data = Config().model_dump(mode="json")
     data["materials"]["annulus_fibrosus"]["poroelastic"] = {}
     cfg = parse_config(data)
-    with pytest.raises(ConfigError, match=r"materials.annulus_fibrosus.poroelastic: the "
-                                          r"segment's solves do not take a poroelastic disc"):
+    with pytest.raises(ConfigError, match=r"materials.annulus_fibrosus.poroelastic: this solve "
+                                          r"does not take a poroelastic disc; only `spinefe "
+                                          r"creep` does"):
         material_fields(None, cfg.materials, cfg.lesion, "healthy")
+
+
+def _disc_between_endplates(segment):
+    """The disc and the two endplates next to it, cut out of the coarse segment (toy size:
+    P2 on the whole segment is 0.57 M dofs), with L4.superior and L5.inferior re-tagged on the
+    cut's exterior faces of the L4 and L5 endplate cells (loaded and clamped)."""
+    from dataclasses import replace
+
+    from dolfinx.mesh import exterior_facet_indices
+
+    from spinefe.common import regions as R
+    from spinefe.geometry.mesh import submodel
+
+    model = submodel(segment, [R.NUCLEUS, R.ANNULUS, "L4.endplate_inferior",
+                               "L5.endplate_superior"])
+    mesh = model.mesh
+    mesh.topology.create_connectivity(2, 3)
+    f2c = mesh.topology.connectivity(2, 3)
+    exterior = exterior_facet_indices(mesh.topology)
+    facets, values = [], []
+    for region, surface in (("L4.endplate_inferior", R.L4_SUPERIOR),
+                            ("L5.endplate_superior", R.L5_INFERIOR)):
+        inside = np.zeros(mesh.topology.index_map(3).size_local
+                          + mesh.topology.index_map(3).num_ghosts, dtype=bool)
+        inside[model.cell_tags.find(model.tag(region))] = True
+        chosen = [f for f in exterior if inside[f2c.links(f)].any()]
+        facets.append(np.asarray(chosen, np.int32))
+        values.append(np.full(len(chosen), model.tag(surface), np.int32))
+    facets, values = np.concatenate(facets), np.concatenate(values)
+    order = np.argsort(facets)
+    return replace(model, facet_tags=meshtags(mesh, 2, facets[order], values[order]))
+
+
+@pytest.mark.parallel
+def test_segment_disc_consolidates_under_the_held_load(default_segment, shared_tmp):
+    """`spinefe creep` with a poroelastic disc, on the disc between its endplates (toy size):
+    the undrained response is the stiffer, L4 sinks further as the disc drains through its outer
+    surface, the nucleus pore pressure falls toward 0 (a permeability 300 times the disc's, so
+    that it drains within the 24 h), the support balances the load, and the summary says which
+    model ran."""
+    from spinefe.config.plans import config_plan
+    from spinefe.mechanics.creep import run_creep_scenarios
+    from spinefe.mechanics.disc_consolidation import (
+        MODEL,
+        poroelastic_description,
+        run_consolidation_creep,
+    )
+
+    data = Config().model_dump(mode="json")
+    poro = {"poroelastic": {"permeability_mm4_per_Ns": 0.1}}
+    data["materials"]["annulus_fibrosus"].update(E_MPa=1.76, nu=0.399, **poro)
+    data["materials"]["nucleus_pulposus"].update(E_MPa=0.655, nu=0.365, **poro)
+    cfg = parse_config(data)
+    summary = run_creep_scenarios(
+        _disc_between_endplates(default_segment), shared_tmp, ("healthy",), config_hash="test",
+        hours=(24.0,), runner=run_consolidation_creep, model_note=MODEL,
+        time_dependent=poroelastic_description(cfg.materials), materials=cfg.materials,
+        lesion=cfg.lesion, mechanics=cfg.mechanics, seeds=config_plan(cfg),
+        capsule=cfg.seed_capsule)
+    undrained, drained = summary["scenarios"]["healthy"]
+    assert [undrained["time_h"], drained["time_h"]] == [0.0, 24.0]
+    assert 0.0 < undrained["axial_displacement_mm"] < 0.9 * drained["axial_displacement_mm"]
+    assert undrained["nucleus_pressure_MPa"] > 0.1
+    assert abs(drained["nucleus_pressure_MPa"]) < 0.02 * undrained["nucleus_pressure_MPa"]
+    assert max(undrained["reaction_relative_error"], drained["reaction_relative_error"]) < 1e-8
+    assert "absent: ligaments, facet contact" in summary["model"]
+    if MPI.COMM_WORLD.rank == 0:
+        assert "| 24 |" in (shared_tmp / "creep.md").read_text()

@@ -112,11 +112,43 @@ def mesh(args: Namespace, comm) -> None:
                  s["cells"], s["vertices"], s["min_quality"], s["nucleus_fraction"], args.out)
 
 
+def _no_poroelastic_disc(cfg: Config) -> Config:
+    """`cfg`, refused when it has a poroelastic disc: only creep solves it."""
+    if keys := cfg.materials.poroelastic_keys():
+        raise ConfigError(f"{', '.join(keys)}: this solve does not take a poroelastic disc; "
+                          "only `spinefe creep` does (docs/materials.md, Poroelastic disc)")
+    return cfg
+
+
 def _linear_model(cfg: Config) -> Config:
-    """`cfg`, refused when a material option needs the nonlinear model."""
+    """`cfg`, refused when a material option needs the nonlinear model or is a poroelastic
+    disc."""
+    _no_poroelastic_disc(cfg)
     if keys := cfg.materials.finite_strain_keys():
         raise ConfigError(f"{', '.join(keys)}: a finite-strain law has no linear form; run "
                           "the nonlinear model (compare --nonlinear, rom, creep)")
+    return cfg
+
+
+def _consolidation_model(cfg: Config) -> Config:
+    """`cfg`, refused where the creep of a poroelastic disc (the linear segment's consolidation)
+    cannot use it: a Prony series or a finite-strain law beside it, one disc material
+    poroelastic and the other nearly incompressible (an elastic cell has no pressure field)."""
+    m = cfg.materials
+    if keys := [f"materials.{n}.relaxation" for n, x in m if x.relaxation is not None]:
+        raise ConfigError(f"{', '.join(keys)}: a Prony series does not combine with a "
+                          f"poroelastic disc ({', '.join(m.poroelastic_keys())}); give one "
+                          "or the other")
+    if keys := m.finite_strain_keys():
+        raise ConfigError(f"{', '.join(keys)}: the poroelastic disc's creep is the linear "
+                          "segment's, which has no finite-strain law")
+    limit = cfg.mechanics.nearly_incompressible_nu
+    if keys := [f"materials.{n}.nu" for n, x in m
+                if x.poroelastic is None and x.nu >= limit]:
+        raise ConfigError(f"{', '.join(keys)}: nearly incompressible (nu >= "
+                          f"mechanics.nearly_incompressible_nu = {limit}) beside a poroelastic "
+                          "disc, whose solve gives other materials no pressure field; make "
+                          "both disc materials poroelastic or lower nu")
     return cfg
 
 
@@ -146,7 +178,7 @@ def solve(args: Namespace, comm) -> None:
 def compare(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
-    cfg = _config(args) if args.nonlinear else _linear_model(_config(args))
+    cfg = _no_poroelastic_disc(_config(args)) if args.nonlinear else _linear_model(_config(args))
     pipelines.segment_case(cfg, args.out, comm, _cache(args), nonlinear=args.nonlinear,
                            dose=False)
     _print_file(comm, args.out / "comparison.md")
@@ -155,7 +187,7 @@ def compare(args: Namespace, comm) -> None:
 def rom(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
-    pipelines.range_of_motion(_config(args), args.out, comm, _cache(args))
+    pipelines.range_of_motion(_no_poroelastic_disc(_config(args)), args.out, comm, _cache(args))
     _print_file(comm, args.out / "rom.md")
 
 
@@ -163,10 +195,9 @@ def creep(args: Namespace, comm) -> None:
     from spinefe.study import pipelines
 
     cfg = _config(args)
-    if keys := cfg.materials.poroelastic_keys():
-        raise ConfigError(f"{', '.join(keys)}: creep does not take a poroelastic disc yet "
-                          "(docs/materials.md, Poroelastic disc)")
-    if all(m.relaxation is None for _, m in cfg.materials):
+    if cfg.materials.poroelastic_keys():
+        _consolidation_model(cfg)
+    elif all(m.relaxation is None for _, m in cfg.materials):
         raise ConfigError("creep: no material relaxes; give one a Prony series, e.g. "
                           "[materials.nucleus_pulposus.relaxation] g = [0.5], tau_s = [3600.0]")
     pipelines.segment_creep(cfg, args.out, comm, _cache(args), args.scenarios, args.hours)

@@ -135,11 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     creep = sub.add_parser(
         "creep",
-        help="creep of the nonlinear segment under the held load: DIR/summary.json, "
-        "DIR/creep.md",
+        help="creep of the segment under the held load: DIR/summary.json, DIR/creep.md",
         description="The load of [mechanics] (axial, or a motion with --load) applied at t = 0 "
-        "and held; the materials "
-        "with a Prony series ([materials.<name>.relaxation]) relax. Per scenario and time: the "
+        "and held. The nonlinear segment, whose materials with a Prony series "
+        "([materials.<name>.relaxation]) relax; or, with a poroelastic disc "
+        "([materials.<disc>.poroelastic]), the consolidation of the linear segment (no "
+        "ligaments, facet contact or hyperelastic disc). Per scenario and time: the "
         "axial displacement of L4.superior, the nucleus pressure, the paper's stress "
         "indicators, and the seeds' effect on them over time.",
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dolfinx.fem.petsc
@@ -23,6 +23,7 @@ import dolfinx.mesh
 import numpy as np
 import ufl
 from dolfinx import fem
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from spinefe.mechanics.elasticity import LoadCase, external_load
@@ -36,14 +37,19 @@ POROELASTIC, ELASTIC = 1, 2  # cell markers of the integration measure
 
 @dataclass
 class Consolidation:
-    """The state after the last time: displacement `u` (mm, on the mesh), pore pressure `p`
-    (MPa, on the submesh of the poroelastic cells), the times solved (s, 0 first) and the
-    factorisations made."""
+    """The state at the last time solved: displacement `u` (mm, on the mesh), pore pressure `p`
+    (MPa, on the submesh of the poroelastic cells), the times solved so far (s, 0 first), the
+    factorisations made, the submesh's cell map (`cell_map`: forms on the mesh that take `p`
+    need it as an entity map), the force of the clamped support on the body (`reaction_N`,
+    x y z) and the total applied force (`applied_N`)."""
 
     u: fem.Function
     p: fem.Function
     times_s: list[float]
     factorisations: int
+    cell_map: Any = None
+    reaction_N: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    applied_N: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 def _supports(V, Q, vertex_map, load: LoadCase, drained_facets) -> list:
@@ -69,7 +75,7 @@ def _supports(V, Q, vertex_map, load: LoadCase, drained_facets) -> list:
 
 def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_facets,
                 times_s: Sequence[float],
-                observe: Callable[[float, fem.Function, fem.Function], None] | None = None,
+                observe: Callable[[float, Consolidation], None] | None = None,
                 degree: int = 2, petsc: Mapping[str, Any] | None = None,
                 cells: np.ndarray | None = None,
                 elastic: Isotropic | None = None) -> Consolidation:
@@ -77,10 +83,10 @@ def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_fa
     of the increasing times_s (s, > 0).
 
     cells: the owned poroelastic cells (`params`; default all); `elastic`: the Lame parameters
-    of the others (numbers or cell-wise UFL). observe(t_s, u, p) is called after each solve
-    (t = 0: the undrained response) with the displacement (mm) and the pore pressure (MPa, on
-    the submesh). `petsc`: options that override the built-in LU ones. SolverError when a solve
-    fails; collective."""
+    of the others (numbers or cell-wise UFL). observe(t_s, state) is called after each solve
+    (t = 0: the undrained response) with the `Consolidation` state: the displacement (mm), the
+    pore pressure (MPa, on the submesh) and the reaction of the clamped support. `petsc`:
+    options that override the built-in LU ones. SolverError when a solve fails; collective."""
     times = np.asarray(times_s, dtype=float)
     if times.size and (times[0] <= 0.0 or np.any(np.diff(times) <= 0.0)):
         raise ValueError("consolidation times must be positive and increasing (s)")
@@ -113,12 +119,14 @@ def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_fa
     a = fem.form(ufl.extract_blocks(ufl.lhs(F)), entity_maps=[cell_map])
     L = fem.form(ufl.extract_blocks(ufl.rhs(F)), entity_maps=[cell_map])
     bcs = _supports(V, Q, vertex_map, load, drained_facets)
+    reaction = _Reaction(V, F, (u, p), (u_h, p_h), load, cell_map)
     lifting = fem.bcs_by_block(fem.extract_function_spaces(a, 1), bcs)
     by_row = fem.bcs_by_block(fem.extract_function_spaces(L), bcs)
     options = {**ksp_options(SolverOptions(solver="mumps")), **(petsc or {})}
     x = dolfinx.fem.petsc.create_vector([V, Q], kind="mpi")
 
-    solver, A, step, factorisations, t_prev = None, None, None, 0, 0.0
+    state = Consolidation(u_h, p_h, [], 0, cell_map, np.zeros(3), reaction.applied_N)
+    solver, A, step, t_prev = None, None, None, 0.0
 
     def release():
         if solver is not None:
@@ -134,7 +142,7 @@ def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_fa
                 A = dolfinx.fem.petsc.assemble_matrix(a, bcs=bcs, kind="mpi")
                 A.assemble()
                 solver = LinearSolver(A, options, "consolidation")
-                factorisations += 1
+                state.factorisations += 1
             b = dolfinx.fem.petsc.assemble_vector(L, kind="mpi")
             dolfinx.fem.petsc.apply_lifting(b, a, bcs=lifting)
             b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
@@ -144,8 +152,10 @@ def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_fa
             check_ksp(solver.ksp, f"consolidation at t = {t:g} s", 0.0)
             x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
             dolfinx.fem.petsc.assign(x, [u_h, p_h])
+            state.times_s.append(t)
+            state.reaction_N = reaction()
             if observe is not None:
-                observe(t, u_h, p_h)
+                observe(t, state)
             u_n.x.array[:], p_n.x.array[:] = u_h.x.array, p_h.x.array
             t_prev = t
     finally:
@@ -153,5 +163,33 @@ def consolidate(mesh, params: poroelastic.Parameters, load: LoadCase, drained_fa
         x.destroy()
     log.info("consolidation: %d + %d dofs, %d times, %d factorisations",
              V.dofmap.index_map.size_global * 3, Q.dofmap.index_map.size_global,
-             times.size + 1, factorisations)
-    return Consolidation(u_h, p_h, [0.0, *times.tolist()], factorisations)
+             times.size + 1, state.factorisations)
+    return state
+
+
+class _Reaction:
+    """The force of the clamped support on the body (N): the displacement rows of the residual
+    (internal work of the total stress minus the loads) at the solution, summed over the
+    clamped dofs; and the applied force, the load vector's sum."""
+
+    def __init__(self, V, F, trial, solution, load: LoadCase, cell_map):
+        residual = ufl.extract_blocks(ufl.replace(F, dict(zip(trial, solution, strict=True))))[0]
+        self.form = fem.form(residual, entity_maps=[cell_map])
+        mesh = V.mesh
+        n = V.dofmap.index_map.size_local
+        blocks = fem.locate_dofs_topological(V, 2, np.asarray(load.clamped_facets, np.int32))
+        self.blocks = blocks[blocks < n]
+        f = dolfinx.fem.petsc.assemble_vector(
+            fem.form(external_load(mesh, load, ufl.TestFunction(V))))
+        f.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        self.applied_N = mesh.comm.allreduce(
+            f.getArray(readonly=True).reshape(-1, 3).sum(axis=0), op=MPI.SUM)
+        f.destroy()
+        self.comm = mesh.comm
+
+    def __call__(self) -> np.ndarray:
+        r = dolfinx.fem.petsc.assemble_vector(self.form)
+        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        local = r.getArray(readonly=True).reshape(-1, 3)[self.blocks].sum(axis=0)
+        r.destroy()
+        return self.comm.allreduce(local, op=MPI.SUM)

@@ -1,18 +1,21 @@
 """The segment's creep under a sustained load: healthy, tumour and implanted over hours.
 
-The load of `mechanics` (the axial 500 N, or a motion's moment with it) is applied at t = 0 to
-the nonlinear segment (ligaments, facet contact, hyperelastic disc) and held; the materials with
-a Prony series (`relaxation`, mechanics.laws.prony) relax, the others do not. At each time the
-record holds the axial displacement of L4.superior (its mean along the load, mm: the segment's
-creep), the nucleus pressure and the von Mises statistics of the paper's indicators. The
-question the paper's clinical timing asks (relief within 6-24 h): does the seeds' effect on the
-cortical and endplate stress change with time? `seed_effect` answers it from the tumour and
-implanted series.
+The load of `mechanics` (the axial 500 N, or a motion's moment with it) is applied at t = 0 and
+held. Two models: the nonlinear segment (ligaments, facet contact, hyperelastic disc) whose
+materials with a Prony series (`relaxation`, mechanics.laws.prony) relax (`run_creep`, here),
+or the linear segment with a poroelastic disc (mechanics.disc_consolidation). At each time the
+record (`creep_point`) holds the axial displacement of L4.superior (its mean along the load,
+mm: the segment's creep), the nucleus pressure and the von Mises statistics of the paper's
+indicators. The question the paper's clinical timing asks (relief within 6-24 h): does the
+seeds' effect on the cortical and endplate stress change with time? `seed_effect` answers it
+from the tumour and implanted series.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,12 +79,8 @@ def run_creep(model: Model, scenario: str, *, materials: Materials, lesion: Lesi
     def observe(t_s: float, sol) -> None:
         record, _ = summarize(sol, model, scenario, mechanics=mechanics, seeds=seeds,
                               capsule=capsule)
-        point = {"time_h": t_s / 3600.0,
-                 "axial_displacement_mm": axial_displacement_mm(model, sol.u, direction),
-                 "nucleus_pressure_MPa": record.get("nucleus_pressure_MPa"),
-                 "von_mises_MPa": {g: record["von_mises_MPa"][g] for g in INDICATORS
-                                   if g in record["von_mises_MPa"]},
-                 "newton_iterations": sol.iterations}
+        point = creep_point(t_s, record, axial_displacement_mm(model, sol.u, direction),
+                            record.get("nucleus_pressure_MPa"), newton_iterations=sol.iterations)
         log.info("creep %s, t = %.3g h: axial displacement %.4f mm", scenario,
                  point["time_h"], point["axial_displacement_mm"])
         series.append(point)
@@ -93,6 +92,18 @@ def run_creep(model: Model, scenario: str, *, materials: Materials, lesion: Lesi
                               rtol=nl.newton_rtol, max_iterations=nl.newton_max_iterations,
                               linear=solver_options(mechanics)))
     return series
+
+
+def creep_point(t_s: float, record: dict, axial_displacement: float,
+                nucleus_pressure: float | None, **extra) -> dict:
+    """The record at time t_s (s) from a solve's summary record (mechanics.stress.summarize):
+    time (h), L4's axial displacement (mm), nucleus pressure (MPa), the indicators' von Mises
+    statistics, and `extra`."""
+    return {"time_h": t_s / 3600.0, "axial_displacement_mm": axial_displacement,
+            "nucleus_pressure_MPa": nucleus_pressure,
+            "von_mises_MPa": {g: record["von_mises_MPa"][g] for g in INDICATORS
+                              if g in record["von_mises_MPa"]},
+            **extra}
 
 
 def seed_effect(tumour: list[dict], implanted: list[dict]) -> list[dict]:
@@ -110,8 +121,8 @@ def seed_effect(tumour: list[dict], implanted: list[dict]) -> list[dict]:
 
 def creep_markdown(summary: dict) -> str:
     """The creep table per scenario and the seeds' effect over time."""
-    lines = [f"Creep under {summary['load']} held from t = 0, nonlinear segment; relaxing "
-             "materials: " + ", ".join(summary["relaxing"]) + ".", ""]
+    lines = [f"Creep under {summary['load']} held from t = 0; {summary['model']}; "
+             "time-dependent materials: " + ", ".join(summary["time_dependent"]) + ".", ""]
     lines += ["| time (h) | " + " | ".join(f"{s}: displacement (mm) / nucleus (MPa) / cortex "
                                             f"p99 (MPa)" for s in summary["scenarios"]) + " |",
               "|---|" + "---|" * len(summary["scenarios"])]
@@ -135,18 +146,36 @@ def creep_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The model of `run_creep`, for the outputs.
+NONLINEAR_MODEL = "nonlinear segment (ligaments, facet contact, hyperelastic disc)"
+
+
 def run_creep_scenarios(model: Model, outdir: Path, scenarios, *, config_hash: str,
-                        hours=CREEP_HOURS, **inputs) -> dict:
-    """`run_creep` for each scenario; writes DIR/summary.json and DIR/creep.md; collective."""
+                        hours=CREEP_HOURS, runner=None, model_note: str = NONLINEAR_MODEL,
+                        time_dependent: list[str] | None = None, **inputs) -> dict:
+    """`runner` (default `run_creep`; or mechanics.disc_consolidation.run_consolidation_creep,
+    with its `model_note` and `time_dependent` descriptions) for each scenario, timed, with
+    each rank's peak memory; writes DIR/summary.json and DIR/creep.md; collective."""
     materials = inputs["materials"]
-    results = {s: run_creep(model, s, hours=hours, **inputs) for s in scenarios}
+    runner = runner or run_creep
+    results, seconds = {}, {}
+    for s in scenarios:
+        t0 = time.perf_counter()
+        results[s] = runner(model, s, hours=hours, **inputs)
+        seconds[s] = round(time.perf_counter() - t0, 1)
+    if time_dependent is None:
+        time_dependent = [f"{n} (g = {list(m.relaxation.g)}, tau_s = {list(m.relaxation.tau_s)})"
+                          for n, m in materials if m.relaxation is not None]
+    peak_MiB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kiB
     summary = {
         "load": load_description(inputs["mechanics"]),
         "load_N": inputs["mechanics"].load_N,
         "hours": list(hours),
-        "relaxing": [f"{n} (g = {list(m.relaxation.g)}, tau_s = {list(m.relaxation.tau_s)})"
-                     for n, m in materials if m.relaxation is not None],
+        "model": model_note,
+        "time_dependent": time_dependent,
         "scenarios": results,
+        "seconds_per_scenario": seconds,
+        "peak_memory_MiB_per_rank": [round(m, 1) for m in model.comm.allgather(peak_MiB)],
         "seed_effect": (seed_effect(results["tumour"], results["implanted"])
                         if {"tumour", "implanted"} <= set(results) else None),
         "mpi_size": model.comm.size,

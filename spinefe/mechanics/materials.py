@@ -24,7 +24,7 @@ from spinefe.geometry.mesh import Model, cell_volumes
 from spinefe.mechanics import tumour
 from spinefe.mechanics.density import modulus, read_grid
 from spinefe.mechanics.fibres import fibre_directions
-from spinefe.mechanics.laws import CellLaw, Isotropic, hgo, orthotropic, prony
+from spinefe.mechanics.laws import CellLaw, Isotropic, hgo, orthotropic, poroelastic, prony
 
 #: Regions that carry no load: they are meshed for dosimetry only.
 DOSE_ONLY = (R.CANAL, R.ENVELOPE)
@@ -96,6 +96,7 @@ class MaterialFields:
     relaxation: tuple[prony.Series, ...] = ()
     extra_fields: tuple[dolfinx.fem.Function, ...] = ()
     summary: dict = field(default_factory=dict)
+    poroelastic: PoroelasticCells | None = None
 
     @property
     def space(self) -> dolfinx.fem.FunctionSpace:
@@ -111,15 +112,26 @@ class MaterialFields:
         return replace(self, laws=(*self.laws, cell_law))
 
 
-def material_fields(model: Model, materials: Materials, lesion: Lesion,
-                    scenario: str) -> MaterialFields:
+@dataclass
+class PoroelasticCells:
+    """The poroelastic cells (owned, local indices) and their Biot law (mechanics.laws.poroelastic:
+    the drained matrix of the material fields, cell-wise permeability, alpha and storage)."""
+
+    cells: np.ndarray
+    params: poroelastic.Parameters
+
+
+def material_fields(model: Model, materials: Materials, lesion: Lesion, scenario: str, *,
+                    poroelastic_disc: bool = False) -> MaterialFields:
     """The fields of `scenario`, each region's from `materials`, with their options (fibres,
-    anisotropy, density, variation; config.sections.Material); collective. ConfigError naming
-    the key of a poroelastic material: the segment's solves do not take it yet (only
-    mechanics.consolidation solves the poroelastic law)."""
-    if keys := materials.poroelastic_keys():
-        raise ConfigError(f"{', '.join(keys)}: the segment's solves do not take a poroelastic "
-                          "disc yet (docs/materials.md, Poroelastic disc)")
+    anisotropy, density, variation, poroelastic; config.sections.Material); collective.
+
+    A poroelastic disc material is taken only by the consolidation solve
+    (`poroelastic_disc=True`: MaterialFields.poroelastic); otherwise ConfigError naming its key,
+    since the other solves have no pore pressure."""
+    if (keys := materials.poroelastic_keys()) and not poroelastic_disc:
+        raise ConfigError(f"{', '.join(keys)}: this solve does not take a poroelastic disc; "
+                          "only `spinefe creep` does (docs/materials.md, Poroelastic disc)")
     mesh = model.mesh
     names = cell_materials(model, lesion, scenario)
     mid = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(len(names), dtype=np.int32))
@@ -164,7 +176,30 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion,
                 fields.isotropic, f.k1_MPa, f.k2, f.kappa, (plus, minus)), f"{key}.fibres"))
             extra += [plus, minus]
     return replace(fields, laws=tuple(laws), relaxation=tuple(relaxation),
-                   extra_fields=tuple(extra), summary=summary)
+                   extra_fields=tuple(extra), summary=summary,
+                   poroelastic=_poroelastic_cells(fields, materials, names) if keys else None)
+
+
+def _poroelastic_cells(fields: MaterialFields, materials: Materials,
+                       names: np.ndarray) -> PoroelasticCells:
+    """The Biot law of the poroelastic materials' cells, cell-wise (DG0) where they differ."""
+    Q = fields.space
+    values = {key: dolfinx.fem.Function(Q, name=key)
+              for key in ("permeability_mm4_per_Ns", "alpha", "storage_1_per_MPa")}
+    poro = np.zeros(len(names), dtype=bool)
+    for name, m in materials:
+        if m.poroelastic is None:
+            continue
+        cells = np.flatnonzero(names == name).astype(np.int32)
+        poro[cells] = True
+        dofs = Q.dofmap.list[cells].ravel()
+        values["permeability_mm4_per_Ns"].x.array[dofs] = materials.permeability_mm4_per_Ns(name)
+        values["alpha"].x.array[dofs] = m.poroelastic.alpha
+        values["storage_1_per_MPa"].x.array[dofs] = m.poroelastic.storage_1_per_MPa
+    owned = np.flatnonzero(poro[: fields.space.mesh.topology.index_map(3).size_local])
+    return PoroelasticCells(owned.astype(np.int32), poroelastic.Parameters(
+        fields.isotropic, values["permeability_mm4_per_Ns"], values["alpha"],
+        values["storage_1_per_MPa"]))
 
 
 def _indicator(fields: MaterialFields, cells: np.ndarray) -> dolfinx.fem.Function:

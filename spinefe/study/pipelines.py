@@ -21,6 +21,8 @@ from spinefe.dose.mesh_dose import DoseResult, evaluate_dose
 from spinefe.geometry.mesh import Model, build_mesh, mesh_summary, write_mesh_xdmf
 from spinefe.geometry.segment import segment_geometry
 from spinefe.mechanics.creep import run_creep_scenarios
+from spinefe.mechanics.disc_consolidation import MODEL as CONSOLIDATION_MODEL
+from spinefe.mechanics.disc_consolidation import poroelastic_description, run_consolidation_creep
 from spinefe.mechanics.rom import run_rom
 from spinefe.mechanics.scenarios import ScenarioRecord, compare_scenarios, run_scenario
 from spinefe.mechanics.segment import load_bearing
@@ -131,9 +133,16 @@ def seed_dose(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
 
 def segment_creep(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
                   scenarios=SCENARIOS, hours=CREEP_HOURS) -> dict:
-    """The nonlinear segment's creep under the axial load of cfg.mechanics, held for `hours`,
-    per scenario: out/summary.json and out/creep.md (spinefe.mechanics.creep)."""
+    """The segment's creep under the load of cfg.mechanics, held for `hours`, per scenario:
+    out/summary.json and out/creep.md (spinefe.mechanics.creep). With a poroelastic disc, the
+    consolidation of the linear segment (spinefe.mechanics.disc_consolidation); else the
+    nonlinear segment with its relaxing materials."""
     model = load_bearing(open_segment(cfg, out, comm, cache_dir))
+    if cfg.materials.poroelastic_keys():
+        return run_creep_scenarios(model, out, scenarios, hours=hours,
+                                   runner=run_consolidation_creep, model_note=CONSOLIDATION_MODEL,
+                                   time_dependent=poroelastic_description(cfg.materials),
+                                   **_scenario_inputs(cfg))
     return run_creep_scenarios(model, out, scenarios, hours=hours,
                                nonlinear=cfg.nonlinear, **_scenario_inputs(cfg))
 
