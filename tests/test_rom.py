@@ -67,7 +67,7 @@ def test_rom_summary_has_the_issue_keys(bending_left):
     for rec in summary["motions"].values():
         assert rec["newton_iterations_max_per_step"] <= 15
         assert set(rec["ligaments"]) == {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL",
-                                         "SSL"}
+                                         "SSL", "CL.left", "CL.right"}
         assert set(rec["facets"]) == {"left", "right"}
     assert "| lateral_bending_left |" in summary["md"]
 

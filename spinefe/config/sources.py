@@ -41,6 +41,11 @@ SOURCES: dict[str, str] = {
         "Blankevoort L, Huiskes R. Ligament-bone interaction in a three-dimensional model of the "
         "knee. J Biomech Eng 113(3):263-269, 1991 (quadratic toe region of ligament force)."
     ),
+    "claeson2017": (
+        "Claeson AA, Barocas VH. Planar biaxial extension of the lumbar facet capsular ligament "
+        "reveals significant in-plane shear forces. J Mech Behav Biomed Mater, 2017, pp 127-136 "
+        "(posterior capsule collagen aligned across the joint, one family nearly horizontal)."
+    ),
     "wilke1998": (
         "Wilke HJ, Wenger K, Claes L. Testing criteria for spinal implants: recommendations for "
         "the standardization of in vitro stability testing of spinal implants. Eur Spine J "

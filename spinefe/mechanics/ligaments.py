@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Paper Table 4 (E in MPa, area in mm^2) and transition strains of the toe region.
+#: Paper Table 4 (E in MPa, area in mm^2) and transition strains of the toe region
+#: (reference/spine-mechanics.md, bilinear table of the Goel / Shirazi-Adl lineage).
 LIGAMENT_DATA = {
     # name: (E_MPa, area_mm2, transition_strain)
     "ALL": (20.0, 65.0, 0.12),
@@ -24,6 +25,10 @@ LIGAMENT_DATA = {
     "ITL.right": (59.0, 1.8, 0.18),
     "ISL": (12.0, 40.0, 0.14),
     "SSL": (15.0, 30.0, 0.20),
+    # Capsular ligaments, one per facet joint: not in the paper's Table 4; the large-strain
+    # branch of the bilinear data (E 33 MPa, area 30 mm^2, transition 25 %).
+    "CL.left": (33.0, 30.0, 0.25),
+    "CL.right": (33.0, 30.0, 0.25),
 }
 LAWS = ("linear", "toe")
 
