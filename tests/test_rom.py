@@ -132,6 +132,10 @@ def test_validation_table():
     ("rom", "moment_Nm", -1.0, "rom.moment_Nm"),
     ("nonlinear", "hyperelastic_regions", ["disc.nucleus", "disk"], "nonlinear.hyperelastic"),
     ("nonlinear", "ligament_law", "cubic", "nonlinear.ligament_law"),
+    ("nonlinear", "ligament_reference_strain", {"LF": 0.5},
+     "nonlinear.ligament_reference_strain.LF: Input should be less than 0.5"),
+    ("nonlinear", "ligament_reference_strain", {"ITL.left": 0.1},
+     "nonlinear.ligament_reference_strain.ITL.left: unknown key"),
     ("nonlinear", "friction", 2.0, "nonlinear.friction"),
 ])
 def test_bad_nonlinear_settings_are_named(section, key, value, message):
