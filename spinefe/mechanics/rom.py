@@ -5,7 +5,9 @@ Each motion applies the configured moment (default 7.5 N m) about one anatomical
 full nonlinear model (ligaments, facet contact, neo-Hookean disc). The ROM of a motion is the
 rotation of L4 relative to L5, each from a least-squares rigid fit of the vertebra's nodes
 (mechanics.kinematics), projected on the motion's axis: one direction, in degrees, positive in the
-direction of the motion. The full rotation vector (coupled motion) is reported as well.
+direction of the motion. The full rotation vector (coupled motion) is reported as well. Both are
+measured from the neutral posture: the meshed geometry settled under the pre-tension of the
+ligaments alone (`neutral_rotation`; the meshed geometry itself when no ligament is pre-tensioned).
 """
 
 from __future__ import annotations
@@ -83,14 +85,32 @@ def rotation_of_L4(model: Model, u: fem.Function) -> np.ndarray:
     return relative_rotation_deg(*fits)
 
 
+def neutral_rotation(model: Model, materials: MaterialFields, *, mechanics: Mechanics,
+                     nonlinear: Nonlinear) -> np.ndarray:
+    """Rotation vector (degrees) of L4 relative to L5 under no load: the settling of the
+    segment under its pre-tensioned ligaments (docs/nonlinear.md, section 3); zeros without any
+    (no solve); collective."""
+    strains = nonlinear.ligament_reference_strain.model_dump().values()
+    if not (nonlinear.ligaments and any(e > 0 for e in strains)):
+        return np.zeros(3)
+    unloaded = LoadCase(clamped_facets=model.facet_tags.find(model.tag(R.L5_INFERIOR)),
+                        loaded_facets=model.facet_tags.find(model.tag(R.L4_SUPERIOR)))  # 0 N
+    sol, _ = solve_segment_nonlinear(model, materials, mechanics, nonlinear, unloaded)
+    return rotation_of_L4(model, sol.u)
+
+
 def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: RangeOfMotion,
-                 mechanics: Mechanics, nonlinear: Nonlinear) -> dict:
+                 mechanics: Mechanics, nonlinear: Nonlinear,
+                 neutral_deg: np.ndarray | None = None) -> dict:
     """One motion of `rom` on the `nonlinear` model with one scenario's `materials`: ROM
-    (degrees), coupled rotation, Newton record, ligaments and facets; collective."""
+    (degrees) and coupled rotation from the neutral rotation `neutral_deg` (`neutral_rotation`;
+    None: the meshed geometry), Newton record, ligaments and facets; collective."""
     t0 = time.perf_counter()
     sol, pairs = solve_segment_nonlinear(model, materials, mechanics, nonlinear,
                                          moment_load(model, rom, motion))
     rotation = rotation_of_L4(model, sol.u)
+    if neutral_deg is not None:
+        rotation = rotation - neutral_deg  # small rotations: the vectors subtract
     record = {
         "rom_deg": float(rotation @ np.asarray(MOTIONS[motion])),
         "rotation_vector_deg": rotation.tolist(),
@@ -186,10 +206,11 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
     """
     motions, failed = {}, {}
     fields = material_fields(model, materials, lesion, scenario)  # read-only in every solve
+    neutral = neutral_rotation(model, fields, mechanics=mechanics, nonlinear=nonlinear)
     for motion in rom.motions:
         try:
             motions[motion] = solve_motion(model, motion, fields, rom=rom, mechanics=mechanics,
-                                           nonlinear=nonlinear)
+                                           nonlinear=nonlinear, neutral_deg=neutral)
         except SolverError as err:  # raised on every rank: the SNES reason is collective
             log.error("rom %s: %s", motion, err)
             failed[motion] = str(err)
@@ -199,7 +220,9 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
         "moment_Nm": rom.moment_Nm,
         "preload_N": rom.preload_N,
         "scenario": scenario,
-        "convention": "one direction; rotation of L4 relative to L5 about the motion's axis",
+        "convention": "one direction; rotation of L4 relative to L5 about the motion's axis, "
+                      "from the neutral posture (settled under the ligaments' pre-tension)",
+        "neutral_rotation_deg": neutral.tolist(),
         "validation": validation(rom_deg),
         "motions": motions,
         "failed": failed,
