@@ -81,8 +81,8 @@ def fibres(landmarks: dict[str, list], reference_strain: dict[str, float] | None
     return out
 
 
-def tension(k, L0, e_t, elongation_mm, law: str = "linear"):
-    """Force F (N) and stiffness dF/dL (N/mm) of springs (k N/mm, rest length L0 mm, transition
+def tension(k, rest_mm, e_t, elongation_mm, law: str = "linear"):
+    """Force F (N) and stiffness dF/dL (N/mm) of springs (k N/mm, rest length L_r mm, transition
     strain e_t) at elongation dL (mm) beyond the rest length; zero when slack (dL <= 0). Arrays
     broadcast."""
     dl = np.asarray(elongation_mm, float)
@@ -93,9 +93,9 @@ def tension(k, L0, e_t, elongation_mm, law: str = "linear"):
         return np.where(taut, k * dl, 0.0), np.where(dl >= 0.0, k, 0.0) * np.ones_like(dl)
     if law != "toe":
         raise ValueError(f"ligaments.law: {law!r} is not one of {', '.join(LAWS)}")
-    e = np.maximum(dl, 0.0) / L0
+    e = np.maximum(dl, 0.0) / rest_mm
     toe = e < e_t
-    force = np.where(toe, k * L0 * e * e / (2 * e_t), k * L0 * (e - e_t / 2))
+    force = np.where(toe, k * rest_mm * e * e / (2 * e_t), k * rest_mm * (e - e_t / 2))
     stiffness = np.where(toe, k * e / e_t, k)
     return np.where(taut, force, 0.0), np.where(taut, stiffness, 0.0)
 
