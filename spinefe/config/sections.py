@@ -591,9 +591,10 @@ class Nonlinear(_Section):
     )
     load_steps: int = Field(2, ge=1, le=100, description="equal load increments [numerical]")
     line_search: Literal["bt", "basic", "cp", "l2"] = Field(
-        "basic", description="Newton line search (PETSc SNESLineSearch): bt (backtracking on the "
-        "residual norm), basic (full steps), cp (critical point of the energy along the step), "
-        "l2 (secant on the residual norm)"
+        "cp", description="Newton line search (PETSc SNESLineSearch): cp (critical point of the "
+        "energy along the step), bt (backtracking on the residual norm), basic (full steps), l2 "
+        "(secant on the residual norm); with full steps axial rotation cycles once the capsules "
+        "follow the toe law [numerical]"
     )
     newton_rtol: float = Field(
         1e-8, gt=0.0, lt=1.0, description="Newton residual tolerance, relative to each step's "
