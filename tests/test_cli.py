@@ -233,7 +233,8 @@ def test_mesh_main_job_on_two_ranks(cli_env, tmp_path):
     assert summary["mpi_size"] == 2 and len(summary["cells_per_rank"]) == 2
     assert summary["mesher"] == "hxt"  # no Delaunay fallback on the default segment
     assert summary["regions"]["L4.lesion"]["cells"] > 0
-    assert set(summary["landmarks"]) >= {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL", "SSL"}
+    assert set(summary["landmarks"]) == {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL", "SSL",
+                                         "CL.left", "CL.right"}
     assert (out / "segment.png").stat().st_size > 10_000
     assert (out / "mesh.xdmf").exists() and (out / "mesh.h5").exists()
 

@@ -111,13 +111,14 @@ def test_neo_hookean_uniaxial_stress_at_large_stretch(cutbacks):
     assert global_max(np.abs(u[:, 1] - (s - 1.0))) < 1e-8
 
 
-def spring_blocks(stiffness, count=4):
+def spring_blocks(stiffness, count=4, reference_strain=0.0):
     """Blocks 10 x 10 x 4 (z < 4 and, above a 2 mm gap, 6 < z < 10), joined by `count`
-    vertical fibres from z = 1 to z = 7 (rest length 6 mm)."""
+    vertical fibres from z = 1 to z = 7 (landmark distance 6 mm, rest length 6 / (1 +
+    reference_strain))."""
     mesh = two_blocks([10.0, 10.0, 10.0], [5, 5, 5], (4.0, 6.0), 2.0)
     xy = [(3.0, 3.0), (7.0, 3.0), (3.0, 7.0), (7.0, 7.0)][:count]
-    fibres = [Fibre("ALL", np.array([x, y, 7.0]), np.array([x, y, 1.0]), stiffness, 0.1)
-              for x, y in xy]
+    fibres = [Fibre("ALL", np.array([x, y, 7.0]), np.array([x, y, 1.0]), stiffness, 0.1,
+                    reference_strain) for x, y in xy]
     law = LigamentSprings(fibres)
     V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (3,)))
     pairs = PointPairs(locate(V, np.array([f.upper_mm for f in fibres])),
@@ -158,6 +159,28 @@ def test_springs_are_tension_only(delta):
     report = COMM.bcast(law.report(sol.pair_states[0]) if COMM.rank == 0 else None)
     assert report["ALL"]["state"] == ("active" if delta > 0 else "slack")
     assert report["ALL"]["taut"] == (4 if delta > 0 else 0)
+
+
+@pytest.mark.parametrize(("e_ref", "delta"), [(0.05, 0.0), (0.05, -0.2), (0.05, -0.4),
+                                            (-0.05, 0.2), (-0.05, 0.5)])
+def test_reference_strain_sets_the_rest_length(e_ref, delta):
+    """Fibres pre-tensioned (e_ref > 0) or slack (< 0) at their landmarks' distance L0 = 6 mm:
+    with the upper block moved by delta (two load steps, the pre-tension whole from the first),
+    the supports carry n k max(delta + L0 - L0 / (1 + e_ref), 0); at delta = 0 that is the
+    pre-tension n k L0 e_ref / (1 + e_ref), held by the supports and not by a load."""
+    k, L0 = 25.0, 6.0
+    mesh, law, pairs = spring_blocks(k, reference_strain=e_ref)
+    mats = materials(mesh, 1e6, 0.3)
+    top = plane(mesh, 2, 10.0)
+    load = LoadCase(plane(mesh, 2, 0.0), displacements=((top, 0, 0.0), (top, 1, 0.0),
+                                                         (top, 2, delta)))
+    sol = solve_nonlinear(mats, load, [pairs], options=NewtonOptions(steps=2, linear=TIGHT))
+    stretch = delta + L0 - L0 / (1.0 + e_ref)
+    expected = 4 * k * max(stretch, 0.0)
+    assert sol.support_reactions_N[3][2] == pytest.approx(expected, rel=1e-5, abs=1e-9)
+    report = COMM.bcast(law.report(sol.pair_states[0]) if COMM.rank == 0 else None)
+    assert report["ALL"]["taut"] == (4 if stretch > 0 else 0)
+    assert report["ALL"]["elongation_mm_max"] == pytest.approx(stretch, rel=1e-4)
 
 
 def block_contact(mesh, gap, eps, friction, V, penetration_tol_mm=np.inf):

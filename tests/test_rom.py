@@ -67,9 +67,13 @@ def test_rom_summary_has_the_issue_keys(bending_left):
     for rec in summary["motions"].values():
         assert rec["newton_iterations_max_per_step"] <= 15
         assert set(rec["ligaments"]) == {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL",
-                                         "SSL"}
+                                         "SSL", "CL.left", "CL.right"}
         assert set(rec["facets"]) == {"left", "right"}
     assert "| lateral_bending_left |" in summary["md"]
+    # The neutral posture: the capsules' pre-tension (CL 4.7 %) pulls the articular processes
+    # together, a small extension (about 0.05 deg on this mesh) from which the ROM is measured.
+    x, y, z = summary["neutral_rotation_deg"]
+    assert -0.2 < x < 0.0 and abs(y) < 0.1 * abs(x) and abs(z) < 0.1 * abs(x)
 
 
 def test_left_and_right_bending_agree(bending_left, bending_right):
@@ -91,14 +95,17 @@ def test_one_rank_agrees_with_two(bending_left, default_segment):
     """The same motion in this (serial) process: ROM and ligament forces agree with the 2-rank
     run to 1e-6 relative (Newton to 1e-8 of the residual)."""
     from spinefe.mechanics.materials import material_fields
-    from spinefe.mechanics.rom import solve_motion
+    from spinefe.mechanics.rom import neutral_rotation, solve_motion
 
     if MPI.COMM_WORLD.size != 1:
         pytest.skip("compares a serial solve with the 2-rank command")
     cfg = rom_config()
-    record = solve_motion(default_segment, BENDING[0],
-                          material_fields(default_segment, cfg.materials, cfg.lesion, "healthy"),
-                          rom=cfg.rom, mechanics=cfg.mechanics, nonlinear=cfg.nonlinear)
+    fields = material_fields(default_segment, cfg.materials, cfg.lesion, "healthy")
+    neutral = neutral_rotation(default_segment, fields, rom=cfg.rom, mechanics=cfg.mechanics,
+                               nonlinear=cfg.nonlinear)
+    assert neutral == pytest.approx(bending_left["neutral_rotation_deg"], rel=1e-6, abs=1e-9)
+    record = solve_motion(default_segment, BENDING[0], fields, rom=cfg.rom,
+                          mechanics=cfg.mechanics, nonlinear=cfg.nonlinear, neutral_deg=neutral)
     two = bending_left["motions"][BENDING[0]]
     assert record["rom_deg"] == pytest.approx(two["rom_deg"], rel=1e-6)
     for name, lig in record["ligaments"].items():
@@ -122,6 +129,12 @@ def test_validation_table():
                            for m, v in rom.items()}}
     text = rom_markdown(summary)
     assert "| flexion_extension | 7.00 |" in text
+    assert "| flexion | 4.00 | 4.00 / 0.00 / 0.00 | - | 3 / 3 | 0 |" in text
+    preloaded = validation(rom, 500.0)["in_vitro"]["flexion"]
+    assert list(preloaded) == ["ours_one_direction", "Niosi 2006, L3-L4 (adjacent level), "
+                               "7.5 N m, 600 N follower preload (n = 10)"]
+    assert validation(rom, disc_only=True)["in_vitro"]["extension"][
+        "Heuer 2007, L4-L5 disc alone, 7.5 N m, no preload (n = 8)"] == 10.28
     partial = validation({"flexion": 4.0})
     assert "flexion_extension" not in partial["paper_table3"]
     assert np.isfinite(partial["in_vitro"]["flexion"]["ours_one_direction"])
@@ -132,6 +145,10 @@ def test_validation_table():
     ("rom", "moment_Nm", -1.0, "rom.moment_Nm"),
     ("nonlinear", "hyperelastic_regions", ["disc.nucleus", "disk"], "nonlinear.hyperelastic"),
     ("nonlinear", "ligament_law", "cubic", "nonlinear.ligament_law"),
+    ("nonlinear", "ligament_reference_strain", {"LF": 0.5},
+     "nonlinear.ligament_reference_strain.LF: Input should be less than 0.5"),
+    ("nonlinear", "ligament_reference_strain", {"ITL.left": 0.1},
+     "nonlinear.ligament_reference_strain.ITL.left: unknown key"),
     ("nonlinear", "friction", 2.0, "nonlinear.friction"),
 ])
 def test_bad_nonlinear_settings_are_named(section, key, value, message):

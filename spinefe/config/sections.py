@@ -578,14 +578,47 @@ class Mechanics(_Section):
         return v
 
 
+#: A reference strain: pre-tension or slack of a ligament at the neutral posture.
+ReferenceStrain = Annotated[float, Field(gt=-0.5, lt=0.5)]
+
+
+class LigamentReferenceStrain(_Section):
+    """In-situ strain e_ref of each ligament in the neutral geometry: a fibre's rest length is
+    L0 / (1 + e_ref) with L0 its landmarks' distance (e_ref > 0 pre-tensioned, < 0 slack). Both
+    sides of ITL and CL take one value. Only sourced numbers are defaults; 0 (the paper's rest
+    length at neutral) where no in-situ strain was found (docs/nonlinear.md)."""
+
+    ALL: ReferenceStrain = Field(0.0, description="anterior longitudinal [unsourced: 0]")
+    PLL: ReferenceStrain = Field(0.0, description="posterior longitudinal [unsourced: 0]")
+    LF: ReferenceStrain = Field(
+        0.0, description="ligamentum flavum; pre-tensioned in situ [nachemson1968], its strain "
+        "not re-read [unsourced: 0]"
+    )
+    ITL: ReferenceStrain = Field(0.0, description="intertransverse [unsourced: 0]")
+    ISL: ReferenceStrain = Field(0.0, description="interspinous [unsourced: 0]")
+    SSL: ReferenceStrain = Field(0.0, description="supraspinous [unsourced: 0]")
+    CL: ReferenceStrain = Field(
+        0.047, description="facet capsule: it shrinks by 4-5 % when released from the bone, "
+        "0.045 / (1 - 0.045) of its free length [capsule_insitu]"
+    )
+
+
 class Nonlinear(_Section):
     """Ligaments, facet contact, hyperelastic regions and Newton settings of the nonlinear model."""
 
-    ligaments: bool = Field(True, description="the seven ligaments as tension-only springs [paper]")
+    ligaments: bool = Field(True, description="the seven ligaments of the paper and the facet "
+                            "capsules as tension-only springs [paper]")
     ligament_law: Literal["linear", "toe"] = Field(
-        "linear",
-        description="force-elongation: linear (k = E A / L0, paper Table 4) or with the "
-        "quadratic toe region of [blankevoort1991]",
+        "toe",
+        description="force-strain: with the quadratic toe region of [blankevoort1991] up to each "
+        "ligament's transition strain, or linear (E A e, paper Table 4)",
+    )
+    ligament_reference_strain: LigamentReferenceStrain = Field(
+        default_factory=LigamentReferenceStrain,
+        description="in-situ strain e per ligament (ALL, PLL, LF, ITL, ISL, SSL, CL; each > -0.5, "
+        "< 0.5) at the neutral geometry: rest length L0 / (1 + e), pre-tensioned for e > 0, "
+        "acting from the first load step (docs/nonlinear.md); CL 0.047 [capsule_insitu], the "
+        "others 0 where no in-situ strain was found (LF is pre-tensioned [nachemson1968])",
     )
     contact: bool = Field(True, description="facet joint contact (augmented Lagrangian, with "
                           "friction) [paper]")
@@ -607,9 +640,10 @@ class Nonlinear(_Section):
     )
     load_steps: int = Field(2, ge=1, le=100, description="equal load increments [numerical]")
     line_search: Literal["bt", "basic", "cp", "l2"] = Field(
-        "basic", description="Newton line search (PETSc SNESLineSearch): bt (backtracking on the "
-        "residual norm), basic (full steps), cp (critical point of the energy along the step), "
-        "l2 (secant on the residual norm)"
+        "cp", description="Newton line search (PETSc SNESLineSearch): cp (critical point of the "
+        "energy along the step), bt (backtracking on the residual norm), basic (full steps), l2 "
+        "(secant on the residual norm); with full steps axial rotation cycles once the capsules "
+        "follow the toe law [numerical]"
     )
     newton_rtol: float = Field(
         1e-8, gt=0.0, lt=1.0, description="Newton residual tolerance, relative to each step's "

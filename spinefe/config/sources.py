@@ -41,6 +41,24 @@ SOURCES: dict[str, str] = {
         "Blankevoort L, Huiskes R. Ligament-bone interaction in a three-dimensional model of the "
         "knee. J Biomech Eng 113(3):263-269, 1991 (quadratic toe region of ligament force)."
     ),
+    "claeson2017": (
+        "Claeson AA, Barocas VH. Planar biaxial extension of the lumbar facet capsular ligament "
+        "reveals significant in-plane shear forces. J Mech Behav Biomed Mater, 2017, pp 127-136 "
+        "(posterior capsule collagen aligned across the joint, one family nearly horizontal)."
+    ),
+    "nachemson1968": (
+        "Nachemson AL, Evans JH. Some mechanical properties of the third human lumbar "
+        "interlaminar ligament (ligamentum flavum). J Biomech 1:211-220, 1968 (the ligament is "
+        "pre-tensioned in the neutral posture; its strain was not re-read for spinefe)."
+    ),
+    "capsule_insitu": (
+        "In situ lumbar facet capsular ligament strains due to joint pressure and residual "
+        "strain (abstract: 20 facet joints L2-L5 of five spines; released from the vertebrae the "
+        "capsule shrank by 4-5 % on average; its in-vivo state is tension). Authors and journal "
+        "not re-read: https://discovery.researcher.life/article/in-situ-lumbar-facet-capsular-"
+        "ligament-strains-due-to-joint-pressure-and-residual-strain/"
+        "03c94324f38f3dd786088ff6bcfd541d"
+    ),
     "wilke1998": (
         "Wilke HJ, Wenger K, Claes L. Testing criteria for spinal implants: recommendations for "
         "the standardization of in vitro stability testing of spinal implants. Eur Spine J "

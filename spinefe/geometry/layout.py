@@ -210,12 +210,37 @@ def pedicle_end_half_width(pedicle: Cylinder) -> float:
     return abs(centre[0]) + pedicle.minor / abs(a[1])
 
 
+def _pair(p, q) -> list[list[float]]:
+    return [np.round(p, 4).tolist(), np.round(q, 4).tolist()]  # JSON-stable
+
+
+def _capsule_fibres(joint: FacetJoint, u_bone: float, T4: float, T5: float, width: float,
+                   height: float) -> list[list[list[float]]]:
+    """Capsular ligament fibres (L4 point, L5 point) of one facet joint (mm), on the
+    posterolateral faces of the articular processes (the joint's posterior margin, where the
+    capsule's collagen runs across the joint [claeson2017]), each point halfway through its
+    process's thickness. `u_bone`: distance of the bone faces from the joint's mid-plane; T4,
+    T5: the processes' thicknesses; width, height: the joint's. Two fibres run straight across
+    the joint a quarter of its height above and below its centre; the third runs obliquely from
+    the upper L4 point to the lower L5 point, so that the L4 process sliding up (flexion)
+    stretches it."""
+    c, n, m = joint.centre, joint.normal, joint.tangent
+    w = np.array([0.0, 0.0, 1.0])
+    rim = c + 0.5 * width * m
+
+    def on_L4(z):
+        return rim + (u_bone + 0.5 * T4) * n + z * w
+
+    def on_L5(z):
+        return rim - (u_bone + 0.5 * T5) * n + z * w
+
+    q = 0.25 * height
+    return [_pair(on_L4(q), on_L5(q)), _pair(on_L4(-q), on_L5(-q)), _pair(on_L4(q), on_L5(-q))]
+
+
 def _landmarks(L4: VertebraLayout, L5: VertebraLayout, v4: Vertebra, v5: Vertebra) -> dict:
     """Ligament attachment points (L4 point, L5 point) per fibre, on the bone surfaces (mm)."""
     lm: dict[str, list[list[list[float]]]] = {}
-
-    def pair(p, q):
-        return [np.round(p, 4).tolist(), np.round(q, 4).tolist()]  # JSON-stable
 
     def wall_fibres(side: str, xs: tuple[float, ...]) -> list[list[list[float]]]:
         """Fibres on the anterior or posterior body wall, 3 mm from the disc, at lateral xs."""
@@ -224,7 +249,7 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, v4: Vertebra, v5: Vertebr
             y4 = L4.body.section.boundary_y(x, side)
             y5 = L5.body.section.boundary_y(x, side)
             fibres.append(
-                pair((x, y4, L4.body.inferior.z(y4) + 3.0), (x, y5, L5.body.superior.z(y5) - 3.0))
+                _pair((x, y4, L4.body.inferior.z(y4) + 3.0), (x, y5, L5.body.superior.z(y5) - 3.0))
             )
         return fibres
 
@@ -233,7 +258,7 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, v4: Vertebra, v5: Vertebr
     lam4, lam5 = L4.parts["lamina"], L5.parts["lamina"]
     z4_bot = lam4.corner[2]
     z5_top = lam5.corner[2] + lam5.edges[2][2]
-    lm["LF"] = [pair((x, L4.lamina_y, z4_bot), (x, L5.lamina_y, z5_top)) for x in (-6.0, 6.0)]
+    lm["LF"] = [_pair((x, L4.lamina_y, z4_bot), (x, L5.lamina_y, z5_top)) for x in (-6.0, 6.0)]
     for side in ("left", "right"):
         tp4, tp5 = L4.parts[f"transverse_process.{side}"], L5.parts[f"transverse_process.{side}"]
         s = 1.0 if side == "left" else -1.0
@@ -242,19 +267,19 @@ def _landmarks(L4: VertebraLayout, L5: VertebraLayout, v4: Vertebra, v5: Vertebr
         y4 = tp4.corner[1] + 0.5 * tp4.edges[1][1]
         y5 = tp5.corner[1] + 0.5 * tp5.edges[1][1]
         lm[f"ITL.{side}"] = [
-            pair((x4, y4, tp4.corner[2]), (x5, y5, tp5.corner[2] + tp5.edges[2][2]))
+            _pair((x4, y4, tp4.corner[2]), (x5, y5, tp5.corner[2] + tp5.edges[2][2]))
         ]
     sp4, sp5 = L4.parts["spinous_process"], L5.parts["spinous_process"]
     y0 = max(sp4.corner[1], sp5.corner[1]) + 2.0
     y1 = min(sp4.corner[1] + sp4.edges[1][1], sp5.corner[1] + sp5.edges[1][1]) - 2.0
     lm["ISL"] = [
-        pair((0.0, y, sp4.corner[2]), (0.0, y, sp5.corner[2] + sp5.edges[2][2]))
+        _pair((0.0, y, sp4.corner[2]), (0.0, y, sp5.corner[2] + sp5.edges[2][2]))
         for y in np.linspace(y0, y1, 3)
     ]
     tip4 = sp4.corner[1] + sp4.edges[1][1]
     tip5 = sp5.corner[1] + sp5.edges[1][1]
     lm["SSL"] = [
-        pair(
+        _pair(
             (0.0, tip4, sp4.corner[2] + 0.25 * sp4.edges[2][2]),
             (0.0, tip5, sp5.corner[2] + 0.75 * sp5.edges[2][2]),
         )
@@ -305,11 +330,15 @@ def segment_layout(geometry: SegmentGeometry) -> SegmentLayout:
     u_bone = 0.5 * f.gap_mm + t_cart
     z5_tp_top = L5.pedicle_centre_z + 0.5 * g.L5.transverse_process_height_mm
     z4_lam_bot = z_f + 0.5 * f.height_mm + POSTERIOR_CLEARANCE_MM
+    capsules = {}
     for side, s in (("left", 1.0), ("right", -1.0)):
         n = np.array([-s * np.cos(alpha), np.sin(alpha), 0.0])
         m = np.array([s * np.sin(alpha), np.cos(alpha), 0.0])
         c = np.array([s * x_f, y_f, z_f])
         facets.append(FacetJoint(side, c, n, m))
+        capsules[f"CL.{side}"] = _capsule_fibres(
+            facets[-1], u_bone, g.L4.articular_process_thickness_mm,
+            g.L5.articular_process_thickness_mm, f.width_mm, f.height_mm)
         w = np.array([0.0, 0.0, 1.0])
 
         def joint_box(u0, u1, z0, z1, c=c, n=n, m=m, w=w):
@@ -382,7 +411,7 @@ def segment_layout(geometry: SegmentGeometry) -> SegmentLayout:
         facets,
         canal,
         (L5_inf, L4_sup),
-        _landmarks(L4, L5, g.L4, g.L5),
+        _landmarks(L4, L5, g.L4, g.L5) | capsules,
         _nucleus_scale(disc, g.disc.nucleus_fraction),
     )
 

@@ -33,8 +33,10 @@ from spinefe.geometry.segment import SegmentGeometry
 
 log = logging.getLogger(__name__)
 
-#: Bump when the geometry code changes what a given config produces (invalidates caches).
-GEOMETRY_VERSION = 4
+#: Bump when the geometry code changes what a given config produces (invalidates caches). The
+#: cache stores the ligament landmarks with the mesh, so new landmarks bump it too (5: the
+#: capsular ligaments).
+GEOMETRY_VERSION = 5
 #: gmsh options of the 3D meshing beyond the size field (`occ.set_mesh_size`): the optimisation
 #: passes after the mesher. Part of the cache key, with the gmsh version.
 GMSH_MESH_OPTIONS = {"Mesh.Optimize": 1}

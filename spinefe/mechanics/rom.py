@@ -5,13 +5,16 @@ Each motion applies the configured moment (default 7.5 N m) about one anatomical
 full nonlinear model (ligaments, facet contact, neo-Hookean disc). The ROM of a motion is the
 rotation of L4 relative to L5, each from a least-squares rigid fit of the vertebra's nodes
 (mechanics.kinematics), projected on the motion's axis: one direction, in degrees, positive in the
-direction of the motion. The full rotation vector (coupled motion) is reported as well.
+direction of the motion. The full rotation vector (coupled motion) is reported as well. Both are
+measured from the neutral posture: the meshed geometry settled under the preload and the
+pre-tension of the ligaments (`neutral_rotation`; the meshed geometry itself with neither).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from spinefe.mechanics.kinematics import relative_rotation_deg, rigid_fit
 from spinefe.mechanics.materials import MaterialFields, material_fields
 from spinefe.mechanics.nonlinear import newton_summary
 from spinefe.mechanics.segment import region_cells, segment_load, solve_segment_nonlinear
+from spinefe.mechanics.stress import disc_indicators
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +44,34 @@ PAPER_TABLE3 = {
     "Panjabi": {"flexion_extension": 11.5, "lateral_bending": 8.3, "axial_rotation": 1.8},
 }
 
-#: In-vitro data, one direction (LB and AR: one side), degrees; docs/nonlinear.md gives the
-#: sources and what could and could not be verified.
-LITERATURE = {
-    "Yamamoto 1989, L4-L5, 10 N m, no preload (n = 10)": {
-        "flexion": 8.9, "extension": 5.8, "lateral_bending": 5.7, "axial_rotation": 2.2,
-    },
-    "Niosi 2006, L3-L4 (adjacent level), 7.5 N m, no preload (n = 10)": {
-        "flexion": 3.7, "extension": 3.3, "lateral_bending": 3.8, "axial_rotation": 2.1,
-    },
-}
+@dataclass(frozen=True)
+class InVitro:
+    """Published in-vitro ROM, one direction (LB and AR: one side), degrees, and its condition:
+    the follower preload (N) and whether the disc was tested alone (posterior elements and
+    ligaments removed). docs/nonlinear.md gives the sources and what could be verified."""
+
+    source: str
+    preload_N: float
+    disc_only: bool
+    rom_deg: dict
+
+    def applies(self, preload_N: float, disc_only: bool) -> bool:
+        """Whether the data fit a run with `preload_N` (N; with or without) and `disc_only`."""
+        return self.disc_only == disc_only and (self.preload_N > 0) == (preload_N > 0)
+
+
+LITERATURE = (
+    InVitro("Yamamoto 1989, L4-L5, 10 N m, no preload (n = 10)", 0.0, False,
+            {"flexion": 8.9, "extension": 5.8, "lateral_bending": 5.7, "axial_rotation": 2.2}),
+    InVitro("Niosi 2006, L3-L4 (adjacent level), 7.5 N m, no preload (n = 10)", 0.0, False,
+            {"flexion": 3.7, "extension": 3.3, "lateral_bending": 3.8, "axial_rotation": 2.1}),
+    InVitro("Niosi 2006, L3-L4 (adjacent level), 7.5 N m, 600 N follower preload (n = 10)",
+            600.0, False,
+            {"flexion": 4.4, "extension": 2.4, "lateral_bending": 2.4, "axial_rotation": 1.2}),
+    InVitro("Heuer 2007, L4-L5 disc alone, 7.5 N m, no preload (n = 8)", 0.0, True,
+            {"flexion": 10.11, "extension": 10.28, "lateral_bending": 6.43,
+             "axial_rotation": 5.73}),
+)
 
 
 def vertebra_nodes(model: Model, u: fem.Function, level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,19 +91,39 @@ def rotation_of_L4(model: Model, u: fem.Function) -> np.ndarray:
     return relative_rotation_deg(*fits)
 
 
+def neutral_rotation(model: Model, materials: MaterialFields, *, rom: RangeOfMotion,
+                     mechanics: Mechanics, nonlinear: Nonlinear) -> np.ndarray:
+    """Rotation vector (degrees) of L4 relative to L5 without a moment: the segment settled
+    under the preload of `rom` and its pre-tensioned ligaments (docs/nonlinear.md, section 3),
+    the posture from which an in-vitro test measures ROM; zeros with neither (no solve);
+    collective."""
+    strains = nonlinear.ligament_reference_strain.model_dump().values()
+    if not (rom.preload_N or (nonlinear.ligaments and any(e > 0 for e in strains))):
+        return np.zeros(3)
+    preloaded = segment_load(model, rom.preload_N, rom.preload,
+                             follower_offset_mm=rom.follower_offset_mm)
+    sol, _ = solve_segment_nonlinear(model, materials, mechanics, nonlinear, preloaded)
+    return rotation_of_L4(model, sol.u)
+
+
 def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: RangeOfMotion,
-                 mechanics: Mechanics, nonlinear: Nonlinear) -> dict:
+                 mechanics: Mechanics, nonlinear: Nonlinear,
+                 neutral_deg: np.ndarray | None = None) -> dict:
     """One motion of `rom` on the `nonlinear` model with one scenario's `materials`: ROM
-    (degrees), coupled rotation, Newton record, ligaments and facets; collective."""
+    (degrees) and coupled rotation from the neutral rotation `neutral_deg` (`neutral_rotation`;
+    None: the meshed geometry), Newton record, ligaments and facets; collective."""
     t0 = time.perf_counter()
     sol, pairs = solve_segment_nonlinear(model, materials, mechanics, nonlinear,
                                          segment_load(
         model, rom.preload_N, rom.preload, motion=motion, moment_Nm=rom.moment_Nm,
         follower_offset_mm=rom.follower_offset_mm))
     rotation = rotation_of_L4(model, sol.u)
+    if neutral_deg is not None:
+        rotation = rotation - neutral_deg  # small rotations: the vectors subtract
     record = {
         "rom_deg": float(rotation @ np.asarray(MOTIONS[motion])),
         "rotation_vector_deg": rotation.tolist(),
+        **disc_indicators(sol, model),  # nucleus pressure (MPa), disc bulge (mm)
         "newton": sol.steps,
         **newton_summary(sol.steps),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -99,9 +141,10 @@ def _mean(rom: dict, *keys: str) -> float:
     return float(np.mean(values)) if values else np.nan
 
 
-def validation(rom: dict[str, float]) -> dict:
+def validation(rom: dict[str, float], preload_N: float = 0.0, disc_only: bool = False) -> dict:
     """Our ROM against the paper's Table 3 (as full ranges: flexion + extension, left + right)
-    and against the in-vitro data (one direction); spans and whether ours lies within."""
+    and against the in-vitro data of the run's condition (`preload_N`, `disc_only`; one
+    direction); spans and whether ours lies within."""
     ours_total = {
         "flexion_extension": rom.get("flexion", np.nan) + rom.get("extension", np.nan),
         "lateral_bending": rom.get("lateral_bending_left", np.nan)
@@ -123,8 +166,8 @@ def validation(rom: dict[str, float]) -> dict:
         "lateral_bending": _mean(rom, "lateral_bending_left", "lateral_bending_right"),
         "axial_rotation": _mean(rom, "axial_rotation_left", "axial_rotation_right"),
     }
-    invitro = {key: {"ours_one_direction": value,
-                     **{src: row[key] for src, row in LITERATURE.items()}}
+    rows = [r for r in LITERATURE if r.applies(preload_N, disc_only)]
+    invitro = {key: {"ours_one_direction": value, **{r.source: r.rom_deg[key] for r in rows}}
                for key, value in one_side.items() if not np.isnan(value)}
     return {"paper_table3": table3, "in_vitro": invitro}
 
@@ -139,12 +182,14 @@ def rom_markdown(summary: dict) -> str:
         preload += " (dead)"
     lines = [f"Moment {summary['moment_Nm']} N m, {preload}, "
              f"scenario {summary['scenario']}. ROM of L4 relative to L5, degrees.", "",
-             "| motion | ROM (deg) | coupled rotation x / y / z (deg) "
+             "| motion | ROM (deg) | coupled rotation x / y / z (deg) | nucleus pressure (MPa) "
              "| Newton its, max per step / per solve | contact updates |",
-             "|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|"]
     for motion, rec in summary["motions"].items():
         x, y, z = rec["rotation_vector_deg"]
+        pressure = rec.get("nucleus_pressure_MPa")
         lines.append(f"| {motion} | {rec['rom_deg']:.2f} | {x:.2f} / {y:.2f} / {z:.2f} "
+                     f"| {'-' if pressure is None else f'{pressure:.3f}'} "
                      f"| {rec['newton_iterations_max_per_step']} / "
                      f"{rec['newton_iterations_max_per_solve']} | {rec['contact_updates']} |")
     val = summary["validation"]
@@ -157,8 +202,9 @@ def rom_markdown(summary: dict) -> str:
         lines.append(f"| {key} | {row['ours_full_range']:.2f} | {pub} | "
                      f"{row['span'][0]:g}-{row['span'][1]:g} "
                      f"| {'yes' if row['within'] else 'NO'} |")
-    sources = list(LITERATURE)
-    lines += ["", "Against in-vitro data (one direction; LB and AR one side):", "",
+    sources = [k for k in next(iter(val["in_vitro"].values()), {}) if k != "ours_one_direction"]
+    lines += ["", "Against in-vitro data of the same condition (one direction; LB and AR one "
+              "side):", "",
               "| motion | ours | " + " | ".join(sources) + " |",
               "|---|---|" + "---|" * len(sources)]
     for key, row in val["in_vitro"].items():
@@ -180,10 +226,12 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
     """
     motions, failed = {}, {}
     fields = material_fields(model, materials, lesion, scenario)  # read-only in every solve
+    neutral = neutral_rotation(model, fields, rom=rom, mechanics=mechanics,
+                               nonlinear=nonlinear)
     for motion in rom.motions:
         try:
             motions[motion] = solve_motion(model, motion, fields, rom=rom, mechanics=mechanics,
-                                           nonlinear=nonlinear)
+                                           nonlinear=nonlinear, neutral_deg=neutral)
         except SolverError as err:  # raised on every rank: the SNES reason is collective
             log.error("rom %s: %s", motion, err)
             failed[motion] = str(err)
@@ -195,8 +243,12 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
         "preload": rom.preload,
         "follower_offset_mm": rom.follower_offset_mm,
         "scenario": scenario,
-        "convention": "one direction; rotation of L4 relative to L5 about the motion's axis",
-        "validation": validation(rom_deg),
+        "convention": "one direction; rotation of L4 relative to L5 about the motion's axis, "
+                      "from the neutral posture (settled under the preload and the ligaments' "
+                      "pre-tension)",
+        "neutral_rotation_deg": neutral.tolist(),
+        "validation": validation(rom_deg, rom.preload_N,
+                                 disc_only=not (nonlinear.ligaments or nonlinear.contact)),
         "motions": motions,
         "failed": failed,
         "mpi_size": model.comm.size,

@@ -147,7 +147,8 @@ def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
     if nl.ligaments:
         # Landmarks sit on the curved bone surfaces; each attaches to the nearest node of its
         # vertebra (the snap distance is reported), with L0 from the landmarks.
-        springs = LigamentSprings(fibres(model.landmarks), nl.ligament_law)
+        springs = LigamentSprings(
+            fibres(model.landmarks, nl.ligament_reference_strain.model_dump()), nl.ligament_law)
         ends = []
         for level, attr in (("L4", "upper_mm"), ("L5", "lower_mm")):
             cells = region_cells(model, R.vertebra_regions(level))

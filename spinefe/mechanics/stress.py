@@ -166,7 +166,7 @@ def summarize(
         "converged_reason": sol.converged_reason,
         "strain_energy_mJ": sol.strain_energy_mJ,
         "max_displacement_mm": umax,
-        **_disc_indicators(sol, model),
+        **disc_indicators(sol, model),
         "von_mises_MPa": stats,
         "von_mises_note": "quadrature-point values weighted by volume; max is one element",
         "timings_seconds": {
@@ -178,7 +178,7 @@ def summarize(
     return record, dg0
 
 
-def _disc_indicators(sol: ElasticSolution, model: Model) -> dict:
+def disc_indicators(sol: ElasticSolution, model: Model) -> dict:
     """Nucleus pressure (volume mean of the nodal pressure, MPa; compression positive) and disc
     bulge (largest horizontal displacement of an annulus node, mm)."""
     comm, mesh = model.comm, model.mesh
