@@ -156,3 +156,22 @@ def test_bad_nonlinear_settings_are_named(section, key, value, message):
     data[section][key] = value
     with pytest.raises(ConfigError, match=message):
         parse_config(data)
+
+
+def test_the_preloaded_neutral_posture_and_the_follower_path(default_segment):
+    """Under a 500 N follower preload alone the segment settles in a small sagittal rotation
+    (the neutral posture the ROM is measured from); moving the load's path 5 mm posterior adds
+    an extension moment of 2.5 N m, so the posture turns towards extension."""
+    from spinefe.mechanics.materials import material_fields
+    from spinefe.mechanics.rom import neutral_rotation
+
+    cfg = rom_config()
+    fields = material_fields(default_segment, cfg.materials, cfg.lesion, "healthy")
+    posture = {}
+    for offset in (0.0, 5.0):
+        rom = cfg.rom.model_copy(update={"preload_N": 500.0, "follower_offset_mm": offset})
+        posture[offset] = neutral_rotation(default_segment, fields, rom=rom,
+                                           mechanics=cfg.mechanics, nonlinear=cfg.nonlinear)
+    x, y, z = posture[0.0]
+    assert abs(x) < 2.0 and abs(y) < 0.2 * abs(x) and abs(z) < 0.2 * abs(x)
+    assert posture[5.0][0] < x - 0.1
