@@ -25,11 +25,11 @@ def worker(size: float, toy: bool, case: str) -> None:
 
     from spinefe.config.loading import parse_config
     from spinefe.mechanics.materials import material_fields
-    from spinefe.mechanics.segment import load_bearing, solve_segment_nonlinear
+    from spinefe.mechanics.segment import load_bearing, segment_load, solve_segment_nonlinear
     from spinefe.geometry.mesh import build_mesh, default_cache_dir
     from spinefe.geometry.segment import segment_geometry
     from spinefe.mechanics.nonlinear import newton_summary
-    from spinefe.mechanics.rom import moment_load, rotation_of_L4
+    from spinefe.mechanics.rom import rotation_of_L4
     from toy import segment_data
 
     comm = MPI.COMM_WORLD
@@ -44,7 +44,9 @@ def worker(size: float, toy: bool, case: str) -> None:
     else:
         materials = material_fields(model, cfg.materials, cfg.lesion, "healthy")
         sol, pairs = solve_segment_nonlinear(model, materials, cfg.mechanics, cfg.nonlinear,
-                                             moment_load(model, cfg.rom, case))
+                                             segment_load(model, cfg.rom.preload_N,
+                                                          cfg.rom.preload, motion=case,
+                                                          moment_Nm=cfg.rom.moment_Nm))
         extra = {"rotation_deg": rotation_of_L4(model, sol.u).tolist()}
     total = time.perf_counter() - t0
     peak = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
