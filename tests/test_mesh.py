@@ -62,6 +62,7 @@ def test_all_regions_and_surfaces_present(default_model):
         assert r["cells"] > 0 and r["volume_mm3"] > 0, name
     surfaces = {R.L4_SUPERIOR, R.L5_INFERIOR}
     surfaces |= {R.contact_surface(s, lv) for s in R.SIDES for lv in R.VERTEBRAE}
+    surfaces |= {R.articular_tip(s) for s in R.SIDES} | {R.L5_LAMINA_SUPERIOR}
     assert set(summary["surfaces"]) == surfaces
     for name, s in summary["surfaces"].items():
         assert s["facets"] > 0, name
@@ -85,6 +86,35 @@ def test_region_volumes_match_closed_forms(analytic_model):
     for side in R.SIDES:
         for level in R.VERTEBRAE:
             assert vol[R.cartilage(side, level)] == pytest.approx(box, rel=1e-9)
+
+
+def test_articular_tips_face_the_L5_lamina(default_model):
+    """Each L4 inferior articular tip pairs with the L5 bone beneath it across the clearance of
+    the layout (the tip's lower face above the lamina's upper face, planar: exact up to
+    round-off), the normals vertical, both sides alike."""
+    from spinefe.mechanics.contact import pair_surfaces, surface_triangles
+
+    lay = segment_layout(segment_geometry(coarse()))
+
+    def z_range(box):
+        return [float((box.corner + sum(c * e for c, e in zip(k, box.edges, strict=True)))[2])
+                for k in np.ndindex(2, 2, 2)]
+
+    tip_z = min(z_range(lay.L4.parts["articular_inferior.left"]))
+    clearance = tip_z - max(z_range(lay.L5.parts["lamina"]))
+    areas = []
+    for side in R.SIDES:
+        upper, lower = default_model.contact_pairs[f"tip.{side}"]
+        pairs = pair_surfaces(surface_triangles(default_model, upper),
+                              surface_triangles(default_model, lower))
+        assert len(pairs.gap_mm) > 0
+        np.testing.assert_allclose(pairs.gap_mm, clearance, atol=1e-9)
+        np.testing.assert_allclose(pairs.normals, np.tile([0.0, 0.0, 1.0], (len(pairs.normals), 1)),
+                                   atol=1e-9)
+        assert np.all(np.sign(pairs.slave_mm[:, 0]) == (1.0 if side == "left" else -1.0))
+        areas.append(pairs.area_mm2.sum())
+    assert clearance > 0.0
+    assert areas[0] == pytest.approx(areas[1], rel=0.1)  # the mesh is not mirror-symmetric
 
 
 def test_no_sliver_elements(default_model, analytic_model):

@@ -52,5 +52,15 @@ def contact_surface(side: str, level: str) -> str:
     return f"facet.{side}.{level}_contact"
 
 
+def articular_tip(side: str) -> str:
+    """Lower face (tip) of the L4 inferior articular process: in extension it meets the L5 lamina
+    beneath it, a load path of the posterior elements (Inoue 2020)."""
+    return f"L4.articular_inferior.{side}_tip"
+
+
+#: Upper face of the L5 lamina and transverse processes, beneath the L4 articular tips.
+L5_LAMINA_SUPERIOR = "L5.lamina_superior"
+
+
 def vertebra_regions(level: str) -> list[str]:
     return [f"{level}.{p}" for p in BODY_PARTS + POSTERIOR_PARTS]

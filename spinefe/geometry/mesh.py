@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when the geometry code changes what a given config produces (invalidates caches). The
 #: cache stores the ligament landmarks with the mesh, so new landmarks bump it too (5: the
-#: capsular ligaments).
-GEOMETRY_VERSION = 5
+#: capsular ligaments; 6: the L4 articular tips and the L5 lamina surface beneath them).
+GEOMETRY_VERSION = 6
 #: gmsh options of the 3D meshing beyond the size field (`occ.set_mesh_size`): the optimisation
 #: passes after the mesher. Part of the cache key, with the gmsh version.
 GMSH_MESH_OPTIONS = {"Mesh.Optimize": 1}
@@ -239,7 +239,7 @@ def build_mesh(
         layout = segment_layout(geometry)  # numpy only and deterministic: computed on every rank
         pairs = {
             side: (R.contact_surface(side, "L4"), R.contact_surface(side, "L5")) for side in R.SIDES
-        }
+        } | {f"tip.{side}": (R.articular_tip(side), R.L5_LAMINA_SUPERIOR) for side in R.SIDES}
         data.cell_tags.name, data.facet_tags.name = "cell_tags", "facet_tags"
         names = {n: (int(d), int(t)) for n, (d, t) in data.physical_groups.items()}
         model = Model(

@@ -277,6 +277,12 @@ def _faces_on_plane(plane: Plane, volumes: set[int]) -> list[int]:
     return faces
 
 
+def _box_corners(b: Box) -> np.ndarray:
+    """The eight corners (8, 3) of box b (mm)."""
+    e = np.array(b.edges)
+    return b.corner + np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ e
+
+
 def _faces_on_joint_plane(vol: list[int], centre, normal, offset: float) -> list[int]:
     faces = []
     for _, f in gmsh.model.getBoundary([(3, v) for v in vol], combined=True, oriented=False):
@@ -386,6 +392,15 @@ def build_model(geometry: SegmentGeometry) -> dict[str, float]:
             surfaces[R.contact_surface(joint.side, level)] = _faces_on_joint_plane(
                 vol, joint.centre, joint.normal, sign * half_gap
             )
+    # The L4 inferior articular tips and the L5 bone beneath them (horizontal faces).
+    L5_top = max(_box_corners(layout.L5.parts["lamina"])[:, 2])
+    surfaces[R.L5_LAMINA_SUPERIOR] = _faces_on_plane(Plane(L5_top, 0.0), L5_vols)
+    for joint in layout.facets:
+        tip = _box_corners(layout.L4.parts[f"articular_inferior.{joint.side}"])
+        faces = _faces_on_plane(Plane(min(tip[:, 2]), 0.0), L4_vols)
+        surfaces[R.articular_tip(joint.side)] = [
+            f for f in faces if occ.getCenterOfMass(2, f)[0] * joint.centre[0] > 0.0
+        ]
     for name, faces in surfaces.items():
         if not faces:
             raise RuntimeError(f"geometry: surface {name} not found")

@@ -120,7 +120,8 @@ def with_hyperelastic_regions(model: Model, materials: MaterialFields, regions
 
 @dataclass
 class SegmentPairs:
-    """The nonlinear model's point pairs: ligament fibres and one contact set per facet joint."""
+    """The nonlinear model's point pairs: ligament fibres and one contact set per facet joint
+    and per L4 articular tip."""
 
     ligaments: LigamentSprings | None
     facets: dict[str, FacetContact]
@@ -158,17 +159,20 @@ def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
             ends.append(locate(V, nodes))
         sets.append(PointPairs(ends[0], ends[1], springs))
     if nl.contact:
-        for side, (upper, lower) in model.contact_pairs.items():
+        # The facet joints (keys: sides) and the L4 articular tips over the L5 lamina
+        # (keys: tip.<side>).
+        for joint, (upper, lower) in model.contact_pairs.items():
             geometry = pair_surfaces(surface_triangles(model, upper),
                                      surface_triangles(model, lower))
             if len(geometry.gap_mm) == 0 or geometry.gap_mm.min() <= 0.0:
                 raise ValueError(
-                    f"facets.gap_mm: the {side} facet surfaces have no pairs with a positive "
-                    f"initial gap ({len(geometry.gap_mm)} pairs); the contact needs a gap > 0"
+                    f"facets.gap_mm: the surfaces {upper} and {lower} have no pairs with a "
+                    f"positive initial gap ({len(geometry.gap_mm)} pairs); the contact needs a "
+                    "gap > 0"
                 )
             pairs = contact_pairs(V, geometry, nl.contact_penalty_N_mm3, nl.friction,
                                   nl.penetration_fraction * float(geometry.gap_mm.min()))
-            joints[side] = pairs.law
+            joints[joint] = pairs.law
             sets.append(pairs)
     return SegmentPairs(springs, joints, sets)
 
