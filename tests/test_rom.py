@@ -162,6 +162,9 @@ def test_validation_table():
 @pytest.mark.parametrize(("section", "key", "value", "message"), [
     ("rom", "motions", ["flexion", "twist"], "rom.motions"),
     ("rom", "moment_Nm", -1.0, "rom.moment_Nm"),
+    ("rom", "follower_path", "least_rotation", "rom: .*follower_path = 'least_rotation' needs a "
+     "follower preload"),
+    ("rom", "follower_path", "centroid", "rom.follower_path"),
     ("nonlinear", "hyperelastic_regions", ["disc.nucleus", "disk"], "nonlinear.hyperelastic"),
     ("nonlinear", "ligament_law", "cubic", "nonlinear.ligament_law"),
     ("nonlinear", "ligament_reference_strain", {"LF": 0.5},
@@ -177,20 +180,25 @@ def test_bad_nonlinear_settings_are_named(section, key, value, message):
         parse_config(data)
 
 
-def test_the_preloaded_neutral_posture_and_the_follower_path(default_segment):
+def test_the_preloaded_neutral_posture_and_the_path_of_least_rotation(default_segment):
     """Under a 500 N follower preload alone the segment settles in a small sagittal rotation
-    (the neutral posture the ROM is measured from); moving the load's path 5 mm posterior adds
-    an extension moment of 2.5 N m, so the posture turns towards extension."""
+    (the neutral posture the ROM is measured from). Moving the load's path 5 mm posterior adds
+    an extension moment of 2.5 N m, so the posture turns towards extension; the secant search
+    finds the path where the preload alone turns L4 by less than 0.05 deg, on the side of the
+    centroid the first two solves point to."""
     from spinefe.mechanics.materials import material_fields
-    from spinefe.mechanics.rom import neutral_rotation
+    from spinefe.mechanics.rom import PATH_MAX_SOLVES, PATH_TOLERANCE_DEG, least_rotation_path
 
     cfg = rom_config()
     fields = material_fields(default_segment, cfg.materials, cfg.lesion, "healthy")
-    posture = {}
-    for offset in (0.0, 5.0):
-        rom = cfg.rom.model_copy(update={"preload_N": 500.0, "follower_offset_mm": offset})
-        posture[offset] = neutral_rotation(default_segment, fields, rom=rom,
-                                           mechanics=cfg.mechanics, nonlinear=cfg.nonlinear)
-    x, y, z = posture[0.0]
-    assert abs(x) < 2.0 and abs(y) < 0.2 * abs(x) and abs(z) < 0.2 * abs(x)
-    assert posture[5.0][0] < x - 0.1
+    rom = cfg.rom.model_copy(update={"preload_N": 500.0, "follower_path": "least_rotation"})
+    offset, neutral, trail = least_rotation_path(default_segment, fields, rom=rom,
+                                                 mechanics=cfg.mechanics,
+                                                 nonlinear=cfg.nonlinear)
+    (d0, x0), (d1, x1) = trail[:2]
+    assert (d0, d1) == (0.0, 5.0)
+    assert abs(x0) < 2.0 and x1 < x0 - 0.1
+    assert np.sign(offset) == np.sign(x0)  # a flexed posture moves the path posterior
+    assert abs(neutral[0]) <= PATH_TOLERANCE_DEG and trail[-1] == (offset, neutral[0])
+    assert abs(neutral[1]) < 0.05 and abs(neutral[2]) < 0.05  # mirror-symmetric segment
+    assert len(trail) <= PATH_MAX_SOLVES

@@ -491,8 +491,10 @@ DISC = tuple(DISC_PERMEABILITY_MM4_PER_NS)
 #: Load cases of the segment: the paper's axial load, standing, and the motions.
 LOAD_CASES: tuple[str, ...] = ("axial", "standing", *MOTIONS)
 Preload = Literal["follower", "dead"]
+#: Largest offset of the follower path from the centroid of L4.superior (mm).
+FOLLOWER_OFFSET_LIMIT_MM = 20.0
 FOLLOWER_OFFSET = Field(
-    0.0, ge=-20.0, le=20.0, exclude_if=lambda v: v == 0.0,
+    0.0, ge=-FOLLOWER_OFFSET_LIMIT_MM, le=FOLLOWER_OFFSET_LIMIT_MM, exclude_if=lambda v: v == 0.0,
     description="posterior offset (mm) of the follower load's line of action from the centroid "
     "of L4.superior (a moment of the load times the offset about the left-right axis); the "
     "in-vitro protocol places the path where the preload alone turns the segment least "
@@ -683,9 +685,24 @@ class RangeOfMotion(_Section):
         description="follower (normal to L4.superior, turning with it) or dead (along -z)",
     )
     follower_offset_mm: float = FOLLOWER_OFFSET
+    follower_path: Literal["given", "least_rotation"] = Field(
+        "given", exclude_if=lambda v: v == "given",
+        description="given: the path at follower_offset_mm; least_rotation: searched from "
+        "there, the offset at which the preload alone turns L4 least about the left-right "
+        "axis (the in-vitro protocol) [patwardhan1999]",
+    )
     motions: tuple[str, ...] = Field(
         default_factory=lambda: tuple(MOTIONS), description="motions to run"
     )
+
+    @model_validator(mode="after")
+    def _searched_path_needs_a_follower(self):
+        if self.follower_path == "least_rotation" and not (
+                self.preload == "follower" and self.preload_N > 0.0):
+            raise ValueError(f"follower_path = 'least_rotation' needs a follower preload "
+                             f"(preload = 'follower' and preload_N > 0), got preload = "
+                             f"{self.preload!r}, preload_N = {self.preload_N:g}")
+        return self
 
     @field_validator("motions")
     @classmethod

@@ -25,7 +25,14 @@ from spinefe.common.errors import SolverError
 from spinefe.common.motions import MOTIONS
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance
-from spinefe.config.sections import Lesion, Materials, Mechanics, Nonlinear, RangeOfMotion
+from spinefe.config.sections import (
+    FOLLOWER_OFFSET_LIMIT_MM,
+    Lesion,
+    Materials,
+    Mechanics,
+    Nonlinear,
+    RangeOfMotion,
+)
 from spinefe.geometry.mesh import Model
 from spinefe.mechanics.kinematics import relative_rotation_deg, rigid_fit
 from spinefe.mechanics.materials import MaterialFields, material_fields
@@ -106,6 +113,57 @@ def neutral_rotation(model: Model, materials: MaterialFields, *, rom: RangeOfMot
     return rotation_of_L4(model, sol.u)
 
 
+#: The least-rotation path search: it stops when the preload alone turns L4 by less than this
+#: about the left-right axis (deg), after at most PATH_MAX_SOLVES solves; its second offset lies
+#: PATH_STEP_MM posterior of the first.
+PATH_TOLERANCE_DEG = 0.05
+PATH_MAX_SOLVES = 6
+PATH_STEP_MM = 5.0
+
+
+def least_rotation_path(model: Model, materials: MaterialFields, *, rom: RangeOfMotion,
+                        mechanics: Mechanics, nonlinear: Nonlinear
+                        ) -> tuple[float, np.ndarray, list[tuple[float, float]]]:
+    """The follower path of least rotation (Patwardhan 1999): the offset (mm posterior of the
+    centroid of L4.superior) at which the preload of `rom` alone turns L4 by less than
+    PATH_TOLERANCE_DEG about the left-right axis. Secant steps on that rotation, from
+    rom.follower_offset_mm and PATH_STEP_MM behind it (the offset's moment, -P d, is linear
+    in d; the segment's response nearly so). Returns the offset, the neutral rotation vector
+    there (deg) and (offset mm, rotation deg) of every solve; SolverError if the path leaves
+    the offset's range or is not found in PATH_MAX_SOLVES solves; collective."""
+    lo, hi = -FOLLOWER_OFFSET_LIMIT_MM, FOLLOWER_OFFSET_LIMIT_MM
+    def posture(offset: float) -> np.ndarray:
+        at = rom.model_copy(update={"follower_offset_mm": offset})
+        return neutral_rotation(model, materials, rom=at, mechanics=mechanics,
+                                nonlinear=nonlinear)
+
+    d = rom.follower_offset_mm
+    trail = [(d, posture(d))]
+    while abs(trail[-1][1][0]) > PATH_TOLERANCE_DEG:
+        if len(trail) == PATH_MAX_SOLVES:
+            raise SolverError(f"rom.follower_path: no path of least rotation in "
+                              f"{PATH_MAX_SOLVES} solves: {_path_text(trail)}")
+        if len(trail) == 1:
+            d = d + PATH_STEP_MM if d + PATH_STEP_MM <= hi else d - PATH_STEP_MM
+        else:
+            (da, ra), (db, rb) = [(offset, r[0]) for offset, r in trail[-2:]]
+            if rb == ra:
+                raise SolverError(f"rom.follower_path: the offset does not turn the segment: "
+                                  f"{_path_text(trail)}")
+            d = db - rb * (db - da) / (rb - ra)
+        if not lo <= d <= hi:
+            raise SolverError(f"rom.follower_path: the path of least rotation lies outside "
+                              f"{lo:g} to {hi:g} mm (next offset {d:.2f} mm): "
+                              f"{_path_text(trail)}")
+        trail.append((d, posture(d)))
+        log.info("follower path: offset %.3f mm, neutral rotation %.3f deg", d, trail[-1][1][0])
+    return trail[-1][0], trail[-1][1], [(d, float(r[0])) for d, r in trail]
+
+
+def _path_text(trail) -> str:
+    return ", ".join(f"{d:.2f} mm -> {r[0]:.3f} deg" for d, r in trail)
+
+
 def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: RangeOfMotion,
                  mechanics: Mechanics, nonlinear: Nonlinear,
                  neutral_deg: np.ndarray | None = None) -> dict:
@@ -176,8 +234,12 @@ def rom_markdown(summary: dict) -> str:
     """The ROM table and its validation as Markdown."""
     preload = f"preload {summary['preload_N']} N"
     if summary["preload_N"] and summary.get("preload", "dead") == "follower":
-        preload += (f" (follower, {summary['follower_offset_mm']:g} mm posterior of the "
-                    "endplate's centroid)")
+        preload += (f" (follower, {summary['follower_offset_mm']:.2f} mm posterior of the "
+                    "endplate's centroid")
+        if "follower_path_solves" in summary:
+            preload += (f"; the path of least rotation, found in "
+                        f"{len(summary['follower_path_solves'])} solves")
+        preload += ")"
     elif summary["preload_N"]:
         preload += " (dead)"
     lines = [f"Moment {summary['moment_Nm']} N m, {preload}, "
@@ -226,8 +288,14 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
     """
     motions, failed = {}, {}
     fields = material_fields(model, materials, lesion, scenario)  # read-only in every solve
-    neutral = neutral_rotation(model, fields, rom=rom, mechanics=mechanics,
-                               nonlinear=nonlinear)
+    path = None
+    if rom.follower_path == "least_rotation":
+        offset, neutral, path = least_rotation_path(model, fields, rom=rom, mechanics=mechanics,
+                                                    nonlinear=nonlinear)
+        rom = rom.model_copy(update={"follower_offset_mm": offset})
+    else:
+        neutral = neutral_rotation(model, fields, rom=rom, mechanics=mechanics,
+                                   nonlinear=nonlinear)
     for motion in rom.motions:
         try:
             motions[motion] = solve_motion(model, motion, fields, rom=rom, mechanics=mechanics,
@@ -242,6 +310,8 @@ def run_rom(model: Model, outdir: Path, scenario: str, *, materials: Materials, 
         "preload_N": rom.preload_N,
         "preload": rom.preload,
         "follower_offset_mm": rom.follower_offset_mm,
+        "follower_path": rom.follower_path,
+        **({"follower_path_solves": path} if path is not None else {}),
         "scenario": scenario,
         "convention": "one direction; rotation of L4 relative to L5 about the motion's axis, "
                       "from the neutral posture (settled under the preload and the ligaments' "
