@@ -17,6 +17,7 @@ from dosimetry import Plan
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
 from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
+from spinefe.common.trends import PAPER_TRENDS
 from spinefe.config.sections import (
     SCENARIOS,
     Lesion,
@@ -196,15 +197,9 @@ def comparison(von_mises: dict[str, dict], paper: bool = True) -> dict:
     trends = {}
     if set(SCENARIOS) <= set(von_mises):
         for stat in ("max", "p99"):
-            ce, ca = table[CORTICAL_ENDPLATES], table[CANCELLOUS]
-            trends[stat] = {
-                "tumour raises the cortical/endplate stress": ce["tumour"][stat]
-                > ce["healthy"][stat],
-                "seeds lower the cortical/endplate stress": ce["implanted"][stat]
-                < ce["tumour"][stat],
-                "seeds raise the cancellous/lesion stress": ca["implanted"][stat]
-                > ca["tumour"][stat],
-            }
+            trends[stat] = {t.claim: t.holds(table[t.group][t.new][stat],
+                                             table[t.group][t.old][stat])
+                            for t in PAPER_TRENDS}
     return {"indicators": table, "trends_hold": trends}
 
 

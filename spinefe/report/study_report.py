@@ -19,7 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from spinefe.common.errors import ConfigError
-from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
+from spinefe.common.trends import PAPER_TRENDS
 from spinefe.config.sections import SCENARIOS
 from spinefe.report.records import (
     JOB_SCALARS,
@@ -181,23 +181,13 @@ def convergence_section(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: The paper's three trends: (label, indicator, change, sign of the change when it holds).
-TRENDS = (
-    ("the tumour raises the cortical/endplate stress", CORTICAL_ENDPLATES, "tumour_vs_healthy",
-     1),
-    ("the seeds lower the cortical/endplate stress", CORTICAL_ENDPLATES, "implanted_vs_tumour",
-     -1),
-    ("the seeds raise the cancellous stress", CANCELLOUS, "implanted_vs_tumour", 1),
-)
-
-
 def trends_section(rows: list[dict], varied: list[str]) -> str:
     """Per case, whether each of the paper's three trends holds, judged on p99 and on max, with
     the change (%) that decides it; and how many cases keep all three."""
     done = [r for r in rows if r["status"] == "ok"]
     if len(done) < 2:
         return ""
-    head = [f"{label} ({stat})" for label, *_ in TRENDS for stat in ("p99", "max")]
+    head = [f"{t.claim} ({stat})" for t in PAPER_TRENDS for stat in ("p99", "max")]
     lines = ["## The paper's trends, case by case", "",
              "Each cell: whether the trend holds, and the change that decides it (tumour against "
              "healthy, or implanted against tumour).", "",
@@ -205,14 +195,14 @@ def trends_section(rows: list[dict], varied: list[str]) -> str:
     kept = 0
     for r in done:
         cells, all_hold = [], True
-        for _, group, change, sign in TRENDS:
+        for t in PAPER_TRENDS:
             for stat in ("p99", "max"):
-                value = r.get(change_key(group, change, stat))
+                value = r.get(change_key(t.group, t.change, stat))
                 if not isinstance(value, int | float):
                     cells.append("-")
                     all_hold = False
                     continue
-                holds = sign * value > 0
+                holds = t.sign * value > 0
                 all_hold &= holds
                 cells.append(f"{'yes' if holds else 'NO'} ({value:+.2f} %)")
         kept += all_hold

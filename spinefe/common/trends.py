@@ -1,0 +1,38 @@
+"""The paper's three trends (its Results): which stress group moves, between which scenarios, and
+which way. The segment comparison (mechanics.scenarios) and the study report judge them from
+this one list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
+
+
+@dataclass(frozen=True)
+class Trend:
+    """`group`'s von Mises statistic in scenario `new` lies above (sign +1) or below (-1) its
+    value in scenario `old`."""
+
+    claim: str
+    group: str
+    new: str
+    old: str
+    sign: int
+
+    @property
+    def change(self) -> str:
+        """The change's name, as in report.records.CHANGES."""
+        return f"{self.new}_vs_{self.old}"
+
+    def holds(self, new_value: float, old_value: float) -> bool:
+        return self.sign * (new_value - old_value) > 0.0
+
+
+PAPER_TRENDS = (
+    Trend("the tumour raises the cortical/endplate stress", CORTICAL_ENDPLATES, "tumour",
+          "healthy", 1),
+    Trend("the seeds lower the cortical/endplate stress", CORTICAL_ENDPLATES, "implanted",
+          "tumour", -1),
+    Trend("the seeds raise the cancellous stress", CANCELLOUS, "implanted", "tumour", 1),
+)
