@@ -114,9 +114,9 @@ def mesh(args: Namespace, comm) -> None:
 
 def _no_poroelastic_disc(cfg: Config) -> Config:
     """`cfg`, refused when it has a poroelastic disc: only creep solves it."""
-    if keys := cfg.materials.poroelastic_keys():
-        raise ConfigError(f"{', '.join(keys)}: this solve does not take a poroelastic disc; "
-                          "only `spinefe creep` does (docs/materials.md, Poroelastic disc)")
+    from spinefe.mechanics.materials import refuse_poroelastic
+
+    refuse_poroelastic(cfg.materials)
     return cfg
 
 
@@ -131,34 +131,20 @@ def _linear_model(cfg: Config) -> Config:
 
 
 def _consolidation_model(cfg: Config) -> Config:
-    """`cfg`, refused where the creep of a poroelastic disc (the linear segment's consolidation)
-    cannot use it: a Prony series or a finite-strain law beside it, one disc material
-    poroelastic and the other nearly incompressible (an elastic cell has no pressure field)."""
-    m = cfg.materials
-    if keys := [f"materials.{n}.relaxation" for n, x in m if x.relaxation is not None]:
-        raise ConfigError(f"{', '.join(keys)}: a Prony series does not combine with a "
-                          f"poroelastic disc ({', '.join(m.poroelastic_keys())}); give one "
-                          "or the other")
-    if keys := m.finite_strain_keys():
-        raise ConfigError(f"{', '.join(keys)}: the poroelastic disc's creep is the linear "
-                          "segment's, which has no finite-strain law")
-    limit = cfg.mechanics.nearly_incompressible_nu
-    if keys := [f"materials.{n}.nu" for n, x in m
-                if x.poroelastic is None and x.nu >= limit]:
-        raise ConfigError(f"{', '.join(keys)}: nearly incompressible (nu >= "
-                          f"mechanics.nearly_incompressible_nu = {limit}) beside a poroelastic "
-                          "disc, whose solve gives other materials no pressure field; make "
-                          "both disc materials poroelastic or lower nu")
+    """`cfg`, refused where the creep of a poroelastic disc cannot use it (before meshing)."""
+    from spinefe.mechanics.disc_consolidation import check_consolidation_model
+
+    check_consolidation_model(cfg.materials, cfg.mechanics.nearly_incompressible_nu)
     return cfg
 
 
 def _plan_model(cfg: Config) -> Config:
     """`cfg`, refused where plan evaluation cannot use it: a finite-strain law, a motion load
     case (its metrics are the axial load's), anisotropic bone in L4 (the seeds' hosts)."""
+    from spinefe.planning.evaluation import require_axial_load
+
     _linear_model(cfg)
-    if cfg.mechanics.load_case != "axial":
-        raise ConfigError(f"mechanics.load_case: plan evaluation uses the axial load, got "
-                          f"{cfg.mechanics.load_case!r}")
+    require_axial_load(cfg.mechanics)
     if keys := [f"materials.{n}.anisotropy" for n, m in cfg.materials
                 if m.anisotropy is not None]:  # (only bone takes anisotropy: Materials)
         raise ConfigError(f"{', '.join(keys)}: the embedded seeds need isotropic L4 bone")

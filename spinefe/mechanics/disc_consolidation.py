@@ -72,15 +72,34 @@ def poroelastic_description(materials: Materials) -> list[str]:
             for name, m in materials if m.poroelastic is not None]
 
 
+def check_consolidation_model(materials: Materials, nearly_incompressible_nu: float) -> None:
+    """ConfigError where the consolidation of a poroelastic disc (the linear segment's) cannot
+    take `materials`: a Prony series or a finite-strain law beside it, or another material
+    nearly incompressible (nu >= `nearly_incompressible_nu`: an elastic cell has no pressure
+    field in this solve)."""
+    m = materials
+    if keys := [f"materials.{n}.relaxation" for n, x in m if x.relaxation is not None]:
+        raise ConfigError(f"{', '.join(keys)}: a Prony series does not combine with a "
+                          f"poroelastic disc ({', '.join(m.poroelastic_keys())}); give one "
+                          "or the other")
+    if keys := m.finite_strain_keys():
+        raise ConfigError(f"{', '.join(keys)}: the poroelastic disc's creep is the linear "
+                          "segment's, which has no finite-strain law")
+    if keys := [f"materials.{n}.nu" for n, x in m
+                if x.poroelastic is None and x.nu >= nearly_incompressible_nu]:
+        raise ConfigError(f"{', '.join(keys)}: nearly incompressible (nu >= "
+                          f"mechanics.nearly_incompressible_nu = {nearly_incompressible_nu}) "
+                          "beside a poroelastic disc, whose solve gives other materials no "
+                          "pressure field; make both disc materials poroelastic or lower nu")
+
+
 def run_consolidation_creep(model: Model, scenario: str, *, materials: Materials, lesion: Lesion,
                             mechanics: Mechanics, seeds: Plan, capsule: SeedCapsule,
                             hours=CREEP_HOURS) -> list[dict]:
     """The consolidation of one scenario under the held load of `mechanics`: a record per time
-    (0, undrained, and `hours`) as mechanics.creep's; ConfigError with a Prony series beside
-    the disc; collective."""
-    if keys := [f"materials.{n}.relaxation" for n, m in materials if m.relaxation is not None]:
-        raise ConfigError(f"{', '.join(keys)}: a Prony series does not combine with a "
-                          "poroelastic disc")
+    (0, undrained, and `hours`) as mechanics.creep's; ConfigError where
+    `check_consolidation_model` refuses the materials; collective."""
+    check_consolidation_model(materials, mechanics.nearly_incompressible_nu)
     mesh = model.mesh
     fields = material_fields(model, materials, lesion, scenario, poroelastic_disc=True)
     poro = fields.poroelastic

@@ -121,6 +121,14 @@ class PoroelasticCells:
     params: poroelastic.Parameters
 
 
+def refuse_poroelastic(materials: Materials) -> None:
+    """ConfigError naming the poroelastic disc options of `materials`: only the consolidation
+    solve (`spinefe creep`) has a pore pressure."""
+    if keys := materials.poroelastic_keys():
+        raise ConfigError(f"{', '.join(keys)}: this solve does not take a poroelastic disc; "
+                          "only `spinefe creep` does (docs/materials.md, Poroelastic disc)")
+
+
 def material_fields(model: Model, materials: Materials, lesion: Lesion, scenario: str, *,
                     poroelastic_disc: bool = False) -> MaterialFields:
     """The fields of `scenario`, each region's from `materials`, with their options (fibres,
@@ -129,9 +137,8 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion, scenario
     A poroelastic disc material is taken only by the consolidation solve
     (`poroelastic_disc=True`: MaterialFields.poroelastic); otherwise ConfigError naming its key,
     since the other solves have no pore pressure."""
-    if (keys := materials.poroelastic_keys()) and not poroelastic_disc:
-        raise ConfigError(f"{', '.join(keys)}: this solve does not take a poroelastic disc; "
-                          "only `spinefe creep` does (docs/materials.md, Poroelastic disc)")
+    if not poroelastic_disc:
+        refuse_poroelastic(materials)
     mesh = model.mesh
     names = cell_materials(model, lesion, scenario)
     mid = dolfinx.mesh.compute_midpoints(mesh, 3, np.arange(len(names), dtype=np.int32))
@@ -177,7 +184,8 @@ def material_fields(model: Model, materials: Materials, lesion: Lesion, scenario
             extra += [plus, minus]
     return replace(fields, laws=tuple(laws), relaxation=tuple(relaxation),
                    extra_fields=tuple(extra), summary=summary,
-                   poroelastic=_poroelastic_cells(fields, materials, names) if keys else None)
+                   poroelastic=_poroelastic_cells(fields, materials, names)
+                   if materials.poroelastic_keys() else None)
 
 
 def _poroelastic_cells(fields: MaterialFields, materials: Materials,

@@ -13,7 +13,7 @@ from dolfinx import fem
 
 from spinefe.common import regions as R
 from spinefe.common.motions import MOTIONS
-from spinefe.config.sections import Mechanics, Nonlinear
+from spinefe.config.sections import Mechanics, Nonlinear, Preload
 from spinefe.geometry.mesh import Model, submodel
 from spinefe.mechanics.contact import FacetContact, contact_pairs, pair_surfaces, surface_triangles
 from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, solve_elasticity
@@ -34,15 +34,13 @@ def load_bearing(model: Model) -> Model:
     return submodel(model, regions)
 
 
-def segment_load(model: Model, load_N: float, preload: str, *, motion: str | None = None,
+def segment_load(model: Model, load_N: float, preload: Preload, *, motion: str | None = None,
                  moment_Nm: float = 0.0, direction=(0.0, 0.0, -1.0),
                  follower_offset_mm: float = 0.0) -> LoadCase:
     """`L5.inferior` clamped; on `L4.superior` a compression of `load_N` (N), dead along
     `direction` or a follower load normal to the surface (`preload`: "dead" or "follower") whose
     line of action is `follower_offset_mm` posterior of the surface's centroid, and for a
     `motion` the pure moment of `moment_Nm` (N m) about its axis (common.motions)."""
-    if preload not in ("dead", "follower"):
-        raise ValueError(f"preload must be 'dead' or 'follower', got {preload!r}")
     top = model.facet_tags.find(model.tag(R.L4_SUPERIOR))
     moment = np.zeros(3)
     if motion is not None:

@@ -233,6 +233,14 @@ class DoseProbe:
         return out
 
 
+def require_axial_load(mechanics: Mechanics) -> None:
+    """Refuse a load case other than the axial one: the evaluator's metrics (the axial
+    stiffness among them) are the axial load's."""
+    if mechanics.load_case != "axial":
+        raise ConfigError(f"mechanics.load_case: plan evaluation uses the axial load, got "
+                          f"{mechanics.load_case!r}")
+
+
 class PlanEvaluator:
     """Evaluates seed plans on one fixed mesh without seeds (module docstring); collective.
 
@@ -259,9 +267,7 @@ class PlanEvaluator:
             raise ValueError("seeds: the evaluator embeds the plan's seeds in a mesh without "
                              "seeds; mesh the segment with seeds = []")
         homogenise(rule, 0.0, 1.0, 0.3, 1.0, 0.3)  # refuse an unknown rule before the set-up
-        if mechanics.load_case != "axial":  # its metrics (axial stiffness) are the axial load's
-            raise ConfigError(f"mechanics.load_case: plan evaluation uses the axial load, got "
-                              f"{mechanics.load_case!r}")
+        require_axial_load(mechanics)
         share_cores(model.comm)
         self.rule, self.comm = rule, model.comm
         self.layout, self.capsule, self.titanium = layout, capsule, materials.Ti6Al4V
