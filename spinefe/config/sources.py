@@ -52,12 +52,10 @@ SOURCES: dict[str, str] = {
         "pre-tensioned in the neutral posture; its strain was not re-read for spinefe)."
     ),
     "capsule_insitu": (
-        "In situ lumbar facet capsular ligament strains due to joint pressure and residual "
-        "strain (abstract: 20 facet joints L2-L5 of five spines; released from the vertebrae the "
-        "capsule shrank by 4-5 % on average; its in-vivo state is tension). Authors and journal "
-        "not re-read: https://discovery.researcher.life/article/in-situ-lumbar-facet-capsular-"
-        "ligament-strains-due-to-joint-pressure-and-residual-strain/"
-        "03c94324f38f3dd786088ff6bcfd541d"
+        "Gacek E, Ellingson AM, Barocas VH. In situ lumbar facet capsular ligament strains due "
+        "to joint pressure and residual strain. J Biomech Eng 144(6):061007, 2022, "
+        "doi:10.1115/1.4053993 (abstract: 20 facet joints L2-L5 of five spines; released from "
+        "the vertebrae the capsule shrank by 4-5 % on average; its in-vivo state is tension)"
     ),
     "wilke1998": (
         "Wilke HJ, Wenger K, Claes L. Testing criteria for spinal implants: recommendations for "
