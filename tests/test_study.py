@@ -619,11 +619,12 @@ def test_each_jobs_record_gives_the_table_its_columns_and_the_report_its_key_met
     rom_deg = {m: 1.0 + i for i, m in enumerate(("flexion", "extension", "lateral_bending_left",
                                                  "lateral_bending_right", "axial_rotation_left",
                                                  "axial_rotation_right"))}
-    monkeypatch.setattr(jobs, "range_of_motion", lambda *a: {"rom_deg": rom_deg})
+    monkeypatch.setattr(jobs, "range_of_motion",
+                        lambda *a: {"rom_deg": rom_deg, "follower_offset_mm": 5.5})
     row = jobs.run_rom(SimpleNamespace(job=jobs.RomJob(), config=cfg), tmp_path, MPI.COMM_SELF,
                        None).to_dict()
-    assert row == {f"{m}_deg": v for m, v in rom_deg.items()}
-    assert list(JOB_SCALARS["rom"].KEY_METRICS) == list(row)
+    assert row == {f"{m}_deg": v for m, v in rom_deg.items()} | {"follower_offset_mm": 5.5}
+    assert list(JOB_SCALARS["rom"].KEY_METRICS) == list(row)[:-1]
 
     plan = {"seeds": 12, "activity_mCi": 0.5, "V100_percent": 96.0, "D90_Gy": 130.0,
             "cortical_max_ratio": 0.9, "needles": 3}

@@ -25,7 +25,12 @@ class Trend:
         """The change's name, as in report.records.CHANGES."""
         return f"{self.new}_vs_{self.old}"
 
+    def __post_init__(self) -> None:
+        if self.sign not in (1, -1):
+            raise ValueError(f"Trend.sign: +1 or -1, got {self.sign}")
+
     def holds(self, new_value: float, old_value: float) -> bool:
+        """Whether the statistic (MPa) moved from `old_value` to `new_value` the claimed way."""
         return self.sign * (new_value - old_value) > 0.0
 
 

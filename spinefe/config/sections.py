@@ -622,18 +622,25 @@ class Nonlinear(_Section):
         "acting from the first load step (docs/nonlinear.md); CL 0.047 [capsule_insitu], the "
         "others 0 where no in-situ strain was found (LF is pre-tensioned [nachemson1968])",
     )
-    contact: bool = Field(True, description="facet joint contact (augmented Lagrangian, with "
-                          "friction) [paper]")
+    contact: bool = Field(True, description="contact of the facet joints [paper] and of the L4 "
+                          "inferior articular tips on the L5 lamina [inoue2020] (augmented "
+                          "Lagrangian, with friction)")
+    tip_contact: bool = Field(
+        True, exclude_if=lambda v: v,
+        description="with contact: the L4 articular tips on the L5 lamina too (false: the facet "
+        "joints only, the model of calibration step 3a) [inoue2020]",
+    )
     contact_penalty_N_mm3: Positive = Field(
         3.0e2,
         description="contact pressure per mm of penetration before the augmented-Lagrangian "
         "updates; stiffer values made Newton chatter on axial rotation [numerical]",
     )
-    friction: float = Field(0.1, ge=0.0, le=1.0, description="facet Coulomb friction [paper]")
+    friction: float = Field(0.1, ge=0.0, le=1.0, description="Coulomb friction of every contact "
+                            "(facet joints, articular tips) [paper]")
     penetration_fraction: float = Field(
         0.01, gt=0.0, le=1.0,
-        description="largest facet penetration at convergence, as a fraction of the initial "
-        "gap; augmented-Lagrangian updates reduce it to this [numerical]",
+        description="largest penetration of a contact at convergence, as a fraction of its "
+        "smallest initial gap; augmented-Lagrangian updates reduce it to this [numerical]",
     )
     hyperelastic_regions: tuple[str, ...] = Field(
         ("disc.annulus", "disc.nucleus"),

@@ -62,6 +62,11 @@ SOURCES: dict[str, str] = {
         "the standardization of in vitro stability testing of spinal implants. Eur Spine J "
         "7:148-154, 1998 (pure moments of 7.5 N m for lumbar segments)."
     ),
+    "inoue2020": (
+        "Inoue N, Orias AAE, Segami K. Biomechanics of the lumbar facet joint. Spine Surg Relat "
+        "Res 4(1):1-7, 2020, doi:10.22603/ssrr.2019-0017 (review: axial load passes through the "
+        "tip of the inferior articular process in extended postures)"
+    ),
     "patwardhan1999": (
         "Patwardhan AG, Havey RM, Meade KP, Lee B, Dunlap B. A follower load increases the "
         "load-carrying capacity of the lumbar spine in compression. Spine 24(10):1003-1009, "

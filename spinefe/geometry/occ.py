@@ -392,9 +392,13 @@ def build_model(geometry: SegmentGeometry) -> dict[str, float]:
             surfaces[R.contact_surface(joint.side, level)] = _faces_on_joint_plane(
                 vol, joint.centre, joint.normal, sign * half_gap
             )
-    # The L4 inferior articular tips and the L5 bone beneath them (horizontal faces).
-    L5_top = max(_box_corners(layout.L5.parts["lamina"])[:, 2])
-    surfaces[R.L5_LAMINA_SUPERIOR] = _faces_on_plane(Plane(L5_top, 0.0), L5_vols)
+    # The L4 inferior articular tips and the L5 bone beneath them: the horizontal upper faces
+    # of the lamina and of the transverse processes (one plane at the default geometry; the
+    # processes stand higher when the lamina's top is lowered by the facet height).
+    tops = {float(max(_box_corners(layout.L5.parts[part])[:, 2]))
+            for part in ("lamina", *(f"transverse_process.{side}" for side in R.SIDES))}
+    surfaces[R.L5_LAMINA_SUPERIOR] = sorted(
+        {f for z in tops for f in _faces_on_plane(Plane(z, 0.0), L5_vols)})
     for joint in layout.facets:
         tip = _box_corners(layout.L4.parts[f"articular_inferior.{joint.side}"])
         faces = _faces_on_plane(Plane(min(tip[:, 2]), 0.0), L4_vols)

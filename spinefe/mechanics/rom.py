@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,43 +126,68 @@ def least_rotation_path(model: Model, materials: MaterialFields, *, rom: RangeOf
                         mechanics: Mechanics, nonlinear: Nonlinear
                         ) -> tuple[float, np.ndarray, list[tuple[float, float]]]:
     """The follower path of least rotation (Patwardhan 1999): the offset (mm posterior of the
-    centroid of L4.superior) at which the preload of `rom` alone turns L4 by less than
-    PATH_TOLERANCE_DEG about the left-right axis. Secant steps on that rotation, from
-    rom.follower_offset_mm and PATH_STEP_MM behind it (the offset's moment, -P d, is linear
-    in d; the segment's response nearly so). Returns the offset, the neutral rotation vector
-    there (deg) and (offset mm, rotation deg) of every solve; SolverError if the path leaves
-    the offset's range or is not found in PATH_MAX_SOLVES solves; collective."""
-    lo, hi = -FOLLOWER_OFFSET_LIMIT_MM, FOLLOWER_OFFSET_LIMIT_MM
-    def posture(offset: float) -> np.ndarray:
+    centroid of L4.superior) at which the preload of `rom` alone turns L4 by at most
+    PATH_TOLERANCE_DEG about the left-right axis, by `secant_search` from
+    rom.follower_offset_mm (the offset's moment, -P d, is linear in d; the segment's response
+    nearly so). Returns the offset, the neutral rotation vector there (deg) and (offset mm,
+    rotation deg) of every solve; collective."""
+    postures = {}
+
+    def sagittal(offset: float) -> float:
         at = rom.model_copy(update={"follower_offset_mm": offset})
-        return neutral_rotation(model, materials, rom=at, mechanics=mechanics,
-                                nonlinear=nonlinear)
+        postures[offset] = neutral_rotation(model, materials, rom=at, mechanics=mechanics,
+                                            nonlinear=nonlinear)
+        rotation = float(model.comm.bcast(postures[offset][0], root=0))  # one decision
+        log.info("follower path: offset %.3f mm, neutral rotation %.3f deg", offset, rotation)
+        return rotation
 
-    d = rom.follower_offset_mm
-    trail = [(d, posture(d))]
-    while abs(trail[-1][1][0]) > PATH_TOLERANCE_DEG:
-        if len(trail) == PATH_MAX_SOLVES:
-            raise SolverError(f"rom.follower_path: no path of least rotation in "
-                              f"{PATH_MAX_SOLVES} solves: {_path_text(trail)}")
+    trail = secant_search(sagittal, rom.follower_offset_mm, PATH_STEP_MM,
+                          (-FOLLOWER_OFFSET_LIMIT_MM, FOLLOWER_OFFSET_LIMIT_MM),
+                          PATH_TOLERANCE_DEG, PATH_MAX_SOLVES, "rom.follower_path")
+    return trail[-1][0], postures[trail[-1][0]], trail
+
+
+def secant_search(f: Callable[[float], float], start: float, step: float,
+                  bounds: tuple[float, float], tol: float, max_evaluations: int,
+                  what: str) -> list[tuple[float, float]]:
+    """(x, f(x)) of every evaluation until |f(x)| <= tol: at `start`, at `start + step` (or
+    `start - step` where that leaves `bounds`), then secant steps, a step beyond a bound
+    clamped to it. SolverError, its message starting with `what`, for a non-finite f, an f
+    that does not change between the last two points, a root beyond a bound (f keeps its sign
+    there) or none in `max_evaluations`. Written by hand: scipy's root finders neither stop
+    at a budget of expensive evaluations with their trail nor clamp to bounds this way."""
+    lo, hi = bounds
+    trail: list[tuple[float, float]] = []
+
+    def text() -> str:
+        return ", ".join(f"{x:.3g} -> {y:.3g}" for x, y in trail)
+
+    def evaluate(x: float) -> None:
+        y = f(x)
+        trail.append((x, y))
+        if not np.isfinite(y):
+            raise SolverError(f"{what}: not finite at {x:g}: {text()}")
+
+    evaluate(start)
+    while abs(trail[-1][1]) > tol:
+        if len(trail) == max_evaluations:
+            raise SolverError(f"{what}: no root within {tol:g} in {max_evaluations} "
+                              f"evaluations: {text()}")
         if len(trail) == 1:
-            d = d + PATH_STEP_MM if d + PATH_STEP_MM <= hi else d - PATH_STEP_MM
+            x = start + step if start + step <= hi else start - step
         else:
-            (da, ra), (db, rb) = [(offset, r[0]) for offset, r in trail[-2:]]
-            if rb == ra:
-                raise SolverError(f"rom.follower_path: the offset does not turn the segment: "
-                                  f"{_path_text(trail)}")
-            d = db - rb * (db - da) / (rb - ra)
-        if not lo <= d <= hi:
-            raise SolverError(f"rom.follower_path: the path of least rotation lies outside "
-                              f"{lo:g} to {hi:g} mm (next offset {d:.2f} mm): "
-                              f"{_path_text(trail)}")
-        trail.append((d, posture(d)))
-        log.info("follower path: offset %.3f mm, neutral rotation %.3f deg", d, trail[-1][1][0])
-    return trail[-1][0], trail[-1][1], [(d, float(r[0])) for d, r in trail]
-
-
-def _path_text(trail) -> str:
-    return ", ".join(f"{d:.2f} mm -> {r[0]:.3f} deg" for d, r in trail)
+            (xa, ya), (xb, yb) = trail[-2:]
+            if yb == ya:
+                raise SolverError(f"{what}: no change between {xa:g} and {xb:g}: {text()}")
+            x = xb - yb * (xb - xa) / (yb - ya)
+            if not lo <= x <= hi:
+                bound = hi if x > hi else lo
+                if bound in (xa, xb):
+                    raise SolverError(f"{what}: the root lies beyond {bound:g} (the secant's "
+                                      f"next point {x:.3g}): {text()}")
+                x = bound
+        evaluate(x)
+    return trail
 
 
 def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: RangeOfMotion,

@@ -16,7 +16,7 @@ from dolfinx import fem
 from dosimetry import Plan
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
-from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
+from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES, SIDES
 from spinefe.common.trends import PAPER_TRENDS
 from spinefe.config.sections import (
     SCENARIOS,
@@ -114,14 +114,18 @@ def run_scenario(model: Model, scenario: str, outdir: Path, *, materials: Materi
 
 
 def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
-    """Newton steps, ligament and facet states, and the facets' share of the axial load."""
+    """Newton steps, ligament and contact states, the facet joints' share of the axial load and
+    the force of the L4 articular tips on the L5 lamina (N)."""
     pairs = comm.bcast(pairs, root=0)
-    facet_force = sum(j["contact_force_N"] for j in pairs.get("facets", {}).values())
+    contacts = pairs.get("facets", {})
+    facet_force = sum(contacts[side]["contact_force_N"] for side in SIDES if side in contacts)
     return {
         "newton": sol.steps,
         **newton_summary(sol.steps),
         "facet_force_N": facet_force,
         "facet_force_share": facet_force / applied_N if applied_N else 0.0,
+        "tip_force_N": sum(contacts[f"tip.{side}"]["contact_force_N"] for side in SIDES
+                           if f"tip.{side}" in contacts),
         "ligament_force_N": sum(v["force_N"] for v in pairs.get("ligaments", {}).values()),
         **pairs,
     }
@@ -129,15 +133,16 @@ def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
 
 def nonlinear_markdown(records: dict[str, ScenarioRecord],
                        linear: dict[str, ScenarioRecord]) -> str:
-    """Facet force share, ligament forces, and every indicator's change from the linear model."""
-    lines = ["| scenario | facet force (N) | facet share of load | ligament force (N) "
-             "| active ligaments | Newton its, max per step / per solve |",
-             "|---|---|---|---|---|---|"]
+    """Facet and articular tip forces, ligament forces, and every indicator's change from the
+    linear model."""
+    lines = ["| scenario | facet force (N) | facet share of load | articular tips (N) "
+             "| ligament force (N) | active ligaments | Newton its, max per step / per solve |",
+             "|---|---|---|---|---|---|---|"]
     for s, rec in records.items():
         nl = rec.nonlinear
         active = ", ".join(k for k, v in nl.get("ligaments", {}).items() if v["state"] == "active")
         lines.append(f"| {s} | {nl['facet_force_N']:.1f} | {100 * nl['facet_force_share']:.1f} % "
-                     f"| {nl['ligament_force_N']:.1f} | {active or '-'} "
+                     f"| {nl['tip_force_N']:.1f} | {nl['ligament_force_N']:.1f} | {active or '-'} "
                      f"| {nl['newton_iterations_max_per_step']} / "
                      f"{nl['newton_iterations_max_per_solve']} |")
     lines += ["", "| indicator | statistic | " + " | ".join(

@@ -45,9 +45,10 @@ def segment_load(model: Model, load_N: float, preload: Preload, *, motion: str |
     moment = np.zeros(3)
     if motion is not None:
         moment += 1000.0 * moment_Nm * np.asarray(MOTIONS[motion])  # N mm
-    dead = load_N if preload == "dead" else 0.0
-    if preload == "follower":
-        # A compression P moved posteriorly (+y) by d adds (d e_y) x (-P e_z) = -P d e_x.
+    if preload == "dead":
+        dead = load_N
+    else:  # follower: a compression P moved posteriorly (+y) by d adds -P d e_x
+        dead = 0.0
         moment[0] -= load_N * follower_offset_mm
     moments = ((top, tuple(moment)),) if moment.any() else ()
     direction = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
@@ -160,13 +161,15 @@ def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
         # The facet joints (keys: sides) and the L4 articular tips over the L5 lamina
         # (keys: tip.<side>).
         for joint, (upper, lower) in model.contact_pairs.items():
+            if joint not in R.SIDES and not nl.tip_contact:
+                continue
             geometry = pair_surfaces(surface_triangles(model, upper),
                                      surface_triangles(model, lower))
             if len(geometry.gap_mm) == 0 or geometry.gap_mm.min() <= 0.0:
+                key = "facets.gap_mm" if joint in R.SIDES else f"geometry ({joint} contact)"
                 raise ValueError(
-                    f"facets.gap_mm: the surfaces {upper} and {lower} have no pairs with a "
-                    f"positive initial gap ({len(geometry.gap_mm)} pairs); the contact needs a "
-                    "gap > 0"
+                    f"{key}: the surfaces {upper} and {lower} have no pairs with a positive "
+                    f"initial gap ({len(geometry.gap_mm)} pairs); the contact needs a gap > 0"
                 )
             pairs = contact_pairs(V, geometry, nl.contact_penalty_N_mm3, nl.friction,
                                   nl.penetration_fraction * float(geometry.gap_mm.min()))

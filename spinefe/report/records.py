@@ -112,15 +112,19 @@ def rom_key(motion: str) -> str:
 
 @dataclass(frozen=True)
 class RomScalars:
-    """The rom job's scalars: the range of motion (degrees) per motion."""
+    """The rom job's scalars: the range of motion (degrees) per motion and the follower path's
+    offset (mm posterior of the endplate's centroid; the one searched with
+    rom.follower_path = "least_rotation")."""
 
     KEY_METRICS: ClassVar[tuple[str, ...]] = tuple(rom_key(m) for m in MOTIONS)
 
     rom_deg: Mapping[str, float]
+    follower_offset_mm: float = 0.0
 
     def to_dict(self) -> dict:
         """The case's row of the study table (its columns in the table's order)."""
-        return {rom_key(motion): deg for motion, deg in self.rom_deg.items()}
+        return {**{rom_key(motion): deg for motion, deg in self.rom_deg.items()},
+                "follower_offset_mm": self.follower_offset_mm}
 
 
 def plan_key(role: str, metric: str) -> str:

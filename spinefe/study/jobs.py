@@ -149,9 +149,9 @@ def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
 
 def run_rom(case, out: Path, comm, cache_dir) -> RomScalars:
     """The range of motion (`range_of_motion`: rom/rom.md, rom/summary.json); scalars: degrees
-    per motion."""
+    per motion, the follower path's offset."""
     summary = range_of_motion(case.config, out / "rom", comm, cache_dir, case.job.scenario)
-    return RomScalars(summary["rom_deg"])
+    return RomScalars(summary["rom_deg"], summary["follower_offset_mm"])
 
 
 def run_optimise(case, out: Path, comm, cache_dir) -> OptimiseScalars:
