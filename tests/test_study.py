@@ -262,9 +262,13 @@ def test_resume_skips_completed_cases_and_reruns_changed_and_failed_ones(tmp_pat
     assert summary["provenance"]["dolfinx"] and summary["provenance"]["utc"]
 
 
-def test_an_interrupted_run_leaves_no_half_written_summary(tmp_path, monkeypatch):
+@pytest.mark.parametrize("in_callback", [False, True])
+def test_an_interrupted_run_leaves_no_half_written_summary(tmp_path, monkeypatch, in_callback):
     """SIGTERM during the second case: the first case's summary is complete, the second has
-    none (nor a temporary file), and a rerun completes the study."""
+    none (nor a temporary file), and a rerun completes the study. Also when the interrupt
+    reaches the job as an error (`in_callback`: PETSc turns an exception raised in a Python
+    callback into an error): it is not recorded as a failed case."""
+    from spinefe.common.errors import SolverError
     from spinefe.study import jobs
     from spinefe.study.runner import load_study, run_study
 
@@ -273,7 +277,12 @@ def test_an_interrupted_run_leaves_no_half_written_summary(tmp_path, monkeypatch
     def slow(case, out, comm, cache_dir):
         if case.job.n == (20, 20):
             threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
-            time.sleep(5.0)
+            try:
+                time.sleep(5.0)
+            except KeyboardInterrupt as err:
+                if in_callback:
+                    raise SolverError("SNESSolve: error code 101") from err
+                raise
         return real.run(case, out, comm, cache_dir)
 
     monkeypatch.setitem(jobs.JOBS, "clinical_vas", jobs.Job(real.parameters, slow, "slow"))

@@ -35,6 +35,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -287,6 +288,12 @@ def _read_summary(path: Path) -> dict | None:
         return None
 
 
+#: Set by the SIGTERM handler of `run_study`. An interrupt raised inside a PETSc callback (the
+#: contact step limit of a Newton line search) comes back out of PETSc as an error (code 101);
+#: this flag tells it from a failure of the case, which would be recorded as failed.
+_TERMINATED = threading.Event()
+
+
 def run_case(case: Case, out: Path, comm, force: bool = False, cache_dir=None) -> str:
     """Run one case on `comm` into out/<id>/ unless its summary.json holds a successful run of
     the same configuration (`force` reruns) or another runner has claimed it (`_claim`); returns
@@ -331,6 +338,8 @@ def _run_claimed(case: Case, out: Path, comm, cache_dir) -> str:
     try:
         scalars = JOBS[case.job_name].run(case, out / case.id, comm, cache_dir).to_dict()
     except catch as err:
+        if _TERMINATED.is_set():  # the interrupt, turned into an error by a PETSc callback
+            raise KeyboardInterrupt("terminated during the case") from err
         error, trace = f"{type(err).__name__}: {err}", traceback.format_exc()
         # logged by every rank of the group: the log shows world rank 0 only
         print(f"spinefe: case {case.id} {json.dumps(case.parameters)} failed: {error}",
@@ -489,7 +498,10 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     counts = {"ok": 0, "skipped": 0, "failed": 0, "claimed": 0}
 
     def terminate(signum, frame):
+        _TERMINATED.set()
         raise KeyboardInterrupt(f"signal {signum}")
+
+    _TERMINATED.clear()
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
