@@ -95,13 +95,8 @@ def test_articular_tips_face_the_L5_lamina(default_model):
     from spinefe.mechanics.contact import pair_surfaces, surface_triangles
 
     lay = segment_layout(segment_geometry(coarse()))
-
-    def z_range(box):
-        return [float((box.corner + sum(c * e for c, e in zip(k, box.edges, strict=True)))[2])
-                for k in np.ndindex(2, 2, 2)]
-
-    tip_z = min(z_range(lay.L4.parts["articular_inferior.left"]))
-    clearance = tip_z - max(z_range(lay.L5.parts["lamina"]))
+    tip_z = lay.L4.parts["articular_inferior.left"].corners()[:, 2].min()
+    clearance = tip_z - lay.L5.parts["lamina"].corners()[:, 2].max()
     areas = []
     for side in R.SIDES:
         upper, lower = default_model.contact_pairs[f"tip.{side}"]

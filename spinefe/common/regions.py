@@ -58,6 +58,11 @@ def articular_tip(side: str) -> str:
     return f"L4.articular_inferior.{side}_tip"
 
 
+def tip_pair(side: str) -> str:
+    """Key of an articular tip's contact pair (the facet joints' pairs are keyed by side)."""
+    return f"tip.{side}"
+
+
 #: Upper face of the L5 lamina and transverse processes, beneath the L4 articular tips.
 L5_LAMINA_SUPERIOR = "L5.lamina_superior"
 

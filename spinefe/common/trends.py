@@ -22,16 +22,17 @@ class Trend:
 
     @property
     def change(self) -> str:
-        """The change's name, as in report.records.CHANGES."""
+        """The change's name (report.records.CHANGES is made from these)."""
         return f"{self.new}_vs_{self.old}"
 
     def __post_init__(self) -> None:
         if self.sign not in (1, -1):
             raise ValueError(f"Trend.sign: +1 or -1, got {self.sign}")
 
-    def holds(self, new_value: float, old_value: float) -> bool:
-        """Whether the statistic (MPa) moved from `old_value` to `new_value` the claimed way."""
-        return self.sign * (new_value - old_value) > 0.0
+    def holds(self, change: float) -> bool:
+        """Whether a change of the statistic from `old` to `new` (MPa, or %) goes the claimed
+        way."""
+        return self.sign * change > 0.0
 
 
 PAPER_TRENDS = (

@@ -62,6 +62,10 @@ class Box:
             inside &= (t >= 0.0) & (t <= 1.0)
         return inside
 
+    def corners(self) -> np.ndarray:
+        """The eight corners (8, 3) in mm."""
+        return self.corner + np.array(list(np.ndindex(2, 2, 2))) @ np.array(self.edges)
+
 
 @dataclass(frozen=True)
 class Cylinder:

@@ -239,7 +239,7 @@ def build_mesh(
         layout = segment_layout(geometry)  # numpy only and deterministic: computed on every rank
         pairs = {
             side: (R.contact_surface(side, "L4"), R.contact_surface(side, "L5")) for side in R.SIDES
-        } | {f"tip.{side}": (R.articular_tip(side), R.L5_LAMINA_SUPERIOR) for side in R.SIDES}
+        } | {R.tip_pair(side): (R.articular_tip(side), R.L5_LAMINA_SUPERIOR) for side in R.SIDES}
         data.cell_tags.name, data.facet_tags.name = "cell_tags", "facet_tags"
         names = {n: (int(d), int(t)) for n, (d, t) in data.physical_groups.items()}
         model = Model(

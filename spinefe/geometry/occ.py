@@ -277,12 +277,6 @@ def _faces_on_plane(plane: Plane, volumes: set[int]) -> list[int]:
     return faces
 
 
-def _box_corners(b: Box) -> np.ndarray:
-    """The eight corners (8, 3) of box b (mm)."""
-    e = np.array(b.edges)
-    return b.corner + np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) @ e
-
-
 def _faces_on_joint_plane(vol: list[int], centre, normal, offset: float) -> list[int]:
     faces = []
     for _, f in gmsh.model.getBoundary([(3, v) for v in vol], combined=True, oriented=False):
@@ -395,12 +389,12 @@ def build_model(geometry: SegmentGeometry) -> dict[str, float]:
     # The L4 inferior articular tips and the L5 bone beneath them: the horizontal upper faces
     # of the lamina and of the transverse processes (one plane at the default geometry; the
     # processes stand higher when the lamina's top is lowered by the facet height).
-    tops = {float(max(_box_corners(layout.L5.parts[part])[:, 2]))
+    tops = {float(max(layout.L5.parts[part].corners()[:, 2]))
             for part in ("lamina", *(f"transverse_process.{side}" for side in R.SIDES))}
     surfaces[R.L5_LAMINA_SUPERIOR] = sorted(
         {f for z in tops for f in _faces_on_plane(Plane(z, 0.0), L5_vols)})
     for joint in layout.facets:
-        tip = _box_corners(layout.L4.parts[f"articular_inferior.{joint.side}"])
+        tip = layout.L4.parts[f"articular_inferior.{joint.side}"].corners()
         faces = _faces_on_plane(Plane(min(tip[:, 2]), 0.0), L4_vols)
         surfaces[R.articular_tip(joint.side)] = [
             f for f in faces if occ.getCenterOfMass(2, f)[0] * joint.centre[0] > 0.0

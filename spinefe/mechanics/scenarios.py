@@ -16,7 +16,7 @@ from dolfinx import fem
 from dosimetry import Plan
 from spinefe.common.parallel import write_json
 from spinefe.common.provenance import provenance, stamp_xdmf
-from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES, SIDES
+from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES, SIDES, tip_pair
 from spinefe.common.trends import PAPER_TRENDS
 from spinefe.config.sections import (
     SCENARIOS,
@@ -124,8 +124,8 @@ def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
         **newton_summary(sol.steps),
         "facet_force_N": facet_force,
         "facet_force_share": facet_force / applied_N if applied_N else 0.0,
-        "tip_force_N": sum(contacts[f"tip.{side}"]["contact_force_N"] for side in SIDES
-                           if f"tip.{side}" in contacts),
+        "tip_force_N": sum(contacts[tip_pair(side)]["contact_force_N"] for side in SIDES
+                           if tip_pair(side) in contacts),
         "ligament_force_N": sum(v["force_N"] for v in pairs.get("ligaments", {}).values()),
         **pairs,
     }
@@ -202,8 +202,8 @@ def comparison(von_mises: dict[str, dict], paper: bool = True) -> dict:
     trends = {}
     if set(SCENARIOS) <= set(von_mises):
         for stat in ("max", "p99"):
-            trends[stat] = {t.claim: t.holds(table[t.group][t.new][stat],
-                                             table[t.group][t.old][stat])
+            trends[stat] = {t.claim: t.holds(table[t.group][t.new][stat]
+                                             - table[t.group][t.old][stat])
                             for t in PAPER_TRENDS}
     return {"indicators": table, "trends_hold": trends}
 

@@ -159,7 +159,7 @@ def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
         sets.append(PointPairs(ends[0], ends[1], springs))
     if nl.contact:
         # The facet joints (keys: sides) and the L4 articular tips over the L5 lamina
-        # (keys: tip.<side>).
+        # (keys: regions.tip_pair).
         for joint, (upper, lower) in model.contact_pairs.items():
             if joint not in R.SIDES and not nl.tip_contact:
                 continue

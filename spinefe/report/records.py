@@ -19,12 +19,12 @@ from typing import ClassVar
 
 from spinefe.common.motions import MOTIONS
 from spinefe.common.regions import CANCELLOUS, CORTICAL_ENDPLATES
+from spinefe.common.trends import PAPER_TRENDS
 
 #: Von Mises statistics of the segment job's table.
 STRESS_STATS = ("max", "p99")
 #: The segment job's changes between scenarios: name -> (scenario, the one it changes from).
-CHANGES = {"tumour_vs_healthy": ("tumour", "healthy"),
-           "implanted_vs_tumour": ("implanted", "tumour")}
+CHANGES = {t.change: (t.new, t.old) for t in PAPER_TRENDS}
 #: The lesion's dose metrics of the segment job's table (spinefe.dose plan metrics).
 LESION_METRICS = ("D90_Gy", "V100_percent", "V150_percent", "V200_percent")
 #: A recommended plan's columns of the optimise job's table (spinefe.planning.optimisation).

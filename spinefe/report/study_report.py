@@ -202,7 +202,7 @@ def trends_section(rows: list[dict], varied: list[str]) -> str:
                     cells.append("-")
                     all_hold = False
                     continue
-                holds = t.sign * value > 0
+                holds = t.holds(value)
                 all_hold &= holds
                 cells.append(f"{'yes' if holds else 'NO'} ({value:+.2f} %)")
         kept += all_hold
