@@ -149,6 +149,12 @@ class LigamentSprings:
     def restore(self) -> None:
         """Elastic: no history."""
 
+    def fixed(self) -> None:
+        """Nothing held fixed within a Newton solve."""
+
+    def hold(self, state: None) -> None:
+        """Nothing held fixed within a Newton solve."""
+
     def step_limit(self, du: np.ndarray, ddu: np.ndarray) -> float:
         """No limit: a fibre's force is at most linear in its elongation."""
         return 1.0

@@ -90,6 +90,7 @@ class NonlinearSolution(ElasticSolution):
     steps: list = field(default_factory=list)
     pair_states: list = field(default_factory=list)  # du (n, 3) per pair set, on rank 0
     support_reactions_N: np.ndarray | None = None  # (supports, 3), see owned_constrained_rows
+    path: list = field(default_factory=list)  # PathPoint per load step (a guide for others)
 
 
 def newton_summary(steps: list[dict]) -> dict:
@@ -338,24 +339,52 @@ class NonlinearProblem:
         self.pressure.destroy()
 
 
-def load_steps(problem: NonlinearProblem, snes: PETSc.SNES, options: NewtonOptions
-               ) -> tuple[PETSc.Vec, list[dict]]:
+@dataclass(frozen=True)
+class PathPoint:
+    """A converged load step: its load factor, the owned entries of the state and the pairs'
+    states held fixed within a solve (PairAssembler.fixed: rank 0, None elsewhere)."""
+
+    factor: float
+    state: np.ndarray
+    pairs: list | None
+
+
+def load_steps(problem: NonlinearProblem, snes: PETSc.SNES, options: NewtonOptions,
+               guide: list[PathPoint] = ()) -> tuple[PETSc.Vec, list[dict], list[PathPoint]]:
     """Apply the loads in `options.steps` equal steps, each halved on failure up to
-    `options.max_cutbacks` times (then SolverError); returns the converged state and the steps'
-    records; collective."""
-    steps = []
+    `options.max_cutbacks` times (then SolverError); returns the converged state, the steps'
+    records and the path; collective.
+
+    With a `guide` (the path of the same loads on a model that differs a little, e.g. another
+    scenario on the same mesh and partition) the steps go to the guide's load factors, each
+    starting from the guide's state and pair states there: the load path, and so the friction
+    history, is the guide's, and each step converges to this model's own equilibrium from next
+    to it (a first guess, nothing of the guide's solution is kept)."""
+    steps, path = [], []
     factor, pairs = problem.factor, problem.pairs
     x = problem.uh.x.petsc_vec.copy()
     converged = x.copy()  # the last converged state
     increment = x.duplicate()  # its increment over the state before (the predictor)
     nominal = 1.0 / options.steps
-    done, size, cutbacks, wasted = 0.0, nominal, 0, 0
+    targets = [p.factor for p in guide]
+
+    def next_size(done: float, size: float) -> float:
+        ahead = [f for f in targets if f > done + 1e-12]
+        return ahead[0] - done if ahead else min(size, nominal, 1.0 - done)
+
+    done, cutbacks, wasted = 0.0, 0, 0
+    size = next_size(0.0, nominal)
     while done < 1.0 - 1e-12:
-        size = min(size, 1.0 - done)
         factor.value = done + size
-        # Predictor: the last converged increment, scaled to this step (proportional loading).
-        converged.copy(x)
-        x.axpy(size / steps[-1]["load_increment"] if steps else 0.0, increment)
+        point = next((p for p in guide if abs(p.factor - factor.value) < 1e-12), None)
+        if point is not None:
+            x.getArray()[:] = point.state
+            pairs.hold(point.pairs)
+        else:
+            # Predictor: the last converged increment, scaled to this step (proportional
+            # loading).
+            converged.copy(x)
+            x.axpy(size / steps[-1]["load_increment"] if steps else 0.0, increment)
         x.getArray()[problem.local_rows] = factor.value * problem.values  # prescribed values
         t1 = time.perf_counter()
         step = problem.solve_step(snes, x, options, reference=converged)
@@ -371,6 +400,7 @@ def load_steps(problem: NonlinearProblem, snes: PETSc.SNES, options: NewtonOptio
             "seconds": time.perf_counter() - t1,
             "cutbacks": cutbacks,  # failed tries of this step, their Newton iterations:
             "failed_newton_iterations": wasted,
+            "guided": point is not None,
         }
         log.info("load factor %.4g (+%.3g): %d Newton (%d linear) iterations, %d contact "
                  "updates, %s, |F| %.2e N", factor.value, size, step.newton, step.linear,
@@ -396,9 +426,11 @@ def load_steps(problem: NonlinearProblem, snes: PETSc.SNES, options: NewtonOptio
         pairs.commit(x)
         problem.commit_history(x)
         steps.append(record)
+        path.append(PathPoint(float(factor.value), x.getArray(readonly=True).copy(),
+                              pairs.fixed()))
         done, cutbacks, wasted = float(factor.value), 0, 0  # (a copy: .value is a view)
-        size = min(2.0 * size, nominal)  # grow back after a cutback
-    return x, steps
+        size = next_size(done, 2.0 * size)  # grows back after a cutback
+    return x, steps, path
 
 
 def solve_nonlinear(
@@ -407,16 +439,20 @@ def solve_nonlinear(
     pair_sets: list[PointPairs] = (),
     nearly_incompressible_nu: float = 0.49,
     options: NewtonOptions = NewtonOptions(),
+    guide: list[PathPoint] = (),
 ) -> NonlinearSolution:
-    """Solve the static problem in load steps (`load_steps`) with the cells' laws of `materials`
-    (without any: linear elastic, geometrically linear, everywhere); collective."""
+    """Solve the static problem in load steps (`load_steps`, along the path of `guide` if
+    given) with the cells' laws of `materials` (without any: linear elastic, geometrically
+    linear, everywhere); collective."""
     t0 = time.perf_counter()
     problem = NonlinearProblem(materials, load, pair_sets, nearly_incompressible_nu)
     try:
         with problem.solver(options) as solver:
             t_setup = time.perf_counter() - t0
-            x, steps = load_steps(problem, solver.snes, options)
-        return problem.solution(x, steps, t_setup, options)
+            x, steps, path = load_steps(problem, solver.snes, options, guide)
+        sol = problem.solution(x, steps, t_setup, options)
+        sol.path = path
+        return sol
     finally:
         problem.destroy()
 
@@ -445,7 +481,7 @@ def solve_creep(
         with problem.solver(options) as solver:
             snes = solver.snes
             t_setup = time.perf_counter() - t0
-            x, steps = load_steps(problem, snes, options)
+            x, steps, _ = load_steps(problem, snes, options)
             observe(0.0, problem.solution(x, steps, t_setup, options))
             previous = 0.0
             for t in times:

@@ -40,6 +40,13 @@ class PairLaw(Protocol):
         augmented-Lagrangian multipliers, the normal force of the friction limit) from du;
         True if it changed."""
 
+    def fixed(self) -> object:
+        """The state `update` holds fixed within a Newton solve (None if there is none)."""
+
+    def hold(self, state: object) -> None:
+        """Take `state` (of `fixed`, from a neighbouring solve) as the first guess of the state
+        held fixed; the updates of the step correct it."""
+
     def step_limit(self, du: np.ndarray, ddu: np.ndarray) -> float:
         """Largest fraction in (0, 1] of the Newton update ddu (n, 3) in mm the law admits at
         du (1: no limit)."""
@@ -160,6 +167,16 @@ class PairAssembler:
             for ps, du, step in zip(self.pair_sets, dus, steps, strict=True):
                 alpha = min(alpha, ps.law.step_limit(du, -step))
         return x.getComm().tompi4py().bcast(alpha, root=0)
+
+    def fixed(self) -> list | None:
+        """Every law's state held fixed within a Newton solve (rank 0; None elsewhere)."""
+        return [ps.law.fixed() for ps in self.pair_sets] if self._root else None
+
+    def hold(self, states: list | None) -> None:
+        """Every law takes its state of `states` (of `fixed`; rank 0) as its first guess."""
+        if self._root:
+            for ps, state in zip(self.pair_sets, states, strict=True):
+                ps.law.hold(state)
 
     def restore(self) -> None:
         """Every law back to its last committed state (not collective)."""

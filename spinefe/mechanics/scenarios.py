@@ -28,7 +28,7 @@ from spinefe.config.sections import (
 )
 from spinefe.geometry.mesh import Model
 from spinefe.mechanics.materials import material_fields
-from spinefe.mechanics.nonlinear import newton_summary
+from spinefe.mechanics.nonlinear import PathPoint, newton_summary
 from spinefe.mechanics.segment import solve_segment, solve_segment_nonlinear
 from spinefe.mechanics.stress import summarize, write_fields
 
@@ -86,16 +86,18 @@ class ScenarioRecord:
 
 def run_scenario(model: Model, scenario: str, outdir: Path, *, materials: Materials,
                  lesion: Lesion, mechanics: Mechanics, seeds: Plan, capsule: SeedCapsule,
-                 config_hash: str, nonlinear: Nonlinear | None = None, fields: bool = True
-                 ) -> tuple[ScenarioRecord, fem.Function]:
-    """Solve one scenario under the axial load of `mechanics` (linear, or the `nonlinear`
-    model), write DIR/summary.json (and fields); returns (record, DG0 von Mises).
+                 config_hash: str, nonlinear: Nonlinear | None = None, fields: bool = True,
+                 guide: list[PathPoint] = ()
+                 ) -> tuple[ScenarioRecord, fem.Function, list[PathPoint]]:
+    """Solve one scenario under the load case of `mechanics` (linear, or the `nonlinear`
+    model, along the load path of `guide` if given), write DIR/summary.json (and fields);
+    returns (record, DG0 von Mises, the nonlinear solve's path: a guide for the next scenario).
 
     `lesion` and `seeds` (the mesh's capsules) place the tumour's seed cells and the seed band;
     `config_hash` goes into the provenance."""
     moduli = material_fields(model, materials, lesion, scenario)
     if nonlinear is not None:
-        sol, pairs = solve_segment_nonlinear(model, moduli, mechanics, nonlinear)
+        sol, pairs = solve_segment_nonlinear(model, moduli, mechanics, nonlinear, guide=guide)
     else:
         sol, pairs = solve_segment(model, moduli, mechanics), None
     record, vm = summarize(sol, model, scenario, mechanics=mechanics, seeds=seeds,
@@ -110,7 +112,7 @@ def run_scenario(model: Model, scenario: str, outdir: Path, *, materials: Materi
         stamp_xdmf(model.comm, outdir / "fields.xdmf", record["provenance"])
     result = ScenarioRecord(**record)
     write_json(model.comm, result.to_dict(), outdir / "summary.json")
-    return result, vm
+    return result, vm, sol.path if nonlinear is not None else []
 
 
 def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
@@ -243,28 +245,33 @@ def comparison_markdown(comp: dict, load: str = "the axial load") -> str:
 
 def compare_scenarios(model: Model, out: Path, *, materials: Materials, lesion: Lesion,
                       mechanics: Mechanics, seeds: Plan, capsule: SeedCapsule, config_hash: str,
-                      nonlinear: Nonlinear | None = None, fields: bool = True
-                      ) -> tuple[dict[str, ScenarioRecord], dict, dict]:
+                      nonlinear: Nonlinear | None = None, fields: bool = True,
+                      linear: bool = True) -> tuple[dict[str, ScenarioRecord], dict, dict]:
     """Healthy, tumour and implanted on the load-bearing `model` into out/<scenario>/ and the
-    comparison with the paper (out/comparison.json and .md; with `nonlinear`, also the linear
-    model on the same mesh under out/linear/ and the change, unless a material has no linear
-    form: a fibre-reinforced annulus); returns (records, comparison,
+    comparison with the paper (out/comparison.json and .md; with `nonlinear` and `linear`, also
+    the linear model on the same mesh under out/linear/ and the change, unless a material has
+    no linear form: a fibre-reinforced annulus); returns (records, comparison,
     von Mises per scenario on the owned cells, MPa); the arguments as `run_scenario`'s;
     collective."""
     n = model.mesh.topology.index_map(3).size_local
     run = partial(run_scenario, model, materials=materials, lesion=lesion, mechanics=mechanics,
                   seeds=seeds, capsule=capsule, config_hash=config_hash)
-    records, maps, linear = {}, {}, {}
+    records, maps, linear_records = {}, {}, {}
     finite = materials.finite_strain_keys()
-    with_linear = nonlinear is not None and not finite
-    if nonlinear is not None and finite:
+    with_linear = linear and nonlinear is not None and not finite
+    if linear and nonlinear is not None and finite:
         log.info("no linear companion of the nonlinear comparison: %s has no linear form",
                  ", ".join(finite))
+    guide = []
     for scenario in SCENARIOS:
-        records[scenario], vm = run(scenario, out / scenario, fields=fields, nonlinear=nonlinear)
+        # Each nonlinear scenario follows the load path of the one before (load_steps): the
+        # scenarios differ in a few regions' moduli, so its states are close first guesses.
+        records[scenario], vm, guide = run(scenario, out / scenario, fields=fields,
+                                           nonlinear=nonlinear, guide=guide)
         maps[scenario] = vm.x.array[:n].copy()
         if with_linear:
-            linear[scenario], _ = run(scenario, out / "linear" / scenario, fields=False)
+            linear_records[scenario], *_ = run(scenario, out / "linear" / scenario,
+                                               fields=False)
     axial = mechanics.load_case == "axial"
     comp = comparison({s: r.von_mises_MPa for s, r in records.items()}, paper=axial)
     comp["provenance"] = provenance(model.comm, config_hash)
@@ -272,9 +279,9 @@ def compare_scenarios(model: Model, out: Path, *, materials: Materials, lesion: 
     comp["load_case"] = mechanics.load_case
     table = comparison_markdown(comp, load_description(mechanics))
     if with_linear:
-        comp["linear"] = comparison({s: r.von_mises_MPa for s, r in linear.items()},
+        comp["linear"] = comparison({s: r.von_mises_MPa for s, r in linear_records.items()},
                                     paper=axial)
-        table += "\n" + nonlinear_markdown(records, linear)
+        table += "\n" + nonlinear_markdown(records, linear_records)
     write_json(model.comm, comp, out / "comparison.json")
     if model.comm.rank == 0:
         (out / "comparison.md").write_text(table)

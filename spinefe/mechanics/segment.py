@@ -20,7 +20,7 @@ from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, solve_elasti
 from spinefe.mechanics.laws import CellLaw
 from spinefe.mechanics.ligaments import LigamentSprings, fibres
 from spinefe.mechanics.materials import DOSE_ONLY, MaterialFields
-from spinefe.mechanics.nonlinear import NewtonOptions, solve_nonlinear
+from spinefe.mechanics.nonlinear import NewtonOptions, PathPoint, solve_nonlinear
 from spinefe.mechanics.pairs import PointPairs
 from spinefe.mechanics.points import locate, nearest_node
 from spinefe.mechanics.solvers import SolverOptions
@@ -179,7 +179,8 @@ def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
 
 
 def solve_segment_nonlinear(model: Model, materials: MaterialFields, mechanics: Mechanics,
-                            nonlinear: Nonlinear, load: LoadCase | None = None):
+                            nonlinear: Nonlinear, load: LoadCase | None = None,
+                            guide: list[PathPoint] = ()):
     """Nonlinear solve with one scenario's `materials` (default load: the axial load of
     `segment_load_case`); returns the NonlinearSolution and the pairs' report (rank 0; {}
     elsewhere); collective."""
@@ -197,5 +198,6 @@ def solve_segment_nonlinear(model: Model, materials: MaterialFields, mechanics: 
             max_iterations=nl.newton_max_iterations,
             linear=solver_options(m),
         ),
+        guide=guide,
     )
     return sol, pairs.report(sol.pair_states)

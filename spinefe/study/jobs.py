@@ -64,6 +64,8 @@ class SegmentJob(_Parameters):
         "config", description="'config': the config's seeds; else a planner pattern's access")
     density: Literal["dense", "sparse"] = Field("dense", description="the pattern's density")
     nonlinear: bool = Field(False, description="the nonlinear segment (ligaments, contact)")
+    linear: bool = Field(True, description="with `nonlinear`: the linear model beside it "
+                         "(out/linear/, the table of changes from it)")
     dose: bool = Field(True, description="the seeds' dose (TG-43) on the same mesh")
     fields: bool = Field(True, description="write the displacement and stress fields")
 
@@ -123,7 +125,7 @@ def run_segment(case, out: Path, comm, cache_dir) -> SegmentScalars:
                             d, p.access, p.density, d.activity_mCi, d.prescription_Gy)[0]
         cfg = plan_config(cfg, plan)
     result = segment_case(cfg, out, comm, cache_dir, plan=plan, nonlinear=p.nonlinear,
-                          fields=p.fields, dose=p.dose and bool(plan.seeds))
+                          fields=p.fields, dose=p.dose and bool(plan.seeds), linear=p.linear)
     records = result.records
     von_mises = {group: {scenario: {stat: record.von_mises_MPa[group][stat]
                                     for stat in STRESS_STATS}

@@ -69,7 +69,7 @@ def solve_scenario(cfg: Config, out: Path, comm, cache_dir: Path | None = None,
     and out/von_mises.png (`figure`); returns the scenario's record."""
     model = load_bearing(open_segment(cfg, out, comm, cache_dir))
     scenario = cfg.mechanics.scenario
-    record, vm = run_scenario(model, scenario, out, **_scenario_inputs(cfg))
+    record, vm, _ = run_scenario(model, scenario, out, **_scenario_inputs(cfg))
     if figure:
         n = model.mesh.topology.index_map(3).size_local
         render_von_mises(model, {scenario: vm.x.array[:n]}, out / "von_mises.png")
@@ -88,16 +88,17 @@ class SegmentResult:
 
 def segment_case(cfg: Config, out: Path, comm, cache_dir: Path | None = None, *,
                  plan: Plan | None = None, nonlinear: bool = False, fields: bool = True,
-                 dose: bool = True) -> SegmentResult:
+                 dose: bool = True, linear: bool = True) -> SegmentResult:
     """Healthy, tumour and implanted L4 on one mesh (out/<scenario>/, out/comparison.json and
     .md, out/von_mises.png on one colour scale; `nonlinear`: ligaments, contact and the
-    neo-Hookean disc, and the linear model beside it) and, with `dose`, the dose of `plan`
-    (default: the config's seeds) on the same mesh in out/dose/ (`seed_dose`'s files)."""
+    neo-Hookean disc, and with `linear` the linear model beside it) and, with `dose`, the dose
+    of `plan` (default: the config's seeds) on the same mesh in out/dose/ (`seed_dose`'s
+    files)."""
     model = open_segment(cfg, out, comm, cache_dir)
     bearing = load_bearing(model)
     records, comparison, maps = compare_scenarios(
         bearing, out, **_scenario_inputs(cfg), nonlinear=cfg.nonlinear if nonlinear else None,
-        fields=fields)
+        fields=fields, linear=linear)
     render_von_mises(bearing, maps, out / "von_mises.png")
     summary = None
     if dose:
