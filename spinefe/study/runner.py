@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dosimetry.plan import write_text_atomic
 from spinefe.common.errors import ConfigError
 from spinefe.common.hashing import canonical_hash
-from spinefe.common.parallel import on_root, write_csv
+from spinefe.common.parallel import SharedCounter, on_root, write_csv
 from spinefe.common.progress import Progress
 from spinefe.common.provenance import provenance
 from spinefe.config.loading import (
@@ -288,6 +288,9 @@ def _read_summary(path: Path) -> dict | None:
         return None
 
 
+#: The counters of a run's queue (on rank 0): the next case to take, cases finished, failed.
+_QUEUE = {"next": 0, "finished": 1, "failed": 2}
+
 #: Set by the SIGTERM handler of `run_study`. An interrupt raised inside a PETSc callback (the
 #: contact step limit of a Newton line search) comes back out of PETSc as an error (code 101);
 #: this flag tells it from a failure of the case, which would be recorded as failed.
@@ -482,20 +485,20 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     """Run the study's cases (or those of `cases`, indices) into out/<case id>/ and write the
     table out/summary.csv; collective.
 
-    The ranks are split into groups of `ranks_per_case`; the cases are dealt to the groups in
-    rounds (case i to group i % groups), and after each round the groups agree on the count
-    done (the progress bar, rank 0). SIGTERM is turned into KeyboardInterrupt, which ends the
-    run between atomic writes: no summary is ever half written.
+    The ranks are split into groups of `ranks_per_case`; a group that is free takes the next
+    case in the study's order (common.parallel.SharedCounter), so a long case holds up no other
+    group. Rank 0 shows the cases of all groups finished so far. SIGTERM is turned into
+    KeyboardInterrupt, which ends the run between atomic writes: no summary is ever half
+    written.
     """
     if ranks_per_case < 1 or comm.size % ranks_per_case:
         raise ConfigError(f"--ranks-per-case: {ranks_per_case} must divide the {comm.size} "
                           "MPI ranks")
     if comm.rank == 0:
         write_text_atomic(out / "study.json", json.dumps(study.record(), indent=1))
-    groups, group_id = comm.size // ranks_per_case, comm.rank // ranks_per_case
-    group = comm.Split(group_id, comm.rank)
+    group = comm.Split(comm.rank // ranks_per_case, comm.rank)
     chosen = [study.cases[i] for i in (cases if cases is not None else range(len(study.cases)))]
-    counts = {"ok": 0, "skipped": 0, "failed": 0, "claimed": 0}
+    counts = dict.fromkeys(("ok", "skipped", "failed", "claimed"), 0)  # this group's
 
     def terminate(signum, frame):
         _TERMINATED.set()
@@ -504,23 +507,30 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     _TERMINATED.clear()
 
     previous = signal.signal(signal.SIGTERM, terminate)
+    queue = SharedCounter(comm, len(_QUEUE))
     try:
         with Progress(len(chosen), f"study {study.name}", comm) as progress:
-            for start in range(0, len(chosen), groups):
-                mine = start + group_id
-                status = None
-                if mine < len(chosen):
-                    status = run_case(chosen[mine], out, group, force, cache_dir)
-                statuses = comm.allgather(status if group.rank == 0 else None)
-                for s in statuses:
-                    if s is not None:
-                        counts[s] += 1
-                progress.update(sum(s is not None for s in statuses),
-                                failed=counts["failed"])
+            while True:
+                # The next case in the study's order to the first group free to take it.
+                mine = group.bcast(queue.add(_QUEUE["next"]) if group.rank == 0 else None)
+                if mine >= len(chosen):
+                    break
+                status = run_case(chosen[mine], out, group, force, cache_dir)
+                counts[status] += 1
+                if group.rank == 0:
+                    finished = queue.add(_QUEUE["finished"]) + 1
+                    failed = (queue.add(_QUEUE["failed"], int(status == "failed"))
+                              + int(status == "failed"))
+                    if comm.rank == 0:  # the cases of every group finished so far
+                        progress.update(finished - progress.done, failed=failed)
+            totals = {s: sum(c[s] for c in comm.allgather(counts if group.rank == 0 else {})
+                             if c) for s in counts}
+            progress.update(len(chosen) - progress.done, failed=totals["failed"])
     finally:
         signal.signal(signal.SIGTERM, previous)
+        queue.free()
         group.Free()
     comm.Barrier()  # every group's summaries are written
     on_root(comm, lambda: write_table(study, out))
-    return StudyRun(counts["ok"], counts["skipped"], counts["failed"], out / "summary.csv",
-                    counts["claimed"])
+    return StudyRun(totals["ok"], totals["skipped"], totals["failed"], out / "summary.csv",
+                    totals["claimed"])
