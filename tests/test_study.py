@@ -329,6 +329,38 @@ def test_groups_give_the_serial_table(tmp_path_factory, monkeypatch):
         run_study(study, root / "bad", comm, ranks_per_case=3)
 
 
+@pytest.mark.mpi_only
+def test_a_free_group_takes_the_next_case(tmp_path_factory, monkeypatch):
+    """Under mpiexec -n 2, groups of one rank: while one group is held up by a slow first case
+    (3 s), the other group runs both of the others (dealt in rounds, the third case would wait
+    for the first group)."""
+    import time
+
+    from spinefe.study import jobs
+    from spinefe.study.runner import load_study, run_study
+
+    comm = MPI.COMM_WORLD
+    real = jobs.JOBS["clinical_vas"]
+
+    def run(case, out, group, cache_dir):
+        if case.job.n == (41, 55):
+            time.sleep(3.0)
+        (out / f"ran_by_{comm.rank}").parent.mkdir(parents=True, exist_ok=True)
+        (out / f"ran_by_{comm.rank}").touch()
+        return real.run(case, out, group, cache_dir)
+
+    monkeypatch.setitem(jobs.JOBS, "clinical_vas", jobs.Job(real.parameters, run, "marked"))
+    root = shared_tmp(tmp_path_factory, "dealing")
+    if comm.rank == 0:
+        write(root / "vas.toml", RUNNER)
+    comm.Barrier()
+    study = load_study(root / "vas.toml")
+    run_study(study, root / "out", comm)
+    ranks = [[p.name for p in (root / "out" / c.id).glob("ran_by_*")] for c in study.cases]
+    assert all(len(r) == 1 for r in ranks)
+    assert ranks[1] == ranks[2] != ranks[0]
+
+
 def test_slurm_array_covers_every_case_in_chunks(tmp_path):
     from spinefe.study.slurm import slurm_script
 

@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from mpi4py import MPI
 
 
@@ -96,35 +95,3 @@ def setup_logging(comm: MPI.Comm, level: int = logging.INFO, all_ranks: bool = F
         logger.setLevel(level)
         logger.propagate = False
 
-
-class SharedCounter:
-    """Integers held by rank 0 of `comm` that any rank adds to atomically, without the others
-    taking part (MPI one-sided Fetch_and_op): a queue that groups of ranks working at their own
-    pace take their next item from. Creating and `free` are collective.
-
-    Written by hand: mpi4py gives the window, not a counter. On one node MPICH and Open MPI
-    carry out the atomic update in shared memory; across nodes an MPI without asynchronous
-    progress may finish it only when rank 0 next calls MPI (a later start, not a wrong count).
-    """
-
-    def __init__(self, comm: MPI.Comm, size: int = 1):
-        self.comm = comm
-        item = MPI.INT64_T.Get_size()
-        self.win = MPI.Win.Allocate(size * item if comm.rank == 0 else 0, item, comm=comm)
-        if comm.rank == 0:
-            self.win.Lock(0, MPI.LOCK_EXCLUSIVE)
-            np.frombuffer(self.win.tomemory(), dtype=np.int64)[:] = 0
-            self.win.Unlock(0)
-        comm.Barrier()
-
-    def add(self, index: int, value: int = 1) -> int:
-        """Add `value` to counter `index`; returns its value before."""
-        out = np.zeros(1, dtype=np.int64)
-        self.win.Lock(0, MPI.LOCK_SHARED)
-        self.win.Fetch_and_op([np.array([value], dtype=np.int64), MPI.INT64_T],
-                              [out, MPI.INT64_T], 0, index, MPI.SUM)
-        self.win.Unlock(0)
-        return int(out[0])
-
-    def free(self) -> None:
-        self.win.Free()

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dosimetry.plan import write_text_atomic
 from spinefe.common.errors import ConfigError
 from spinefe.common.hashing import canonical_hash
-from spinefe.common.parallel import SharedCounter, on_root, write_csv
+from spinefe.common.parallel import on_root, write_csv
 from spinefe.common.progress import Progress
 from spinefe.common.provenance import provenance
 from spinefe.config.loading import (
@@ -288,9 +288,6 @@ def _read_summary(path: Path) -> dict | None:
         return None
 
 
-#: The counters of a run's queue (on rank 0): the next case to take, cases finished, failed.
-_QUEUE = {"next": 0, "finished": 1, "failed": 2}
-
 #: Set by the SIGTERM handler of `run_study`. An interrupt raised inside a PETSc callback (the
 #: contact step limit of a Newton line search) comes back out of PETSc as an error (code 101);
 #: this flag tells it from a failure of the case, which would be recorded as failed.
@@ -480,16 +477,53 @@ def write_table(study: Study, out: Path) -> dict[str, int]:
     return {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")}
 
 
+class _Queue:
+    """The cases of one run dealt to its groups: a group's root takes case i by creating
+    out/.queue-<run>/i exclusively (the first to create it has it) and marks it finished with
+    i.<status>. Written by hand on the file system, not with MPI one-sided operations: MPICH
+    completes a passive-target update only when the target rank next calls MPI, so a group
+    would wait for rank 0's case to end (measured: a 3 s wait behind a 3 s case). Created by
+    every rank (collective), used by the groups' roots, removed by rank 0 after the run."""
+
+    def __init__(self, out: Path, comm):
+        token = comm.bcast(f"{os.getpid()}-{time.time_ns()}" if comm.rank == 0 else None)
+        self.directory = out / f".queue-{token}"
+        if comm.rank == 0:
+            self.directory.mkdir(parents=True)
+        comm.Barrier()
+
+    def take(self, start: int, total: int) -> int | None:
+        """The first case from `start` on that no group has taken, now this one's; None when
+        every case is taken."""
+        for i in range(start, total):
+            try:
+                os.close(os.open(self.directory / str(i), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            return i
+        return None
+
+    def finish(self, index: int, status: str) -> None:
+        (self.directory / f"{index}.{status}").touch()
+
+    def finished(self) -> tuple[int, int]:
+        """Cases finished by every group so far, and of those failed."""
+        names = [p.suffix for p in self.directory.glob("*.*")]
+        return len(names), names.count(".failed")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: bool = False,
               cache_dir=None, cases: range | None = None) -> StudyRun:
     """Run the study's cases (or those of `cases`, indices) into out/<case id>/ and write the
     table out/summary.csv; collective.
 
     The ranks are split into groups of `ranks_per_case`; a group that is free takes the next
-    case in the study's order (common.parallel.SharedCounter), so a long case holds up no other
-    group. Rank 0 shows the cases of all groups finished so far. SIGTERM is turned into
-    KeyboardInterrupt, which ends the run between atomic writes: no summary is ever half
-    written.
+    case in the study's order (`_Queue`), so a long case holds up no other group. Rank 0 shows
+    the cases of all groups finished so far. SIGTERM is turned into KeyboardInterrupt, which
+    ends the run between atomic writes: no summary is ever half written.
     """
     if ranks_per_case < 1 or comm.size % ranks_per_case:
         raise ConfigError(f"--ranks-per-case: {ranks_per_case} must divide the {comm.size} "
@@ -507,30 +541,36 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
     _TERMINATED.clear()
 
     previous = signal.signal(signal.SIGTERM, terminate)
-    queue = SharedCounter(comm, len(_QUEUE))
+    queue = _Queue(out, comm)
     try:
         with Progress(len(chosen), f"study {study.name}", comm) as progress:
+            mine = -1
             while True:
                 # The next case in the study's order to the first group free to take it.
-                mine = group.bcast(queue.add(_QUEUE["next"]) if group.rank == 0 else None)
-                if mine >= len(chosen):
+                mine = group.bcast(queue.take(mine + 1, len(chosen)) if group.rank == 0
+                                   else None)
+                if mine is None:
                     break
                 status = run_case(chosen[mine], out, group, force, cache_dir)
                 counts[status] += 1
                 if group.rank == 0:
-                    finished = queue.add(_QUEUE["finished"]) + 1
-                    failed = (queue.add(_QUEUE["failed"], int(status == "failed"))
-                              + int(status == "failed"))
-                    if comm.rank == 0:  # the cases of every group finished so far
-                        progress.update(finished - progress.done, failed=failed)
+                    queue.finish(mine, status)
+                if comm.rank == 0:  # the cases of every group finished so far
+                    finished, failed = queue.finished()
+                    progress.update(finished - progress.done, failed=failed)
             totals = {s: sum(c[s] for c in comm.allgather(counts if group.rank == 0 else {})
                              if c) for s in counts}
             progress.update(len(chosen) - progress.done, failed=totals["failed"])
+    except BaseException:
+        if comm.rank == 0:
+            queue.remove()
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        queue.free()
         group.Free()
     comm.Barrier()  # every group's summaries are written
+    if comm.rank == 0:
+        queue.remove()
     on_root(comm, lambda: write_table(study, out))
     return StudyRun(totals["ok"], totals["skipped"], totals["failed"], out / "summary.csv",
                     totals["claimed"])
