@@ -108,7 +108,7 @@ def pair_surfaces(slave: np.ndarray, master: np.ndarray) -> ContactGeometry:
 #: node's would change by more than this fraction of the joint's largest nodal force: the
 #: friction force then meets mu N to about 1e-3 (the block test, tests/test_nonlinear.py).
 #: Refreshing on any change (as before) re-solved each load step 6-9 times, the last ones
-#: without effect on the results (1e-6 relative on the flexion rotation, docs/nonlinear.md).
+#: without effect on the results (1e-7 relative on the flexion rotation, docs/nonlinear.md).
 FRICTION_LIMIT_RTOL = 1e-3
 
 
