@@ -60,8 +60,8 @@ def worker(size: float, toy: bool, case: str) -> None:
             **newton_summary(sol.steps),
             "total_s": round(total, 1),
             "peak_memory_GB": round(peak / 1024.0, 2),
-            "facet_force_N": {k: round(v["contact_force_N"], 2)
-                              for k, v in pairs.get("facets", {}).items()},
+            "contact_force_N": {k: round(v["contact_force_N"], 2)
+                                for k, v in pairs.get("contacts", {}).items()},
             **extra,
         }
         print("RESULT " + json.dumps(row), flush=True)

@@ -24,7 +24,7 @@ import dolfinx
 from boxes import box, boundary, materials, plane, symmetry_rollers, two_blocks
 from spinefe.mechanics.contact import (
     ContactGeometry,
-    FacetContact,
+    SurfaceContact,
     contact_pairs,
     facet_triangles,
     pair_surfaces,
@@ -203,7 +203,7 @@ def test_contact_tangent_is_the_derivative_of_the_force(state):
     normals /= np.linalg.norm(normals, axis=1)[:, None]
     geometry = ContactGeometry(np.zeros((n, 3)), np.zeros((n, 3)), normals, np.full(n, 0.1),
                                np.ones(n), 0)
-    law = FacetContact(geometry, eps, mu)
+    law = SurfaceContact(geometry, eps, mu)
     law.limit_normal_N[:] = 2.0  # N: mu N / k_t = 0.002 mm of elastic slip
 
     def in_plane(a):  # unit vectors in the tangent planes

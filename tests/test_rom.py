@@ -70,8 +70,8 @@ def test_extension_bears_on_the_articular_tips(extension):
     articular processes bear on the L5 lamina (Inoue 2020), alike on both sides (the mesh is
     not mirror-symmetric: 10 %); their penetration stays within the augmented-Lagrangian
     tolerance (1 % of the initial gap)."""
-    facets = extension["motions"]["extension"]["facets"]
-    tips = [facets[f"tip.{side}"] for side in ("left", "right")]
+    contacts = extension["motions"]["extension"]["contacts"]
+    tips = [contacts[f"tip.{side}"] for side in ("left", "right")]
     for tip in tips:
         assert tip["nodes_in_contact"] > 0 and tip["contact_force_N"] > 10.0
         assert tip["contact_force_vector_N"][2] > 0.99 * tip["contact_force_N"]  # pushes L4 up
@@ -87,7 +87,7 @@ def test_rom_summary_has_the_issue_keys(bending_left):
         assert rec["newton_iterations_max_per_step"] <= 15
         assert set(rec["ligaments"]) == {"ALL", "PLL", "LF", "ITL.left", "ITL.right", "ISL",
                                          "SSL", "CL.left", "CL.right"}
-        assert set(rec["facets"]) == {"left", "right", "tip.left", "tip.right"}
+        assert set(rec["contacts"]) == {"left", "right", "tip.left", "tip.right"}
     assert "| lateral_bending_left |" in summary["md"]
     # The neutral posture: the capsules' pre-tension (CL 4.7 %) pulls the articular processes
     # together, a small extension (about 0.05 deg on this mesh) from which the ROM is measured.

@@ -1,7 +1,8 @@
-"""Facet joint contact: node-to-surface augmented Lagrangian with the initial gap, and Coulomb
-friction.
+"""Contact between the segment's surfaces (the facet joints; the L4 articular tips on the L5
+lamina): node-to-surface augmented Lagrangian with the initial gap, and Coulomb friction.
 
-Every vertex of the L4 (slave) cartilage surface of a joint is paired, in the initial geometry,
+Every vertex of the L4 (slave) surface of a pair (a joint's cartilage, a tip's lower face) is
+paired, in the initial geometry,
 with its normal projection on the facing L5 (master) surface (small sliding: the partner point and
 the normal n, pointing from the master towards the slave, are fixed). With du = u(slave) -
 u(master) the gap is g = g0 + n . du. Normal law: p = <lambda - k_n g> with k_n = eps A, A the
@@ -11,9 +12,10 @@ Friction: a tangential penalty k_t = eps A with a return mapping onto the Coulom
 |t| <= mu N (Simo & Laursen, Comput Struct 42:97, 1992):
 t_trial = k_t (P du - s), P = I - n n^T, s the converged slip; stick when |t_trial| <= mu N,
 else slip with t = mu N t_trial / |t_trial|. Within one Newton solve the normal force N of the
-limit is held fixed; between solves it is set to the current p (see `update`) until that no
-longer changes the residual. With N fixed the law has a potential and its tangent, in slip
-mu N k_t / |t_trial| (P - e e^T) with e the slip direction, is symmetric (CG applies) and exact.
+limit is held fixed; between solves it is set to the current p (see `update`) until no node's
+changes by more than FRICTION_LIMIT_RTOL of the largest. With N fixed the law has a potential
+and its tangent, in slip mu N k_t / |t_trial| (P - e e^T) with e the slip direction, is
+symmetric (CG applies) and exact.
 (Coupling N = p within the solve adds the non-symmetric term -mu k_n e n^T; without it, Newton
 chattered between sticking and sliding states on axial rotation.)
 Augmented Lagrangian (Simo & Laursen 1992): between Newton solves lambda <- p (Uzawa) until no
@@ -112,8 +114,9 @@ def pair_surfaces(slave: np.ndarray, master: np.ndarray) -> ContactGeometry:
 FRICTION_LIMIT_RTOL = 1e-3
 
 
-class FacetContact:
-    """Pair law (mechanics.pairs) of one joint: augmented-Lagrangian contact, Coulomb friction."""
+class SurfaceContact:
+    """Pair law (mechanics.pairs) of one contact pair of surfaces (a facet joint, an articular
+    tip over the lamina): augmented-Lagrangian contact, Coulomb friction."""
 
     def __init__(self, geometry: ContactGeometry, penalty_N_mm3: float, friction: float,
                  penetration_tol_mm: float = np.inf, step_pressure_MPa: float = 10.0) -> None:
@@ -235,5 +238,5 @@ def contact_pairs(V: fem.FunctionSpace, geometry: ContactGeometry, penalty_N_mm3
     """Point pairs of one joint on the displacement space V; collective."""
     upper = locate(V, geometry.slave_mm + _INSIDE_MM * geometry.normals)
     lower = locate(V, geometry.master_mm - _INSIDE_MM * geometry.normals)
-    return PointPairs(upper, lower, FacetContact(geometry, penalty_N_mm3, friction,
+    return PointPairs(upper, lower, SurfaceContact(geometry, penalty_N_mm3, friction,
                                                  penetration_tol_mm))

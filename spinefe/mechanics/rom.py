@@ -195,7 +195,7 @@ def solve_motion(model: Model, motion: str, materials: MaterialFields, *, rom: R
                  neutral_deg: np.ndarray | None = None) -> dict:
     """One motion of `rom` on the `nonlinear` model with one scenario's `materials`: ROM
     (degrees) and coupled rotation from the neutral rotation `neutral_deg` (`neutral_rotation`;
-    None: the meshed geometry), Newton record, ligaments and facets; collective."""
+    None: the meshed geometry), Newton record, ligaments and contacts; collective."""
     t0 = time.perf_counter()
     sol, pairs = solve_segment_nonlinear(model, materials, mechanics, nonlinear,
                                          segment_load(

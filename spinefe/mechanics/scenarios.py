@@ -119,7 +119,7 @@ def nonlinear_record(sol, pairs: dict, applied_N: float, comm) -> dict:
     """Newton steps, ligament and contact states, the facet joints' share of the axial load and
     the force of the L4 articular tips on the L5 lamina (N)."""
     pairs = comm.bcast(pairs, root=0)
-    contacts = pairs.get("facets", {})
+    contacts = pairs.get("contacts", {})
     facet_force = sum(contacts[side]["contact_force_N"] for side in SIDES if side in contacts)
     return {
         "newton": sol.steps,

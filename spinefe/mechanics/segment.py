@@ -15,7 +15,12 @@ from spinefe.common import regions as R
 from spinefe.common.motions import MOTIONS
 from spinefe.config.sections import Mechanics, Nonlinear, Preload
 from spinefe.geometry.mesh import Model, submodel
-from spinefe.mechanics.contact import FacetContact, contact_pairs, pair_surfaces, surface_triangles
+from spinefe.mechanics.contact import (
+    SurfaceContact,
+    contact_pairs,
+    pair_surfaces,
+    surface_triangles,
+)
 from spinefe.mechanics.elasticity import ElasticSolution, LoadCase, solve_elasticity
 from spinefe.mechanics.laws import CellLaw
 from spinefe.mechanics.ligaments import LigamentSprings, fibres
@@ -123,27 +128,29 @@ class SegmentPairs:
     and per L4 articular tip."""
 
     ligaments: LigamentSprings | None
-    facets: dict[str, FacetContact]
+    contacts: dict[str, SurfaceContact]  # keys: Model.contact_pairs' (sides, regions.tip_pair)
     sets: list[PointPairs]
 
     def report(self, states: list[np.ndarray] | None) -> dict:
-        """Per ligament and per joint (see LigamentSprings.report, FacetContact.report); rank 0."""
+        """Per ligament and per contact pair (see LigamentSprings.report,
+        SurfaceContact.report); rank 0."""
         if states is None:
             return {}
         laws = [ps.law for ps in self.sets]
         out = {}
         if self.ligaments is not None:
             out["ligaments"] = self.ligaments.report(states[laws.index(self.ligaments)])
-        out["facets"] = {side: law.report(states[laws.index(law)])
-                         for side, law in self.facets.items()}
+        out["contacts"] = {key: law.report(states[laws.index(law)])
+                           for key, law in self.contacts.items()}
         return out
 
 
 def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
-    """Ligament springs and facet contact pairs of the `nonlinear` model; collective."""
+    """Ligament springs and contact pairs (facet joints, articular tips) of the `nonlinear`
+    model; collective."""
     nl = nonlinear
     V = fem.functionspace(model.mesh, ("Lagrange", 1, (3,)))  # same numbering as the solver's
-    sets, springs, joints = [], None, {}
+    sets, springs, contacts = [], None, {}
     if nl.ligaments:
         # Landmarks sit on the curved bone surfaces; each attaches to the nearest node of its
         # vertebra (the snap distance is reported), with L0 from the landmarks.
@@ -160,22 +167,22 @@ def segment_pairs(model: Model, nonlinear: Nonlinear) -> SegmentPairs:
     if nl.contact:
         # The facet joints (keys: sides) and the L4 articular tips over the L5 lamina
         # (keys: regions.tip_pair).
-        for joint, (upper, lower) in model.contact_pairs.items():
-            if joint not in R.SIDES and not nl.tip_contact:
+        for key, (upper, lower) in model.contact_pairs.items():
+            if key not in R.SIDES and not nl.tip_contact:
                 continue
             geometry = pair_surfaces(surface_triangles(model, upper),
                                      surface_triangles(model, lower))
             if len(geometry.gap_mm) == 0 or geometry.gap_mm.min() <= 0.0:
-                key = "facets.gap_mm" if joint in R.SIDES else f"geometry ({joint} contact)"
+                what = "facets.gap_mm" if key in R.SIDES else f"geometry ({key} contact)"
                 raise ValueError(
-                    f"{key}: the surfaces {upper} and {lower} have no pairs with a positive "
+                    f"{what}: the surfaces {upper} and {lower} have no pairs with a positive "
                     f"initial gap ({len(geometry.gap_mm)} pairs); the contact needs a gap > 0"
                 )
             pairs = contact_pairs(V, geometry, nl.contact_penalty_N_mm3, nl.friction,
                                   nl.penetration_fraction * float(geometry.gap_mm.min()))
-            joints[joint] = pairs.law
+            contacts[key] = pairs.law
             sets.append(pairs)
-    return SegmentPairs(springs, joints, sets)
+    return SegmentPairs(springs, contacts, sets)
 
 
 def solve_segment_nonlinear(model: Model, materials: MaterialFields, mechanics: Mechanics,
