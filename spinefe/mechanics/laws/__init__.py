@@ -21,10 +21,18 @@ import ufl
 
 from spinefe.common.errors import ConfigError
 from spinefe.mechanics.laws import hgo, linear_elastic, neo_hookean, orthotropic
-from spinefe.mechanics.laws.base import Isotropic, Law, deformation_gradient, lame, strain
+from spinefe.mechanics.laws.base import (
+    FiniteStrainLaw,
+    Isotropic,
+    Law,
+    SmallStrainLaw,
+    deformation_gradient,
+    lame,
+    strain,
+)
 
 #: Law name -> module. The first is the default law of every cell.
-LAWS: dict[str, Law] = {
+LAWS: dict[str, SmallStrainLaw | FiniteStrainLaw] = {
     "linear_elastic": linear_elastic,
     "neo_hookean": neo_hookean,
     "hgo": hgo,
@@ -32,7 +40,8 @@ LAWS: dict[str, Law] = {
 }
 DEFAULT_LAW = next(iter(LAWS))
 
-__all__ = ["LAWS", "DEFAULT_LAW", "CellLaw", "Isotropic", "Law", "bilinear",
+__all__ = ["LAWS", "DEFAULT_LAW", "CellLaw", "FiniteStrainLaw", "Isotropic", "Law",
+           "SmallStrainLaw", "bilinear",
            "deformation_gradient", "deformation_gradient_of_cells", "lame", "law", "mixture",
            "second_piola", "strain", "stress"]
 

@@ -22,19 +22,38 @@ The nonlinear residual and tangent are the UFL derivatives of the energy (mechan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import ufl
 
 
+@runtime_checkable
 class Law(Protocol):
-    """The functions a constitutive law module provides (module docstring)."""
+    """The functions every constitutive law module provides (module docstring)."""
 
     FINITE_STRAIN: bool
 
     def energy(self, u, p, chi) -> ufl.core.expr.Expr: ...
 
     def volume_change(self, u) -> ufl.core.expr.Expr: ...
+
+
+@runtime_checkable
+class SmallStrainLaw(Law, Protocol):
+    """A law stated in the small strain (FINITE_STRAIN False): also its stiffness and stress in
+    closed form, for the linear solve."""
+
+    def bilinear(self, u, v, p, chi) -> ufl.Form: ...
+
+    def stress(self, u, p, chi) -> ufl.core.expr.Expr: ...
+
+
+@runtime_checkable
+class FiniteStrainLaw(Law, Protocol):
+    """A law stated in the deformation gradient (FINITE_STRAIN True): also its energy as a
+    function of F, from which the stress is derived."""
+
+    def energy_of_F(self, F, p, chi) -> ufl.core.expr.Expr: ...
 
 
 @dataclass(frozen=True)
