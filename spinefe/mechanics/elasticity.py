@@ -24,7 +24,7 @@ from petsc4py import PETSc
 
 from spinefe.geometry.mesh import marker_tags
 from spinefe.mechanics import laws
-from spinefe.mechanics.laws.prony import Relaxation
+from spinefe.mechanics.relaxation import Relaxation
 from spinefe.mechanics.loads import follower_pressure, pure_moment
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.mechanics.pressure import AveragedPressure

@@ -40,7 +40,7 @@ from spinefe.mechanics.elasticity import (
     support_reactions,
 )
 from spinefe.mechanics.laws import deformation_gradient_of_cells, mixture, second_piola
-from spinefe.mechanics.laws.prony import Relaxation
+from spinefe.mechanics.relaxation import Relaxation
 from spinefe.mechanics.materials import MaterialFields
 from spinefe.mechanics.pairs import PairAssembler, PointPairs
 from spinefe.mechanics.pressure import AveragedPressure

@@ -6,8 +6,9 @@ cells with their parameters, and the first law of LAWS (isotropic linear elastic
 cell-wise Lame parameters) fills the cells no other law claims. `mixture` composes the energy
 (the nonlinear solve), `bilinear` the small-strain stiffness (the linear solve) and `stress` the
 Cauchy stress (results). A Prony-series relaxation of the cells' elastic stress (`prony`, in
-time-dependent solves) applies to any of them. Biot poroelasticity (`poroelastic`) is a
-displacement-pressure law of its own, solved by mechanics.consolidation.
+time-dependent solves; its history: mechanics.relaxation) applies to any of them. Biot
+poroelasticity (`poroelastic`) is a displacement-pressure law of its own, solved by
+mechanics.consolidation.
 """
 
 from __future__ import annotations
