@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import basix
 import dolfinx
@@ -126,6 +127,23 @@ def dose_function(V: fem.FunctionSpace, plan: Plan, formalism: str = "2d",
 
     f.interpolate(total)
     return f
+
+
+def write_dose_fields(model: Model, plan: Plan, formalism: str, path: Path) -> Path:
+    """The dose of `plan` (Gy) at the vertices (P1, `dose_Gy`) and per cell (DG0,
+    `dose_Gy_cell`) on the mesh in the XDMF file `path`, for ParaView; collective."""
+    V1 = fem.functionspace(model.mesh, ("Lagrange", 1))
+    V0 = fem.functionspace(model.mesh, ("DG", 0))
+    fields = [dose_function(V1, plan, formalism, "dose_Gy"),
+              dose_function(V0, plan, formalism, "dose_Gy_cell")]
+    if model.comm.rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    model.comm.barrier()
+    with dolfinx.io.XDMFFile(model.comm, path, "w") as xdmf:
+        xdmf.write_mesh(model.mesh)
+        for f in fields:
+            xdmf.write_function(f, 0.0)
+    return path
 
 
 @dataclass

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dolfinx
 import numpy as np
-from dolfinx import fem
 
 from dosimetry import Plan, write_plan
 from dosimetry.dicom import Study, export_plan
@@ -19,9 +17,9 @@ from spinefe.dose.mesh_dose import (
     ORGAN_AT_RISK,
     TARGET,
     DoseResult,
-    dose_function,
     dvh_table,
     metrics_markdown,
+    write_dose_fields,
 )
 from spinefe.geometry.mesh import Model
 from spinefe.report.figures import gather_grid, render_dvh, render_isodose
@@ -49,18 +47,8 @@ def write_dose_results(model: Model, result: DoseResult, out: Path, dosimetry: D
         "regions": _json_numbers(result.region_stats),
         "provenance": provenance(comm, config_hash),
     }
-    V1 = fem.functionspace(model.mesh, ("Lagrange", 1))
-    V0 = fem.functionspace(model.mesh, ("DG", 0))
-    fields = [dose_function(V1, result.plan, d.formalism, "dose_Gy"),
-              dose_function(V0, result.plan, d.formalism, "dose_Gy_cell")]
-    if comm.rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
-    with dolfinx.io.XDMFFile(comm, out / "dose.xdmf", "w") as xdmf:
-        xdmf.write_mesh(model.mesh)
-        for f in fields:
-            xdmf.write_function(f, 0.0)
-    stamp_xdmf(comm, out / "dose.xdmf", summary["provenance"])
+    stamp_xdmf(comm, write_dose_fields(model, result.plan, d.formalism, out / "dose.xdmf"),
+               summary["provenance"])
     write_json(comm, summary, out / "summary.json")
     grid, names = gather_grid(model)
     # Rank 0 alone from here on: no collective call may follow (an error here must not leave the
