@@ -68,6 +68,33 @@ def test_the_comparison_under_a_motion_has_no_paper_peaks(default_segment, share
         assert "paper, peak" not in text
 
 
+@pytest.mark.serial_only
+def test_nonlinear_scenarios_follow_one_load_path(default_segment, tmp_path):
+    """The nonlinear comparison without its linear companion (`linear=False`): the tumour and
+    implanted scenarios take the healthy one's load steps, each started from the scenario
+    before (`guided`), and no out/linear/ is written. (Toy size: the neo-Hookean disc without
+    ligaments and contact, the axial load in two steps.)"""
+    import json
+
+    from spinefe.config.sections import Nonlinear
+
+    cfg = coarse()
+    records, comp, _ = compare_scenarios(
+        default_segment, tmp_path, materials=cfg.materials, lesion=cfg.lesion,
+        mechanics=_mechanics(), seeds=config_plan(cfg),
+        capsule=cfg.seed_capsule, config_hash="test",
+        nonlinear=Nonlinear(ligaments=False, contact=False, load_steps=2), fields=False,
+        linear=False)
+    steps = {s: r.nonlinear["newton"] for s, r in records.items()}
+    assert [x["guided"] for x in steps["healthy"]] == [False, False]
+    for scenario in ("tumour", "implanted"):
+        assert [x["load_factor"] for x in steps[scenario]] == [0.5, 1.0]
+        assert all(x["guided"] for x in steps[scenario])
+    assert not (tmp_path / "linear").exists() and "linear" not in comp
+    summary = json.loads((tmp_path / "implanted" / "summary.json").read_text())
+    assert summary["nonlinear"]["newton"][0]["guided"] is True
+
+
 def test_standing_is_the_load_normal_to_the_endplate(default_segment):
     """Standing: 500 N as a pressure normal to L4.superior; in a linear solve along its
     reference normal, so the reaction is 500 N along the surface's area-weighted normal (the
