@@ -94,4 +94,3 @@ def setup_logging(comm: MPI.Comm, level: int = logging.INFO, all_ranks: bool = F
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
-

@@ -2,9 +2,9 @@
 lamina): node-to-surface augmented Lagrangian with the initial gap, and Coulomb friction.
 
 Every vertex of the L4 (slave) surface of a pair (a joint's cartilage, a tip's lower face) is
-paired, in the initial geometry,
-with its normal projection on the facing L5 (master) surface (small sliding: the partner point and
-the normal n, pointing from the master towards the slave, are fixed). With du = u(slave) -
+paired, in the initial geometry, with its normal projection on the facing L5 (master) surface
+(small sliding: the partner point and the normal n, pointing from the master towards the slave,
+are fixed). With du = u(slave) -
 u(master) the gap is g = g0 + n . du. Normal law: p = <lambda - k_n g> with k_n = eps A, A the
 vertex's share of the slave area, eps (N/mm^3) the penalty and lambda the augmented-Lagrangian
 multiplier (0 at the start: a pure penalty, penetration = pressure / eps).
@@ -235,8 +235,8 @@ class SurfaceContact:
 
 def contact_pairs(V: fem.FunctionSpace, geometry: ContactGeometry, penalty_N_mm3: float,
                   friction: float, penetration_tol_mm: float = np.inf) -> PointPairs:
-    """Point pairs of one joint on the displacement space V; collective."""
+    """Point pairs of one contact pair of surfaces on the displacement space V; collective."""
     upper = locate(V, geometry.slave_mm + _INSIDE_MM * geometry.normals)
     lower = locate(V, geometry.master_mm - _INSIDE_MM * geometry.normals)
     return PointPairs(upper, lower, SurfaceContact(geometry, penalty_N_mm3, friction,
-                                                 penetration_tol_mm))
+                                                   penetration_tol_mm))

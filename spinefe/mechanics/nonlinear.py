@@ -305,7 +305,7 @@ class NonlinearProblem:
                 "pressure": pressure}
 
     def solution(self, x: PETSc.Vec, steps: list[dict], setup_seconds: float,
-                 options: NewtonOptions) -> NonlinearSolution:
+                 options: NewtonOptions, path: list[PathPoint] = ()) -> NonlinearSolution:
         """The solution at the converged state x after `steps` (u is this problem's)."""
         out = self.results(x)
         return NonlinearSolution(
@@ -326,6 +326,7 @@ class NonlinearProblem:
             steps=steps,
             pair_states=self.pairs.relative_displacements(x),
             support_reactions_N=out["reactions"],
+            path=list(path),
         )
 
     def commit_history(self, x: PETSc.Vec) -> None:
@@ -450,9 +451,7 @@ def solve_nonlinear(
         with problem.solver(options) as solver:
             t_setup = time.perf_counter() - t0
             x, steps, path = load_steps(problem, solver.snes, options, guide)
-        sol = problem.solution(x, steps, t_setup, options)
-        sol.path = path
-        return sol
+        return problem.solution(x, steps, t_setup, options, path)
     finally:
         problem.destroy()
 

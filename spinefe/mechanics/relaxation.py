@@ -23,7 +23,7 @@ class Relaxation:
         self.points = T.element.interpolation_points
         self.T = T
         self.S_n = fem.Function(T, name="elastic_stress_previous")
-        self.terms = []  # (series, g_i, a_i, b_i, H_i)
+        self.terms = []  # (series, g_i, tau_i, a_i, b_i, H_i)
         for s in series:
             for g, tau in zip(s.g, s.tau_s, strict=True):
                 a, b = fem.Constant(mesh, 1.0), fem.Constant(mesh, 1.0)

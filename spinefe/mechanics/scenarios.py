@@ -258,10 +258,11 @@ def compare_scenarios(model: Model, out: Path, *, materials: Materials, lesion: 
                   seeds=seeds, capsule=capsule, config_hash=config_hash)
     records, maps, linear_records = {}, {}, {}
     finite = materials.finite_strain_keys()
-    with_linear = linear and nonlinear is not None and not finite
-    if linear and nonlinear is not None and finite:
+    wanted = linear and nonlinear is not None  # the linear companion
+    if wanted and finite:
         log.info("no linear companion of the nonlinear comparison: %s has no linear form",
                  ", ".join(finite))
+    with_linear = wanted and not finite
     guide = []
     for scenario in SCENARIOS:
         # Each nonlinear scenario follows the load path of the one before (load_steps): the

@@ -561,16 +561,12 @@ def run_study(study: Study, out: Path, comm, ranks_per_case: int = 1, force: boo
             totals = {s: sum(c[s] for c in comm.allgather(counts if group.rank == 0 else {})
                              if c) for s in counts}
             progress.update(len(chosen) - progress.done, failed=totals["failed"])
-    except BaseException:
-        if comm.rank == 0:
-            queue.remove()
-        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         group.Free()
+        if comm.rank == 0:  # past the allgather (or interrupted): no group takes cases any more
+            queue.remove()
     comm.Barrier()  # every group's summaries are written
-    if comm.rank == 0:
-        queue.remove()
     on_root(comm, lambda: write_table(study, out))
     return StudyRun(totals["ok"], totals["skipped"], totals["failed"], out / "summary.csv",
                     totals["claimed"])
